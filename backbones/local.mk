@@ -1,0 +1,1 @@
+# backbones/local.mk: filled in by its area

@@ -1,0 +1,1 @@
+# configs/local.mk: filled in by its area

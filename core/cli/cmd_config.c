@@ -1,0 +1,17 @@
+/* core/cli/cmd_config.c - PLACEHOLDER: the command is not implemented yet. */
+#include "cli.h"
+
+int sm_cmd_run(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "simmimctl %s: not implemented yet\n", argv[0]);
+    return SM_EXIT_FAILURE;
+}
+
+int sm_cmd_check_config(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "simmimctl %s: not implemented yet\n", argv[0]);
+    return SM_EXIT_FAILURE;
+}
+

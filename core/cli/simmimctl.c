@@ -1,0 +1,67 @@
+/* core/cli/simmimctl.c - the command-line front end: dispatch, help, version. */
+#include "cli.h"
+
+#include <string.h>
+
+typedef struct sm_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} sm_command;
+
+static int sm_cmd_version(int argc, char **argv);
+
+static const sm_command commands[] = {
+    {"run", sm_cmd_run, "run the job a config describes (pretraining, fine-tuning, evaluation)"},
+    {"check-config", sm_cmd_check_config, "validate a config; print the effective merged YAML"},
+    {"plugins", sm_cmd_plugins, "list every component: kind, name, file, version, config keys"},
+    {"data", sm_cmd_data, "scan the configured dataset: counts, sizes, formats, bad files"},
+    {"inspect", sm_cmd_inspect, "list the tensors and metadata of a safetensors file"},
+    {"verify", sm_cmd_verify, "check the models against reference files (golden format)"},
+    {"version", sm_cmd_version, "print the version and the plugin ABI"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: simmimctl COMMAND [ARGS...]\n\n"
+               "SimMIM masked image modeling: pretrain ViT/Swin backbones, fine-tune, evaluate.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'simmimctl COMMAND --help' describes a command.\n"
+               "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n");
+}
+
+static int sm_cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: simmimctl version\n\nPrints the simmim version and its plugin ABI.\n");
+        return SM_EXIT_OK;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "simmimctl version: unexpected argument '%s'\n", argv[1]);
+        return SM_EXIT_USAGE;
+    }
+    printf("simmimctl %s (libsimmim %s, plugin ABI %d.%d)\n", SM_VERSION_STRING, sm_version(),
+           SM_ABI_MAJOR, SM_ABI_MINOR);
+    return SM_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return SM_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return SM_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) return sm_cmd_version(1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "simmimctl: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return SM_EXIT_USAGE;
+}

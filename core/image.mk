@@ -1,0 +1,1 @@
+# core/image.mk: filled in by its area

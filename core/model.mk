@@ -1,0 +1,1 @@
+# core/model.mk: filled in by its area

@@ -1,0 +1,259 @@
+/* core/registry.c - components by kind and name; which plugin file each came from. */
+#include "internal.h"
+#include "registry_internal.h"
+
+#include <ctype.h>
+#include <dlfcn.h>
+#include <stddef.h>
+
+typedef struct sm__entry {
+    const sm_component *comp;
+    int plugin; /* index into plugins, -1 = built-in */
+} sm__entry;
+
+typedef struct sm__plugin {
+    char *path;    /* resolved path of the file      */
+    char *stem;    /* file name, for shadowing        */
+    char *name;
+    char *version;
+    void *handle;  /* dlopen handle (NULL for tests) */
+} sm__plugin;
+
+struct sm_registry {
+    sm__entry *entries[SM_KIND_COUNT];
+    size_t n[SM_KIND_COUNT], cap[SM_KIND_COUNT];
+    sm__plugin *plugins;
+    size_t n_plugins, cap_plugins;
+    int loading; /* plugin index being registered, -1 = built-in */
+};
+
+const char *sm_kind_name(sm_kind kind)
+{
+    static const char *const names[SM_KIND_COUNT] = {"backend", "backbone", "dataset",
+                                                     "optimizer", "scheduler"};
+    return (unsigned)kind < SM_KIND_COUNT ? names[kind] : NULL;
+}
+
+/* Smallest vtable size a component of each kind must have at ABI 1.0. */
+static size_t sm__min_struct_size(sm_kind kind)
+{
+    switch (kind) {
+    case SM_KIND_BACKEND: return sizeof(sm_backend_vtbl);
+    case SM_KIND_BACKBONE: return sizeof(sm_backbone_vtbl);
+    case SM_KIND_DATASET: return sizeof(sm_dataset_vtbl);
+    default: return sizeof(sm_component);
+    }
+}
+
+sm_registry *sm_registry_new(void)
+{
+    sm_registry *reg = calloc(1, sizeof *reg);
+    if (!reg) return NULL;
+    reg->loading = -1;
+    if (sm_registry_add(reg, &sm_backend_ref_vtbl()->hdr, NULL) != 0) {
+        sm_registry_free(reg);
+        return NULL;
+    }
+    return reg;
+}
+
+void sm_registry_free(sm_registry *reg)
+{
+    if (!reg) return;
+    for (int k = 0; k < SM_KIND_COUNT; k++) free(reg->entries[k]);
+    for (size_t i = 0; i < reg->n_plugins; i++) {
+        sm__plugin *p = &reg->plugins[i];
+        if (p->handle) dlclose(p->handle);
+        free(p->path);
+        free(p->stem);
+        free(p->name);
+        free(p->version);
+    }
+    free(reg->plugins);
+    free(reg);
+}
+
+static const char *sm__entry_source(const sm_registry *reg, int plugin)
+{
+    return plugin < 0 ? "built-in" : reg->plugins[plugin].path;
+}
+
+static bool sm__valid_name(const char *name)
+{
+    if (!name || !*name) return false;
+    for (const char *p = name; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_')) return false;
+    return true;
+}
+
+int sm_registry_add(sm_registry *reg, const sm_component *comp, sm_error *err)
+{
+    const char *file = reg && reg->loading >= 0 ? reg->plugins[reg->loading].path : NULL;
+    if (!reg || !comp) return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL, "NULL component");
+    if ((unsigned)comp->kind >= SM_KIND_COUNT)
+        return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL,
+                            "component '%s' has an invalid kind %d",
+                            comp->name ? comp->name : "?", (int)comp->kind);
+    if (!sm__valid_name(comp->name))
+        return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL,
+                            "%s component name '%s' is invalid (use [a-z0-9_]+)",
+                            sm_kind_name(comp->kind), comp->name ? comp->name : "");
+    if (comp->abi_major != SM_ABI_MAJOR)
+        return sm_error_set(err, SM_EABI, file, 0, 0, NULL,
+                            "%s '%s' was built for plugin ABI major %u, this simmim has ABI %d.%d",
+                            sm_kind_name(comp->kind), comp->name, comp->abi_major, SM_ABI_MAJOR,
+                            SM_ABI_MINOR);
+    if (comp->struct_size < sm__min_struct_size(comp->kind))
+        return sm_error_set(err, SM_EABI, file, 0, 0, NULL,
+                            "%s '%s' has a %u-byte vtable, smaller than the %zu bytes of ABI %d.0",
+                            sm_kind_name(comp->kind), comp->name, comp->struct_size,
+                            sm__min_struct_size(comp->kind), SM_ABI_MAJOR);
+    for (size_t i = 0; i < reg->n[comp->kind]; i++) {
+        const sm__entry *e = &reg->entries[comp->kind][i];
+        if (sm__strcasecmp(e->comp->name, comp->name) == 0)
+            return sm_error_set(err, SM_EEXIST, file, 0, 0, NULL,
+                                "%s '%s' is registered twice: by %s and by %s",
+                                sm_kind_name(comp->kind), comp->name,
+                                sm__entry_source(reg, e->plugin), file ? file : "built-in");
+    }
+    sm_kind k = comp->kind;
+    if (reg->n[k] == reg->cap[k]) {
+        size_t cap = reg->cap[k] ? reg->cap[k] * 2 : 8;
+        sm__entry *v = realloc(reg->entries[k], cap * sizeof *v);
+        if (!v) return sm_error_set(err, SM_ENOMEM, file, 0, 0, NULL, "out of memory");
+        reg->entries[k] = v;
+        reg->cap[k] = cap;
+    }
+    reg->entries[k][reg->n[k]++] = (sm__entry){comp, reg->loading};
+    return 0;
+}
+
+const sm_component *sm_registry_find(const sm_registry *reg, sm_kind kind, const char *name)
+{
+    if (!reg || !name || (unsigned)kind >= SM_KIND_COUNT) return NULL;
+    for (size_t i = 0; i < reg->n[kind]; i++)
+        if (sm__strcasecmp(reg->entries[kind][i].comp->name, name) == 0)
+            return reg->entries[kind][i].comp;
+    return NULL;
+}
+
+size_t sm_registry_names(const sm_registry *reg, sm_kind kind, char *buf, size_t n)
+{
+    size_t len = 0, count = reg && (unsigned)kind < SM_KIND_COUNT ? reg->n[kind] : 0;
+    if (n) buf[0] = '\0';
+    if (count == 0) return sm__strlcpy(buf, "none", n);
+    for (size_t i = 0; i < count; i++) {
+        int r = snprintf(len < n ? buf + len : NULL, len < n ? n - len : 0, "%s%s",
+                         i ? ", " : "", reg->entries[kind][i].comp->name);
+        if (r > 0) len += (size_t)r;
+    }
+    return len;
+}
+
+const sm_component *sm_registry_lookup(const sm_registry *reg, sm_kind kind, const char *name,
+                                       sm_error *err)
+{
+    const sm_component *c = sm_registry_find(reg, kind, name);
+    if (c) return c;
+    char names[512];
+    sm_registry_names(reg, kind, names, sizeof names);
+    sm_error_set(err, SM_ENOTFOUND, NULL, 0, 0, NULL, "unknown %s '%s' (available: %s)",
+                 sm_kind_name(kind) ? sm_kind_name(kind) : "component", name ? name : "",
+                 names);
+    return NULL;
+}
+
+size_t sm_registry_count(const sm_registry *reg, sm_kind kind)
+{
+    return reg && (unsigned)kind < SM_KIND_COUNT ? reg->n[kind] : 0;
+}
+
+const sm_component *sm_registry_get(const sm_registry *reg, sm_kind kind, size_t i)
+{
+    if (!reg || (unsigned)kind >= SM_KIND_COUNT || i >= reg->n[kind]) return NULL;
+    return reg->entries[kind][i].comp;
+}
+
+static const sm__entry *sm__find_entry(const sm_registry *reg, const sm_component *comp)
+{
+    if (!reg || !comp || (unsigned)comp->kind >= SM_KIND_COUNT) return NULL;
+    for (size_t i = 0; i < reg->n[comp->kind]; i++)
+        if (reg->entries[comp->kind][i].comp == comp) return &reg->entries[comp->kind][i];
+    return NULL;
+}
+
+const char *sm_registry_source(const sm_registry *reg, const sm_component *comp)
+{
+    const sm__entry *e = sm__find_entry(reg, comp);
+    return e ? sm__entry_source(reg, e->plugin) : "";
+}
+
+const char *sm_registry_plugin_version(const sm_registry *reg, const sm_component *comp)
+{
+    const sm__entry *e = sm__find_entry(reg, comp);
+    return e && e->plugin >= 0 ? reg->plugins[e->plugin].version : "";
+}
+
+size_t sm_registry_plugin_count(const sm_registry *reg) { return reg ? reg->n_plugins : 0; }
+
+const char *sm_registry_plugin_path(const sm_registry *reg, size_t i)
+{
+    return reg && i < reg->n_plugins ? reg->plugins[i].path : NULL;
+}
+
+/* ---- used by the plugin loader ------------------------------------------------------------ */
+
+bool sm__registry_has_stem(const sm_registry *reg, const char *stem)
+{
+    for (size_t i = 0; i < reg->n_plugins; i++)
+        if (strcmp(reg->plugins[i].stem, stem) == 0) return true;
+    return false;
+}
+
+int sm__registry_begin(sm_registry *reg, const char *path, const char *stem)
+{
+    if (reg->n_plugins == reg->cap_plugins) {
+        size_t cap = reg->cap_plugins ? reg->cap_plugins * 2 : 8;
+        sm__plugin *v = realloc(reg->plugins, cap * sizeof *v);
+        if (!v) return SM_ENOMEM;
+        reg->plugins = v;
+        reg->cap_plugins = cap;
+    }
+    sm__plugin *p = &reg->plugins[reg->n_plugins];
+    memset(p, 0, sizeof *p);
+    p->path = sm__strdup(path);
+    p->stem = sm__strdup(stem);
+    if (!p->path || !p->stem) {
+        free(p->path);
+        free(p->stem);
+        return SM_ENOMEM;
+    }
+    reg->loading = (int)reg->n_plugins++;
+    return 0;
+}
+
+void sm__registry_commit(sm_registry *reg, void *handle, const char *name, const char *version)
+{
+    sm__plugin *p = &reg->plugins[reg->loading];
+    p->handle = handle;
+    p->name = sm__strdup(name);
+    p->version = sm__strdup(version);
+    reg->loading = -1;
+}
+
+void sm__registry_rollback(sm_registry *reg)
+{
+    int idx = reg->loading;
+    if (idx < 0) return;
+    for (int k = 0; k < SM_KIND_COUNT; k++) {
+        size_t w = 0;
+        for (size_t i = 0; i < reg->n[k]; i++)
+            if (reg->entries[k][i].plugin != idx) reg->entries[k][w++] = reg->entries[k][i];
+        reg->n[k] = w;
+    }
+    sm__plugin *p = &reg->plugins[idx];
+    free(p->path);
+    free(p->stem);
+    reg->n_plugins--; /* idx is always the last one */
+    reg->loading = -1;
+}

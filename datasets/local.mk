@@ -1,0 +1,1 @@
+# datasets/local.mk: filled in by its area

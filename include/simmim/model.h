@@ -1,0 +1,124 @@
+/* simmim/model.h - backbones (plugins), the SimMIM model and the classifier.
+ *
+ * A backbone plugin (backbones/vit, backbones/swin, or one written out of tree) is forward code
+ * only: it declares its parameters under the official PyTorch state_dict names, initialises
+ * them as the official code does, and builds its forward pass from ops (ops.h); the tape gives
+ * the backward pass.
+ *
+ * The core wraps a backbone:
+ *  - SimMIM (pretraining): images + patch mask -> backbone feature map (B, F, H/s, W/s) ->
+ *    decoder 1x1 conv F -> s²·C -> PixelShuffle(s) -> masked L1 loss. Names: the backbone's
+ *    parameters under "encoder.", the decoder as "decoder.0.weight" / "decoder.0.bias".
+ *  - classifier (fine-tuning / evaluation): images -> pooled features (B, F) -> head Linear
+ *    F -> K ("head.weight", "head.bias") -> logits; the backbone's names have no prefix.
+ */
+#ifndef SIMMIM_MODEL_H
+#define SIMMIM_MODEL_H
+
+#include "simmim/common.h"
+#include "simmim/config.h"
+#include "simmim/io.h"
+#include "simmim/params.h"
+#include "simmim/registry.h"
+#include "simmim/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sm_task {
+    SM_TASK_SIMMIM = 0,  /* masked image modeling pretraining */
+    SM_TASK_CLASSIFY = 1 /* image classification              */
+} sm_task;
+
+typedef struct sm_backbone_opts {
+    sm_task task;
+    int64_t img_h, img_w; /* input image size                                                */
+    const char *prefix;   /* parameter name prefix: "encoder." (SimMIM) or "" (classifier)     */
+} sm_backbone_opts;
+
+typedef struct sm_backbone_info {
+    int in_chans;       /* input channels                                                     */
+    int patch_size;     /* model patch size p: the mask grid is (H/p, W/p)                    */
+    int encoder_stride; /* stride s of the SimMIM feature map (decoder pixel-shuffle factor)  */
+    int num_features;   /* channels F of the feature map and of the pooled features           */
+    int num_layers;     /* layer ids for layer-wise LR decay run 0..num_layers-1              */
+} sm_backbone_info;
+
+/* A constant buffer of the official module (relative_position_index, attn_mask), so tools can
+ * compare it with a reference file. */
+typedef struct sm_buffer {
+    const char *name;    /* without the prefix, e.g. "layers.0.blocks.1.attn_mask"              */
+    sm_dtype dtype;      /* SM_DTYPE_I64 or SM_DTYPE_F32                                         */
+    int ndim;
+    int64_t shape[4];
+    const void *data;    /* borrowed, valid while the backbone lives                             */
+} sm_buffer;
+
+typedef struct sm_backbone_vtbl {
+    sm_component hdr; /* kind SM_KIND_BACKBONE; keys live in the `model` section               */
+    /* Required. Reads its keys from the validated `model` section, declares its parameters
+     * (opts->prefix + official name) in params. */
+    int (*create)(const sm_cfg *model, const sm_backbone_opts *opts, sm_params *params,
+                  void **self, sm_error *err);
+    /* Required. */
+    void (*destroy)(void *self);
+    /* Required. */
+    void (*info)(const void *self, sm_backbone_info *out);
+    /* Required. The official initialisation, after sm_params_finalize, from rng. */
+    int (*init)(void *self, sm_rng *rng, sm_error *err);
+    /* Required. images (B, in_chans, H, W) constant; mask (B, H/p, W/p) constant floats, 1 =
+     * masked, or NULL (no masking; required NULL for classification).
+     * SM_TASK_SIMMIM: returns the feature map (B, F, H/s, W/s).
+     * SM_TASK_CLASSIFY: returns pooled features (B, F).
+     * On failure returns NULL with the error in ctx. */
+    sm_tensor *(*forward)(void *self, sm_ctx *ctx, sm_tensor *images, const sm_tensor *mask);
+    /* Optional. Layer id (0..num_layers-1) of a parameter, name WITHOUT prefix, for
+     * layer-wise LR decay (spec 7.4). NULL: every parameter gets num_layers - 1. */
+    int (*layer_id)(const void *self, const char *name);
+    /* Optional. True if the parameter is in the official no-weight-decay skip list / keywords
+     * (name WITHOUT prefix). The 1-D and ".bias" rules are applied by the core. */
+    bool (*no_weight_decay)(const void *self, const char *name);
+    /* Optional. Constant buffers, for comparison with reference files. */
+    size_t (*buffer_count)(const void *self);
+    int (*buffer_get)(const void *self, size_t i, sm_buffer *out);
+} sm_backbone_vtbl;
+
+/* ---- the model -------------------------------------------------------------------------- */
+
+typedef struct sm_model sm_model;
+
+/* Builds a model from a validated config: backbone `model.backbone` with the `model` section,
+ * image size `train_config.image_size`, classes `train_config.num_classes` (classifier).
+ * Parameters are declared and finalised (zeroed); call sm_model_init for the official init.
+ * new; free with sm_model_free. */
+SM_API int sm_model_new(const sm_registry *reg, const sm_cfg *root, sm_task task,
+                        sm_model **out, sm_error *err);
+SM_API void sm_model_free(sm_model *m);
+SM_API sm_task sm_model_task(const sm_model *m);
+SM_API sm_params *sm_model_params(sm_model *m);
+SM_API const sm_backbone_info *sm_model_info(const sm_model *m);
+SM_API int sm_model_num_classes(const sm_model *m);
+/* The backbone component and instance (borrowed), for buffer access etc. */
+SM_API const sm_backbone_vtbl *sm_model_backbone(const sm_model *m, void **self);
+
+/* Official initialisation of every parameter, deterministic in seed. */
+SM_API int sm_model_init(sm_model *m, uint64_t seed, sm_error *err);
+
+/* SimMIM step: images (B, C, H, W) constant, mask (B, H/p, W/p) constant floats.
+ * Returns the loss (scalar); *x_rec (if not NULL) receives the reconstruction (B, C, H, W). */
+SM_API sm_tensor *sm_model_simmim(sm_model *m, sm_ctx *ctx, sm_tensor *images,
+                                  const sm_tensor *mask, sm_tensor **x_rec);
+/* Classifier forward: images (B, C, H, W) -> logits (B, K). */
+SM_API sm_tensor *sm_model_logits(sm_model *m, sm_ctx *ctx, sm_tensor *images);
+
+/* Layer id / no-weight-decay of a full parameter name (with prefix), spec 7.3-7.4:
+ * no decay if 1-D, name ends in ".bias", or the backbone's skip list says so. */
+SM_API int sm_model_layer_id(const sm_model *m, const char *name);
+SM_API int sm_model_num_layers(const sm_model *m);
+SM_API bool sm_model_no_weight_decay(const sm_model *m, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SIMMIM_MODEL_H */

@@ -1,0 +1,39 @@
+/* simmim/simmim.h - umbrella header of libsimmim.
+ *
+ * libsimmim: SimMIM masked image modeling (Xie et al. 2021) in C. Tensors and reverse-mode
+ * autograd (tensor.h, ops.h), GEMM backends (backend.h), named parameters (params.h),
+ * configuration with RingMo-Framework semantics (config.h), a registry of components and a
+ * dlopen plugin loader (registry.h, plugin.h), safetensors (io.h), models (model.h), datasets
+ * (data.h). Errors: common.h; messages: log.h.
+ *
+ * Build against it with `pkg-config --cflags --libs simmim`.
+ */
+#ifndef SIMMIM_SIMMIM_H
+#define SIMMIM_SIMMIM_H
+
+#include "simmim/version.h"
+#include "simmim/common.h"
+#include "simmim/log.h"
+#include "simmim/config.h"
+#include "simmim/registry.h"
+#include "simmim/plugin.h"
+#include "simmim/rng.h"
+#include "simmim/tensor.h"
+#include "simmim/ops.h"
+#include "simmim/backend.h"
+#include "simmim/params.h"
+#include "simmim/io.h"
+#include "simmim/model.h"
+#include "simmim/data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library's version string ("0.1.0"), for checking against the header at run time. */
+SM_API const char *sm_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SIMMIM_SIMMIM_H */

@@ -1,0 +1,142 @@
+/* simmim/tensor.h - float32 tensors, the per-step context (arena + tape), and autograd.
+ *
+ * Tensors use PyTorch's dimension order (shape[0] outermost; images NCHW, tokens (B, L, C),
+ * Linear weights [out, in]) with element strides, up to 6 dimensions (Swin's window partition is
+ * a 6-D permute).
+ *
+ * Three lifetimes:
+ *  - parameters, their gradients and optimizer state: an sm_params store (params.h), each one
+ *    contiguous block;
+ *  - activations, activation gradients and the tape: the per-step arena inside an sm_ctx. It is
+ *    rewound by sm_ctx_reset() at the start of every step; there is no per-tensor free, and after
+ *    the first step the arena does not grow (same shapes, same allocations);
+ *  - long-lived tensors (inputs kept across steps, buffers): sm_tensor_new / sm_tensor_free.
+ *
+ * Autograd is a define-by-run tape: every op (ops.h) computes its result eagerly and, when
+ * gradients are enabled and an input requires them, appends an entry to the tape. sm_backward()
+ * walks the tape in reverse; every backward ACCUMULATES into the input gradients, so fan-out and
+ * residual connections need no special handling.
+ *
+ * Errors caused by user input (shapes that follow from a config) never abort: an op that cannot
+ * run records the first error in the context ("sticky" status) and returns NULL, and every op
+ * given a NULL input returns NULL at once. Model code is written straight-line and checks
+ * sm_ctx_status() once at the end.
+ */
+#ifndef SIMMIM_TENSOR_H
+#define SIMMIM_TENSOR_H
+
+#include "simmim/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SM_MAX_DIMS 6
+
+/* Flags */
+#define SM_TENSOR_REQUIRES_GRAD 0x1u /* gradients flow into this tensor                       */
+#define SM_TENSOR_PARAM 0x2u         /* lives in an sm_params store                            */
+
+struct sm__node;
+
+typedef struct sm_tensor {
+    int32_t ndim;
+    uint32_t flags;
+    int64_t shape[SM_MAX_DIMS];
+    int64_t stride[SM_MAX_DIMS]; /* in elements                                               */
+    float *data;                 /* element (i0, i1, ...) is data[i0*stride[0] + i1*stride[1]...] */
+    float *grad;                 /* same layout as data; NULL until gradients reach it. For a */
+                                 /* view, use sm_tensor_grad() (it lives in the base's buffer) */
+    struct sm_tensor *base;      /* views: the tensor owning the storage; NULL otherwise       */
+    int64_t offset;              /* views: element offset of data within base->data            */
+    const char *name;            /* parameters: the official state_dict name; else NULL        */
+    struct sm__node *node;       /* internal: the tape entry that produced it                  */
+} sm_tensor;
+
+/* Compound literal for shapes: sm_ctx_tensor(ctx, 3, SM_SHAPE(B, L, C)). */
+#define SM_SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+
+SM_API int64_t sm_tensor_numel(const sm_tensor *t);
+/* Row-major contiguous (strides are the running products of the shape). */
+SM_API bool sm_tensor_is_contiguous(const sm_tensor *t);
+/* True if the shapes are equal. */
+SM_API bool sm_tensor_same_shape(const sm_tensor *a, const sm_tensor *b);
+/* "(2, 197, 768)"; snprintf semantics. */
+SM_API size_t sm_tensor_shape_str(const sm_tensor *t, char *buf, size_t n);
+
+/* Heap tensor, contiguous, zero-filled. NULL on ENOMEM or bad shape (ndim outside 0..6, a
+ * negative dimension, element count overflow). Free with sm_tensor_free (NULL-safe). */
+SM_API sm_tensor *sm_tensor_new(int ndim, const int64_t *shape);
+SM_API void sm_tensor_free(sm_tensor *t);
+
+/* ---------------------------------------------------------------------------------------- */
+/* The context.                                                                              */
+
+typedef struct sm_ctx sm_ctx;
+typedef struct sm_backend sm_backend;
+
+/* new. backend is borrowed (must outlive the context); NULL selects the built-in `ref`
+ * backend. NULL on ENOMEM. */
+SM_API sm_ctx *sm_ctx_new(sm_backend *backend);
+SM_API void sm_ctx_free(sm_ctx *ctx);
+
+/* Start of a step: rewinds the arena, clears the tape and the sticky error. Every tensor
+ * allocated in the arena before becomes invalid. */
+SM_API void sm_ctx_reset(sm_ctx *ctx);
+
+/* Sticky status: 0 or the first error recorded since the last reset. */
+SM_API int sm_ctx_status(const sm_ctx *ctx);
+/* The first error (code 0 if none). Borrowed. */
+SM_API const sm_error *sm_ctx_error(const sm_ctx *ctx);
+/* Records an error (first one wins) and returns code. For use by ops and backbone plugins. */
+SM_API int sm_ctx_fail(sm_ctx *ctx, int code, const char *fmt, ...) SM_PRINTF(3, 4);
+
+/* Gradient recording (default on). When off, ops record nothing (evaluation). */
+SM_API void sm_ctx_set_grad(sm_ctx *ctx, bool enabled);
+SM_API bool sm_ctx_grad(const sm_ctx *ctx);
+/* Training mode (default off): drop path is active only in training mode. */
+SM_API void sm_ctx_set_train(sm_ctx *ctx, bool training);
+SM_API bool sm_ctx_train(const sm_ctx *ctx);
+/* Keys of the counter-based RNG used by stochastic ops (drop path): results depend only on
+ * (seed, step, the op's own key, the sample index), never on threads. */
+SM_API void sm_ctx_set_rng(sm_ctx *ctx, uint64_t seed, uint64_t step);
+/* Number of threads for the core's own OpenMP kernels (default: omp_get_max_threads()).
+ * Results never depend on it. */
+SM_API void sm_ctx_set_threads(sm_ctx *ctx, int threads);
+SM_API int sm_ctx_threads(const sm_ctx *ctx);
+SM_API sm_backend *sm_ctx_backend(sm_ctx *ctx);
+
+/* Arena statistics in bytes: in use now, the high-water mark since creation, and the memory
+ * reserved from the system. */
+SM_API size_t sm_ctx_arena_used(const sm_ctx *ctx);
+SM_API size_t sm_ctx_arena_peak(const sm_ctx *ctx);
+SM_API size_t sm_ctx_arena_reserved(const sm_ctx *ctx);
+
+/* Arena tensors (valid until the next reset), contiguous. NULL (and a sticky error) on a bad
+ * shape or ENOMEM. sm_ctx_tensor leaves the data uninitialised. */
+SM_API sm_tensor *sm_ctx_tensor(sm_ctx *ctx, int ndim, const int64_t *shape);
+SM_API sm_tensor *sm_ctx_zeros(sm_ctx *ctx, int ndim, const int64_t *shape);
+/* A tensor header in the arena over external contiguous data (borrowed, not copied). It does
+ * not require grad. */
+SM_API sm_tensor *sm_ctx_wrap(sm_ctx *ctx, float *data, int ndim, const int64_t *shape);
+/* Raw arena memory, 64-byte aligned, uninitialised; NULL + sticky error on ENOMEM. */
+SM_API void *sm_ctx_alloc(sm_ctx *ctx, size_t bytes);
+
+/* The gradient buffer of t (allocating a zeroed one in the arena if needed; for views, inside
+ * the base's gradient), laid out like t->data. NULL if t does not require grad. */
+SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
+
+/* Backpropagates from a scalar (numel 1) `loss` with d loss = 1. Gradients ACCUMULATE into
+ * every tensor that requires grad (parameters: their store's grad block). Returns the sticky
+ * status. */
+SM_API int sm_backward(sm_ctx *ctx, sm_tensor *loss);
+/* Same from any tensor with an explicit upstream gradient (contiguous, numel(out) floats). */
+SM_API int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout);
+
+/* Number of entries on the tape (for tests and debugging). */
+SM_API size_t sm_ctx_tape_size(const sm_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SIMMIM_TENSOR_H */

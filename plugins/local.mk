@@ -1,0 +1,1 @@
+# plugins/local.mk: filled in by its area

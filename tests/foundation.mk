@@ -1,0 +1,1 @@
+# tests/foundation.mk: filled in by its area

@@ -1,0 +1,17 @@
+# Tests: Check programs, one per module (tests/check_<module>.c), listed by each area's
+# tests/*.mk. Plugins are found in the build tree through SIMMIM_PLUGIN_PATH.
+AM_TESTS_ENVIRONMENT = \
+	SIMMIM_PLUGIN_PATH='$(abs_top_builddir)/plugins/.libs:$(abs_top_builddir)/backbones/.libs:$(abs_top_builddir)/datasets/.libs'; \
+	export SIMMIM_PLUGIN_PATH; \
+	SM_TEST_SRCDIR='$(abs_top_srcdir)/tests'; export SM_TEST_SRCDIR; \
+	SM_TEST_BUILDDIR='$(abs_top_builddir)/tests'; export SM_TEST_BUILDDIR; \
+	SIMMIMCTL='$(abs_top_builddir)/core/cli/simmimctl'; export SIMMIMCTL; \
+	CK_DEFAULT_TIMEOUT=300; export CK_DEFAULT_TIMEOUT;
+
+TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+TEST_LIBS = tests/libtestutil.la core/libsimmim.la $(CHECK_LIBS) -lm
+
+check_LTLIBRARIES += tests/libtestutil.la
+tests_libtestutil_la_SOURCES = tests/testutil.c tests/testutil.h
+tests_libtestutil_la_CFLAGS = $(TEST_CFLAGS)
+tests_libtestutil_la_LIBADD = core/libsimmim.la $(CHECK_LIBS)

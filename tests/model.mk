@@ -1,0 +1,1 @@
+# tests/model.mk: filled in by its area

@@ -1,0 +1,1 @@
+# tests/tensor.mk: filled in by its area

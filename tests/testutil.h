@@ -1,0 +1,35 @@
+/* tests/testutil.h - helpers shared by the Check programs. */
+#ifndef SIMMIM_TESTUTIL_H
+#define SIMMIM_TESTUTIL_H
+
+#undef NDEBUG
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "simmim/simmim.h"
+
+/* $SM_TEST_SRCDIR/rel (the tests/ source directory), into a static buffer per call slot. */
+const char *sm_test_src(const char *rel);
+/* $SM_TEST_BUILDDIR/rel. */
+const char *sm_test_build(const char *rel);
+/* A fresh empty temporary directory (removed by sm_test_rmtree). Returns a malloc'd path. */
+char *sm_test_tmpdir(void);
+/* rm -rf path. */
+void sm_test_rmtree(const char *path);
+/* Writes len bytes to path; returns 0 or -1. */
+int sm_test_write_file(const char *path, const void *data, size_t len);
+/* Reads a whole file (malloc'd, NUL-terminated); NULL on error. */
+char *sm_test_read_file(const char *path, size_t *len);
+
+/* Fails the current test (with the first mismatches and the max differences) unless
+ * |a[i] - b[i]| <= atol + rtol·|b[i]| for all i. */
+void sm_test_close(const char *what, const float *a, const float *b, int64_t n, double atol,
+                   double rtol);
+/* max|a - b| / max|b| (the golden metric). */
+double sm_test_rel_err(const float *a, const float *b, int64_t n);
+
+/* Runs a suite and returns EXIT_SUCCESS / EXIT_FAILURE (Check's summary on stdout). */
+int sm_test_run(Suite *s);
+
+#endif
