@@ -4,7 +4,7 @@
  * autograd (tensor.h, ops.h), GEMM backends (backend.h), named parameters (params.h),
  * configuration with RingMo-Framework semantics (config.h), a registry of components and a
  * dlopen plugin loader (registry.h, plugin.h), safetensors (io.h), models (model.h), datasets
- * (data.h). Errors: common.h; messages: log.h.
+ * (data.h), images and the input pipeline (image.h, loader.h). Errors: common.h; messages: log.h.
  *
  * Build against it with `pkg-config --cflags --libs simmim`.
  */
@@ -25,6 +25,8 @@
 #include "simmim/io.h"
 #include "simmim/model.h"
 #include "simmim/data.h"
+#include "simmim/image.h"
+#include "simmim/loader.h"
 
 #ifdef __cplusplus
 extern "C" {
