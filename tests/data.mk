@@ -1,1 +1,16 @@
-# tests/data.mk: filled in by its area
+# tests/data.mk: decoders, transforms, mask generator, loader and dataset readers. Test images
+# are written by the tests themselves (tests/imgutil.c) with known pixels.
+check_LTLIBRARIES += tests/libimgutil.la
+tests_libimgutil_la_SOURCES = tests/imgutil.c tests/imgutil.h
+tests_libimgutil_la_CFLAGS = $(AM_CFLAGS) $(JPEG_CFLAGS) $(PNG_CFLAGS) $(TIFF_CFLAGS)
+tests_libimgutil_la_LIBADD = $(JPEG_LIBS) $(PNG_LIBS) $(TIFF_LIBS)
+
+SM_DATA_TEST_CFLAGS = $(TEST_CFLAGS) $(JPEG_CFLAGS) $(PNG_CFLAGS) $(TIFF_CFLAGS) $(ZLIB_CFLAGS)
+SM_DATA_TEST_LIBS = tests/libimgutil.la $(TEST_LIBS) $(JPEG_LIBS) $(PNG_LIBS) $(TIFF_LIBS) \
+	$(ZLIB_LIBS) $(PTHREAD_LIBS)
+
+check_PROGRAMS += tests/check_image
+TESTS += tests/check_image
+tests_check_image_SOURCES = tests/check_image.c
+tests_check_image_CFLAGS = $(SM_DATA_TEST_CFLAGS)
+tests_check_image_LDADD = $(SM_DATA_TEST_LIBS)
