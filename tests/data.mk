@@ -14,3 +14,12 @@ TESTS += tests/check_image
 tests_check_image_SOURCES = tests/check_image.c
 tests_check_image_CFLAGS = $(SM_DATA_TEST_CFLAGS)
 tests_check_image_LDADD = $(SM_DATA_TEST_LIBS)
+
+check_PROGRAMS += tests/check_transforms tests/check_mask
+TESTS += tests/check_transforms tests/check_mask
+tests_check_transforms_SOURCES = tests/check_transforms.c
+tests_check_transforms_CFLAGS = $(SM_DATA_TEST_CFLAGS)
+tests_check_transforms_LDADD = $(SM_DATA_TEST_LIBS)
+tests_check_mask_SOURCES = tests/check_mask.c
+tests_check_mask_CFLAGS = $(SM_DATA_TEST_CFLAGS)
+tests_check_mask_LDADD = $(SM_DATA_TEST_LIBS)
