@@ -23,3 +23,9 @@ tests_check_transforms_LDADD = $(SM_DATA_TEST_LIBS)
 tests_check_mask_SOURCES = tests/check_mask.c
 tests_check_mask_CFLAGS = $(SM_DATA_TEST_CFLAGS)
 tests_check_mask_LDADD = $(SM_DATA_TEST_LIBS)
+
+check_PROGRAMS += tests/check_loader
+TESTS += tests/check_loader
+tests_check_loader_SOURCES = tests/check_loader.c
+tests_check_loader_CFLAGS = $(SM_DATA_TEST_CFLAGS)
+tests_check_loader_LDADD = $(SM_DATA_TEST_LIBS)
