@@ -29,3 +29,9 @@ TESTS += tests/check_loader
 tests_check_loader_SOURCES = tests/check_loader.c
 tests_check_loader_CFLAGS = $(SM_DATA_TEST_CFLAGS)
 tests_check_loader_LDADD = $(SM_DATA_TEST_LIBS)
+
+check_PROGRAMS += tests/check_datasets
+TESTS += tests/check_datasets
+tests_check_datasets_SOURCES = tests/check_datasets.c
+tests_check_datasets_CFLAGS = $(SM_DATA_TEST_CFLAGS)
+tests_check_datasets_LDADD = datasets/libdscommon.la $(SM_DATA_TEST_LIBS)

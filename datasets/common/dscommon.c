@@ -1,8 +1,10 @@
 /* datasets/common/dscommon.c - file walking and ImageFolder scanning for the readers. */
 #include "dscommon.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +87,7 @@ static void sm__census_add(sm__census *c, const char *name)
         }
     if (c->n < 32) {
         snprintf(c->ext[c->n], sizeof c->ext[0], "%s", e);
+        for (char *q = c->ext[c->n]; *q; q++) *q = (char)tolower((unsigned char)*q);
         c->count[c->n++] = 1;
     }
 }
@@ -289,4 +292,32 @@ int sm__lds_open_presplit(sm__lds *d, const char *train_path, const char *eval_p
         if (rc) return rc;
     }
     return sm__ds_image_folder(root, &d->classes, &d->files, err);
+}
+
+int sm__ds_split(const sm__strlist *files, double ratio, uint64_t seed, uint8_t *is_train)
+{
+    size_t *idx = malloc(sizeof(size_t) * (files->n ? files->n : 1));
+    if (!idx) return SM_ENOMEM;
+    memset(is_train, 0, files->n);
+    for (size_t start = 0; start < files->n;) {
+        int k = files->label[start];
+        size_t end = start;
+        while (end < files->n && files->label[end] == k) end++;
+        size_t n = end - start;
+        for (size_t i = 0; i < n; i++) idx[i] = start + i;
+        sm_rng r;
+        sm_rng_init(&r, seed, (uint64_t)k, 0, 0x73706c6974ULL);
+        for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+            size_t j = (size_t)sm_rng_below(&r, i + 1), t = idx[i];
+            idx[i] = idx[j];
+            idx[j] = t;
+        }
+        size_t ntrain = (size_t)nearbyint(ratio * (double)n);
+        if (ntrain < 1) ntrain = 1;
+        if (n >= 2 && ntrain > n - 1) ntrain = n - 1;
+        for (size_t i = 0; i < ntrain; i++) is_train[idx[i]] = 1;
+        start = end;
+    }
+    free(idx);
+    return 0;
 }

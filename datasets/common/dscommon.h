@@ -64,6 +64,11 @@ int sm__lds_get(const void *self, int64_t i, sm_sample *out, sm_error *err);
 int sm__lds_open_presplit(sm__lds *d, const char *train_path, const char *eval_path,
                           sm_split split, sm_error *err);
 
+/* Stratified split: files grouped by label (consecutive runs); within each group a shuffle keyed
+ * by (seed, label) picks round(ratio * n) training files (at least 1, and at most n - 1 when
+ * n >= 2). Sets is_train[i]. Returns 0 or SM_ENOMEM. */
+int sm__ds_split(const sm__strlist *files, double ratio, uint64_t seed, uint8_t *is_train);
+
 /* dir + "/" + rel unless rel is absolute (malloc'd). */
 char *sm__ds_join(const char *dir, const char *rel);
 /* The path value of a PATH key (malloc'd), or NULL when null/absent. */

@@ -6,7 +6,6 @@
 #include "../common/dscommon.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,28 +140,8 @@ static int nwpu_split(const sm_cfg *section, const sm_dataset_opts *opts, const 
         return rc;
     }
     uint8_t *is_train = rc == 0 ? calloc(all.files.n ? all.files.n : 1, 1) : NULL;
-    size_t *idx = rc == 0 ? malloc(sizeof(size_t) * (all.files.n ? all.files.n : 1)) : NULL;
-    if (rc == 0 && (!is_train || !idx)) rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-    /* files are grouped by class (class folders in order): shuffle each group, take the head */
-    for (size_t start = 0; rc == 0 && start < all.files.n;) {
-        int k = all.files.label[start];
-        size_t end = start;
-        while (end < all.files.n && all.files.label[end] == k) end++;
-        size_t n = end - start;
-        for (size_t i = 0; i < n; i++) idx[i] = start + i;
-        sm_rng r;
-        sm_rng_init(&r, (uint64_t)seed, (uint64_t)k, 0, 0x73706c6974ULL);
-        for (size_t i = n - 1; i > 0; i--) {
-            size_t j = (size_t)sm_rng_below(&r, i + 1), t = idx[i];
-            idx[i] = idx[j];
-            idx[j] = t;
-        }
-        size_t ntrain = (size_t)nearbyint(ratio * (double)n);
-        if (ntrain < 1) ntrain = 1;
-        if (n >= 2 && ntrain > n - 1) ntrain = n - 1;
-        for (size_t i = 0; i < ntrain; i++) is_train[idx[i]] = 1;
-        start = end;
-    }
+    if (rc == 0 && (!is_train || sm__ds_split(&all.files, ratio, (uint64_t)seed, is_train)))
+        rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     if (rc == 0 && file) rc = nwpu_write(file, root, &all, is_train, ratio, seed, err);
     for (size_t i = 0; rc == 0 && i < all.files.n; i++)
         if ((is_train[i] != 0) == (opts->split == SM_SPLIT_TRAIN))
@@ -172,7 +151,6 @@ static int nwpu_split(const sm_cfg *section, const sm_dataset_opts *opts, const 
         memset(&all.classes, 0, sizeof all.classes);
     }
     free(is_train);
-    free(idx);
     free(file);
     sm__strlist_free(&all.classes);
     sm__strlist_free(&all.files);

@@ -1,0 +1,199 @@
+/* tests/check_datasets.c - the readers' shared scanning: ImageFolder class order and labels,
+ * recursive walks with case-insensitive extensions, what an empty / flat / unsupported tree
+ * reports, and the deterministic stratified NWPU split. */
+#include "../datasets/common/dscommon.h"
+#include "testutil.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+static char *root;
+
+static void touch(const char *rel)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
+        *s = '\0';
+        mkdir(p, 0755);
+        *s = '/';
+    }
+    ck_assert_int_eq(sm_test_write_file(p, "x", 1), 0);
+}
+
+static void setup(void) { root = sm_test_tmpdir(); }
+static void teardown(void)
+{
+    sm_test_rmtree(root);
+    free(root);
+}
+
+static char *sub(const char *rel)
+{
+    char *p = malloc(4200);
+    snprintf(p, 4200, "%s/%s", root, rel);
+    return p;
+}
+
+START_TEST(test_image_folder)
+{
+    touch("train/zebra/a.JPG");
+    touch("train/ant/x/deep.png");
+    touch("train/ant/b.jpeg");
+    touch("train/ant/notes.txt");
+    touch("train/Bee/c.TIF");
+    touch("train/Bee/d.tiff");
+    touch("train/.hidden/e.jpg");
+    touch("train/readme.md");
+    char *tr = sub("train");
+    sm__strlist classes = {0}, files = {0};
+    sm_error e;
+    sm_error_clear(&e);
+    ck_assert_msg(sm__ds_image_folder(tr, &classes, &files, &e) == 0, "%s", e.text);
+    /* sorted by byte value like torchvision: "Bee" < "ant" < "zebra" */
+    ck_assert_int_eq(classes.n, 3);
+    ck_assert_str_eq(classes.s[0], "Bee");
+    ck_assert_str_eq(classes.s[1], "ant");
+    ck_assert_str_eq(classes.s[2], "zebra");
+    ck_assert_int_eq(files.n, 5);
+    const char *want[5] = {"Bee/c.TIF", "Bee/d.tiff", "ant/b.jpeg", "ant/x/deep.png", "zebra/a.JPG"};
+    int labels[5] = {0, 0, 1, 1, 2};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_msg(strstr(files.s[i], want[i]) != NULL, "%d: %s", i, files.s[i]);
+        ck_assert_int_eq(files.label[i], labels[i]);
+    }
+    sm__strlist_free(&classes);
+    sm__strlist_free(&files);
+    free(tr);
+}
+END_TEST
+
+START_TEST(test_bad_trees)
+{
+    sm__strlist classes = {0}, files = {0};
+    sm_error e;
+    /* an empty class folder (holding only unsupported files) */
+    touch("t1/good/a.jpg");
+    touch("t1/empty/notes.txt");
+    touch("t1/empty/b.bmp");
+    touch("t1/empty/c.BMP");
+    char *t1 = sub("t1");
+    sm_error_clear(&e);
+    ck_assert_int_eq(sm__ds_image_folder(t1, &classes, &files, &e), SM_EDATA);
+    ck_assert_msg(strstr(e.file, "empty") && strstr(e.text, "no images") &&
+                      strstr(e.text, "2 .bmp") && strstr(e.text, "1 .txt"),
+                  "%s: %s", e.file, e.text);
+    sm__strlist_free(&classes);
+    sm__strlist_free(&files);
+    /* a flat folder given as ImageFolder */
+    touch("flat/a.jpg");
+    touch("flat/b.png");
+    char *fl = sub("flat");
+    sm_error_clear(&e);
+    ck_assert_int_eq(sm__ds_image_folder(fl, &classes, &files, &e), SM_EDATA);
+    ck_assert_msg(strstr(e.text, "no class folders") && strstr(e.text, "2 images"), "%s", e.text);
+    sm__strlist_free(&classes);
+    /* a missing folder */
+    char *miss = sub("missing");
+    sm_error_clear(&e);
+    ck_assert_int_eq(sm__ds_image_folder(miss, &classes, &files, &e), SM_ENOTFOUND);
+    ck_assert_msg(strstr(e.file, "missing"), "%s", e.file);
+    /* eval classes must be among the training classes */
+    touch("ev/good/z.jpg");
+    touch("ev/other/y.jpg");
+    char *ev = sub("ev");
+    sm__lds d = {0};
+    sm_error_clear(&e);
+    ck_assert_int_eq(sm__lds_open_presplit(&d, fl, ev, SM_SPLIT_EVAL, &e), SM_EDATA);
+    sm__strlist_free(&d.classes);
+    sm__strlist_free(&d.files);
+    /* only unsupported files in a walk: the census says what was there */
+    touch("tifless/a.gif");
+    touch("tifless/sub/b.webp");
+    char *tl = sub("tifless");
+    sm__census c = {0};
+    sm__strlist out = {0};
+    ck_assert_int_eq(sm__ds_walk(tl, -1, &out, &c, NULL), 0);
+    ck_assert_int_eq(out.n, 0);
+    char what[256];
+    sm__census_format(&c, what, sizeof what);
+    ck_assert_msg(strstr(what, "1 .gif") && strstr(what, "1 .webp"), "%s", what);
+    free(t1);
+    free(fl);
+    free(miss);
+    free(ev);
+    free(tl);
+}
+END_TEST
+
+START_TEST(test_presplit_labels_follow_train)
+{
+    touch("tr/a/1.jpg");
+    touch("tr/b/2.jpg");
+    touch("tr/c/3.jpg");
+    touch("va/c/4.jpg"); /* eval holds only class c: its label is still 2 */
+    char *tr = sub("tr"), *va = sub("va");
+    sm__lds d = {0};
+    ck_assert_int_eq(sm__lds_open_presplit(&d, tr, va, SM_SPLIT_EVAL, NULL), 0);
+    ck_assert_int_eq(sm__lds_num_classes(&d), 3);
+    ck_assert_int_eq(sm__lds_count(&d), 1);
+    sm_sample s;
+    ck_assert_int_eq(sm__lds_get(&d, 0, &s, NULL), 0);
+    ck_assert_int_eq(s.label, 2);
+    ck_assert_str_eq(sm__lds_class_name(&d, 2), "c");
+    ck_assert_int_eq(sm__lds_get(&d, 1, &s, NULL), SM_EINVAL);
+    sm__strlist_free(&d.classes);
+    sm__strlist_free(&d.files);
+    free(tr);
+    free(va);
+}
+END_TEST
+
+START_TEST(test_stratified_split)
+{
+    /* 3 classes of 70, 70 and 9 files */
+    sm__strlist f = {0};
+    int sizes[3] = {70, 70, 9};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < sizes[k]; i++) {
+            char n[32];
+            snprintf(n, sizeof n, "c%d/%03d.jpg", k, i);
+            sm__strlist_add(&f, n, k);
+        }
+    uint8_t *a = malloc(f.n), *b = malloc(f.n), *c = malloc(f.n);
+    ck_assert_int_eq(sm__ds_split(&f, 0.1, 7, a), 0);
+    ck_assert_int_eq(sm__ds_split(&f, 0.1, 7, b), 0);
+    ck_assert_int_eq(sm__ds_split(&f, 0.1, 8, c), 0);
+    ck_assert_mem_eq(a, b, f.n); /* deterministic */
+    ck_assert(memcmp(a, c, f.n) != 0); /* the seed matters */
+    int per[3] = {0};
+    for (size_t i = 0; i < f.n; i++) per[f.label[i]] += a[i];
+    ck_assert_int_eq(per[0], 7); /* 10 % of each class: stratified */
+    ck_assert_int_eq(per[1], 7);
+    ck_assert_int_eq(per[2], 1); /* round(0.9) */
+    ck_assert_int_eq(sm__ds_split(&f, 0.2, 7, a), 0);
+    per[0] = per[1] = per[2] = 0;
+    for (size_t i = 0; i < f.n; i++) per[f.label[i]] += a[i];
+    ck_assert_int_eq(per[0], 14);
+    ck_assert_int_eq(per[2], 2);
+    free(a);
+    free(b);
+    free(c);
+    sm__strlist_free(&f);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("datasets");
+    TCase *tc = tcase_create("scan");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_image_folder);
+    tcase_add_test(tc, test_bad_trees);
+    tcase_add_test(tc, test_presplit_labels_follow_train);
+    tcase_add_test(tc, test_stratified_split);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return sm_test_run(suite()); }
