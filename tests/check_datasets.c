@@ -104,7 +104,8 @@ START_TEST(test_bad_trees)
     char *ev = sub("ev");
     sm__lds d = {0};
     sm_error_clear(&e);
-    ck_assert_int_eq(sm__lds_open_presplit(&d, fl, ev, SM_SPLIT_EVAL, &e), SM_EDATA);
+    ck_assert_int_eq(sm__lds_open_presplit(&d, t1, ev, SM_SPLIT_EVAL, &e), SM_EDATA);
+    ck_assert_msg(strstr(e.text, "other"), "%s", e.text);
     sm__strlist_free(&d.classes);
     sm__strlist_free(&d.files);
     /* only unsupported files in a walk: the census says what was there */
