@@ -16,3 +16,4 @@ core_libsimmim_la_SOURCES += \
 simmiminclude_HEADERS += \
 	include/simmim/image.h \
 	include/simmim/loader.h
+EXTRA_DIST += docs/data.md
