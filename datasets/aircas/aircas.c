@@ -89,23 +89,10 @@ static int aircas_open(const sm_cfg *section, const sm_dataset_opts *opts, void 
         rc = list ? aircas_read_list(a, root, list, err) : SM_ENOMEM;
         free(list);
     } else {
-        sm__census c = {0};
-        rc = sm__ds_walk(root, -1, &a->files, &c, err);
-        if (rc == 0 && a->files.n == 0) {
-            char what[256];
-            sm__census_format(&c, what, sizeof what);
-            rc = sm_error_set(err, SM_EDATA, root, 0, 0, NULL,
-                              "no images (.jpg .jpeg .png .tif .tiff) below this folder; found %s",
-                              what);
-        }
+        rc = sm__ds_walk_images(root, -1, &a->files, "the folder tree", err);
     }
     free(root);
-    if (rc) {
-        sm__lds_close(a);
-        return rc;
-    }
-    *self = a;
-    return 0;
+    return sm__lds_finish(a, rc, self);
 }
 
 static const sm_dataset_vtbl aircas_vtbl = {

@@ -154,6 +154,31 @@ int sm__ds_walk(const char *dir, int label, sm__strlist *out, sm__census *census
     return 0;
 }
 
+int sm__ds_walk_images(const char *dir, int label, sm__strlist *out, const char *what,
+                       sm_error *err)
+{
+    sm__census c = {0};
+    size_t before = out->n;
+    int rc = sm__ds_walk(dir, label, out, &c, err);
+    if (rc == 0 && out->n == before) {
+        char found[256];
+        sm__census_format(&c, found, sizeof found);
+        rc = sm_error_set(err, SM_EDATA, dir, 0, 0, NULL,
+                          "%s has no images (.jpg .jpeg .png .tif .tiff); found %s", what, found);
+    }
+    return rc;
+}
+
+int sm__lds_finish(sm__lds *d, int rc, void **self)
+{
+    if (rc) {
+        sm__lds_close(d);
+        return rc;
+    }
+    *self = d;
+    return 0;
+}
+
 int sm__ds_subdirs(const char *root, sm__strlist *out, sm_error *err)
 {
     DIR *d = opendir(root);
@@ -206,16 +231,7 @@ int sm__ds_image_folder(const char *root, sm__strlist *classes, sm__strlist *fil
             break;
         }
         char *dir = sm__ds_join(root, found.s[i]);
-        sm__census c = {0};
-        size_t before = files->n;
-        rc = dir ? sm__ds_walk(dir, label, files, &c, err) : SM_ENOMEM;
-        if (rc == 0 && files->n == before) {
-            char what[256];
-            sm__census_format(&c, what, sizeof what);
-            rc = sm_error_set(err, SM_EDATA, dir, 0, 0, NULL,
-                              "class folder has no images (.jpg .jpeg .png .tif .tiff); found %s",
-                              what);
-        }
+        rc = dir ? sm__ds_walk_images(dir, label, files, "class folder", err) : SM_ENOMEM;
         free(dir);
     }
     sm__strlist_free(&found);

@@ -35,6 +35,11 @@ bool sm__ds_is_image(const char *name);
  * naming dir. */
 int sm__ds_walk(const char *dir, int label, sm__strlist *out, sm__census *census, sm_error *err);
 
+/* sm__ds_walk that fails with SM_EDATA ("<what> has no images ...; found 3 .txt") when nothing
+ * was added. */
+int sm__ds_walk_images(const char *dir, int label, sm__strlist *out, const char *what,
+                       sm_error *err);
+
 /* Immediate sub-directories of root, sorted by strcmp (torchvision ImageFolder order). */
 int sm__ds_subdirs(const char *root, sm__strlist *out, sm_error *err);
 
@@ -58,6 +63,9 @@ int64_t sm__lds_count(const void *self);
 int sm__lds_num_classes(const void *self);
 const char *sm__lds_class_name(const void *self, int k);
 int sm__lds_get(const void *self, int64_t i, sm_sample *out, sm_error *err);
+
+/* Ends a reader's open: on error closes d and returns rc, else stores d in *self. */
+int sm__lds_finish(sm__lds *d, int rc, void **self);
 
 /* Pre-split ImageFolder trees: the train split is train_path's class folders; the eval split is
  * eval_path's, labelled by train_path's class order when train_path is set. */

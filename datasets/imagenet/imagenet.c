@@ -78,12 +78,7 @@ static int imagenet_open(const sm_cfg *section, const sm_dataset_opts *opts, voi
     free(train);
     free(eval);
     free(list);
-    if (rc) {
-        sm__lds_close(d);
-        return rc;
-    }
-    *self = d;
-    return 0;
+    return sm__lds_finish(d, rc, self);
 }
 
 static const sm_dataset_vtbl imagenet_vtbl = {

@@ -171,12 +171,7 @@ static int nwpu_open(const sm_cfg *section, const sm_dataset_opts *opts, void **
     free(train);
     free(eval);
     free(root);
-    if (rc) {
-        sm__lds_close(d);
-        return rc;
-    }
-    *self = d;
-    return 0;
+    return sm__lds_finish(d, rc, self);
 }
 
 static const sm_dataset_vtbl nwpu_vtbl = {
