@@ -184,6 +184,74 @@ START_TEST(test_stratified_split)
 }
 END_TEST
 
+/* Loads one reader plugin from the build tree ($SIMMIM_PLUGIN_PATH, set by make check). */
+static const sm_dataset_vtbl *load_reader(sm_registry *reg, const char *name)
+{
+    const char *dirs = getenv("SIMMIM_PLUGIN_PATH");
+    ck_assert_msg(dirs != NULL, "SIMMIM_PLUGIN_PATH is not set (run through make check)");
+    sm_diag *d = sm_diag_new();
+    sm_plugin_load_path(reg, NULL, 0, NULL, 0, d);
+    sm_diag_free(d);
+    const sm_component *c = sm_registry_find(reg, SM_KIND_DATASET, name);
+    ck_assert_msg(c != NULL, "reader %s not found in %s", name, dirs);
+    return (const sm_dataset_vtbl *)c;
+}
+
+/* The idx reader on Debian's Fashion-MNIST with its defaults (the embedded demo data). */
+START_TEST(test_idx_fashion_mnist)
+{
+    sm_registry *reg = sm_registry_new();
+    const sm_dataset_vtbl *vt = load_reader(reg, "idx");
+    void *self;
+    sm_dataset_opts o = {SM_SPLIT_TRAIN, 0, NULL};
+    sm_error e;
+    sm_error_clear(&e);
+    ck_assert_msg(vt->open(NULL, &o, &self, &e) == 0, "%s: %s", e.file, e.text);
+    ck_assert_int_eq(vt->count(self), 60000);
+    ck_assert_int_eq(vt->num_classes(self), 10);
+    sm_sample s;
+    int first[10] = {9, 0, 0, 3, 0, 2, 7, 2, 5, 5}; /* the published first training labels */
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(vt->get(self, i, &s, NULL), 0);
+        ck_assert_int_eq(s.label, first[i]);
+    }
+    ck_assert_int_eq(vt->get(self, 0, &s, NULL), 0);
+    ck_assert_ptr_nonnull(s.pixels);
+    ck_assert_int_eq(s.width, 28);
+    ck_assert_int_eq(s.height, 28);
+    ck_assert_int_eq(s.channels, 1);
+    long sum = 0;
+    for (int i = 0; i < 784; i++) sum += s.pixels[i];
+    ck_assert_int_eq(sum, 76247); /* pixel sum of the first image, read from the file */
+    ck_assert_int_eq(vt->get(self, 60000, &s, NULL), SM_EINVAL);
+
+    /* through the fine-tuning loader: gray replicated to 3 channels, 28 -> 32 */
+    sm_dataset ds = {vt, self, SM_SPLIT_TRAIN};
+    sm_pipeline p;
+    sm_pipeline_defaults(&p, SM_PIPELINE_FINETUNE, 32);
+    p.num_classes = 10;
+    sm_loader_opts lo = {.batch_size = 8, .num_workers = 2, .prefetch = 8, .shuffle = true,
+                         .drop_last = true, .seed = 3, .max_bad_fraction = 0.01};
+    sm_loader *l;
+    ck_assert_int_eq(sm_loader_new(&ds, &p, &lo, &l, NULL), 0);
+    ck_assert_int_eq(sm_loader_num_batches(l), 7500);
+    sm_loader_start(l, 0, 0, 0, NULL);
+    const sm_batch *b;
+    ck_assert_int_eq(sm_loader_next(l, &b, NULL), 0);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(b->channels, 3);
+    ck_assert_ptr_nonnull(b->targets);
+    sm_loader_free(l);
+    vt->close(self);
+
+    o.split = SM_SPLIT_EVAL;
+    ck_assert_int_eq(vt->open(NULL, &o, &self, NULL), 0);
+    ck_assert_int_eq(vt->count(self), 10000);
+    vt->close(self);
+    sm_registry_free(reg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("datasets");
@@ -194,6 +262,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_presplit_labels_follow_train);
     tcase_add_test(tc, test_stratified_split);
     suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("readers");
+    tcase_set_timeout(tr, 120);
+    tcase_add_test(tr, test_idx_fashion_mnist);
+    suite_add_tcase(s, tr);
     return s;
 }
 
