@@ -54,6 +54,27 @@ static void sm__hist_print(const char *title, const sm__hist *h)
     printf("\n");
 }
 
+/* Reads at most `max` bytes of a file (the header scan); *whole says whether that was all of it. */
+static int sm__read_head(const char *path, size_t max, uint8_t **buf, size_t *len, size_t *cap,
+                         bool *whole, sm_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return sm_file_read(path, buf, len, cap, err); /* for its error message */
+    if (*cap < max) {
+        uint8_t *nb = realloc(*buf, max);
+        if (!nb) {
+            fclose(f);
+            return sm_error_set(err, SM_ENOMEM, path, 0, 0, NULL, "out of memory");
+        }
+        *buf = nb;
+        *cap = max;
+    }
+    *len = fread(*buf, 1, max, f);
+    *whole = *len < max || fgetc(f) == EOF;
+    fclose(f);
+    return 0;
+}
+
 /* Scans one split. Returns the number of bad samples (or -1 if it could not be opened). */
 static long sm__scan(const sm_registry *reg, const sm_cfg *root, const char *section,
                      sm_split split, bool deep, FILE *bad_report, size_t *n_out)
@@ -93,10 +114,19 @@ static long sm__scan(const sm_registry *reg, const sm_cfg *root, const char *sec
         char key[64];
         if (rc == 0 && s.path) {
             size_t len = 0;
-            rc = sm_file_read(s.path, &buf, &len, &cap, &e);
-            if (rc == 0)
-                rc = deep ? sm_image_decode(buf, len, s.path, &p.decode, &im, &info, &e)
-                          : sm_image_probe(buf, len, s.path, &p.decode, &info, &e);
+            bool whole = true;
+            if (deep) {
+                rc = sm_file_read(s.path, &buf, &len, &cap, &e);
+                if (rc == 0) rc = sm_image_decode(buf, len, s.path, &p.decode, &im, &info, &e);
+            } else { /* the first 256 KiB hold the header of nearly every file */
+                rc = sm__read_head(s.path, 256 << 10, &buf, &len, &cap, &whole, &e);
+                if (rc == 0) rc = sm_image_probe(buf, len, s.path, &p.decode, &info, &e);
+                if (rc && !whole) { /* a header further in (e.g. a TIFF directory at the end) */
+                    sm_error_clear(&e);
+                    rc = sm_file_read(s.path, &buf, &len, &cap, &e);
+                    if (rc == 0) rc = sm_image_probe(buf, len, s.path, &p.decode, &info, &e);
+                }
+            }
         } else if (rc == 0) {
             info = (sm_image_info){SM_IMAGE_FORMAT_RAW, s.width, s.height, s.channels, 8,
                                    s.channels == 1 ? "gray" : "rgb"};
