@@ -1,0 +1,258 @@
+/* tests/check_readers.c - the reader plugins through their vtables, with dataset sections read
+ * from YAML (sm_config_read_string): aircas (RingMo JSON list, text list, folder walk),
+ * imagenet (class folders, eval_list), nwpu_resisc45 (pre-split, and the seeded stratified split
+ * written to and reused from split_file). */
+#include "testutil.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+static char *root;
+static sm_registry *reg;
+static sm_config *cfg;
+
+static void touch(const char *rel)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
+        *s = '\0';
+        mkdir(p, 0755);
+        *s = '/';
+    }
+    ck_assert_int_eq(sm_test_write_file(p, "x", 1), 0);
+}
+
+static void setup(void)
+{
+    root = sm_test_tmpdir();
+    reg = sm_registry_new();
+    sm_diag *d = sm_diag_new();
+    sm_plugin_load_path(reg, NULL, 0, NULL, 0, d);
+    sm_diag_free(d);
+    cfg = NULL;
+}
+
+static void teardown(void)
+{
+    sm_config_free(cfg);
+    sm_registry_free(reg);
+    sm_test_rmtree(root);
+    free(root);
+}
+
+/* Reads YAML (with "@" replaced by the temp root) and returns the section. */
+static const sm_cfg *section(const char *yaml_tmpl, const char *name)
+{
+    char yaml[8192], *o = yaml;
+    for (const char *s = yaml_tmpl; *s && o < yaml + sizeof yaml - 4200; s++)
+        if (*s == '@') o += sprintf(o, "%s", root);
+        else *o++ = *s;
+    *o = '\0';
+    sm_diag *d = sm_diag_new();
+    sm_config_free(cfg);
+    cfg = NULL;
+    int rc = sm_config_read_string(yaml, strlen(yaml), "test.yaml", NULL, 0, &cfg, d);
+    char msg[600] = "";
+    if (rc && sm_diag_count(d)) sm_error_format(sm_diag_get(d, 0, NULL), msg, sizeof msg);
+    sm_diag_free(d);
+    ck_assert_msg(rc == 0, "config: %s", msg);
+    const sm_cfg *s = sm_cfg_get(sm_config_root(cfg), name);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static const sm_dataset_vtbl *reader(const char *name)
+{
+    const sm_component *c = sm_registry_find(reg, SM_KIND_DATASET, name);
+    ck_assert_msg(c != NULL, "reader %s not loaded (SIMMIM_PLUGIN_PATH)", name);
+    return (const sm_dataset_vtbl *)c;
+}
+
+static int open_split(const sm_dataset_vtbl *vt, const sm_cfg *s, sm_split split, void **self,
+                      sm_error *e)
+{
+    sm_dataset_opts o = {split, 0, NULL};
+    sm_error_clear(e);
+    return vt->open(s, &o, self, e);
+}
+
+static const char *path_of(const sm_dataset_vtbl *vt, void *self, int64_t i, int *label)
+{
+    sm_sample s;
+    ck_assert_int_eq(vt->get(self, i, &s, NULL), 0);
+    if (label) *label = s.label;
+    return s.path;
+}
+
+START_TEST(test_aircas)
+{
+    const sm_dataset_vtbl *vt = reader("aircas");
+    touch("tiles/b/2.TIF");
+    touch("tiles/a/1.png");
+    touch("tiles/a/notes.txt");
+    char ids[4300];
+    snprintf(ids, sizeof ids, "%s/tiles/ids.json", root);
+    const char *json = "[\"a/1.png\", \"b/2.TIF\", \"/abs/elsewhere.jpg\"]";
+    sm_test_write_file(ids, json, strlen(json));
+    void *self;
+    sm_error e;
+    /* RingMo's JSON list inside data_path */
+    const sm_cfg *s = section("pretrain_dataset:\n  data_path: @/tiles\n  image_ids: ids.json\n", "pretrain_dataset");
+    ck_assert_msg(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e) == 0, "%s", e.text);
+    ck_assert_int_eq(vt->count(self), 3);
+    ck_assert_int_eq(vt->num_classes(self), 0);
+    int label;
+    ck_assert(strstr(path_of(vt, self, 0, &label), "/tiles/a/1.png"));
+    ck_assert_int_eq(label, -1);
+    ck_assert_str_eq(path_of(vt, self, 2, NULL), "/abs/elsewhere.jpg");
+    vt->close(self);
+    /* a text list */
+    snprintf(ids, sizeof ids, "%s/tiles/ids.txt", root);
+    sm_test_write_file(ids, "# tiles\nb/2.TIF 3\na/1.png\n", 25);
+    s = section("pretrain_dataset:\n  data_path: @/tiles\n  image_ids: ids.txt\n", "pretrain_dataset");
+    ck_assert_msg(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e) == 0, "%s", e.text);
+    ck_assert_int_eq(vt->count(self), 2);
+    ck_assert(strstr(path_of(vt, self, 0, NULL), "/tiles/b/2.TIF"));
+    vt->close(self);
+    /* no list: a sorted recursive walk, .TIF included */
+    s = section("pretrain_dataset:\n  data_path: @/tiles\n  image_ids: null\n", "pretrain_dataset");
+    ck_assert_msg(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e) == 0, "%s", e.text);
+    ck_assert_int_eq(vt->count(self), 2);
+    ck_assert(strstr(path_of(vt, self, 0, NULL), "/tiles/a/1.png"));
+    vt->close(self);
+    /* a folder with no images says what it found; no eval split */
+    touch("empty/readme.txt");
+    s = section("pretrain_dataset:\n  data_path: @/empty\n  image_ids: null\n", "pretrain_dataset");
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e), SM_EDATA);
+    ck_assert_msg(strstr(e.text, "1 .txt"), "%s", e.text);
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_EVAL, &self, &e), SM_EUNSUPPORTED);
+    /* a broken JSON list */
+    snprintf(ids, sizeof ids, "%s/tiles/bad.json", root);
+    sm_test_write_file(ids, "[\"a.png\",", 9);
+    s = section("pretrain_dataset:\n  data_path: @/tiles\n  image_ids: bad.json\n", "pretrain_dataset");
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e), SM_EFORMAT);
+    ck_assert_msg(strstr(e.file, "bad.json"), "%s", e.file);
+}
+END_TEST
+
+START_TEST(test_imagenet)
+{
+    const sm_dataset_vtbl *vt = reader("imagenet");
+    touch("in/train/n02/x.JPEG");
+    touch("in/train/n01/y.JPEG");
+    touch("in/train/n01/z.jpeg");
+    touch("in/val/ILSVRC_1.JPEG");
+    touch("in/val/ILSVRC_2.JPEG");
+    char list[4300];
+    snprintf(list, sizeof list, "%s/in/val.txt", root);
+    sm_test_write_file(list, "ILSVRC_1.JPEG 1\nILSVRC_2.JPEG 0\n", 31);
+    const char *y = "finetune_dataset:\n  train_path: @/in/train\n  eval_path: @/in/val\n"
+                    "  eval_list: @/in/val.txt\n";
+    const sm_cfg *s = section(y, "finetune_dataset");
+    void *self;
+    sm_error e;
+    ck_assert_msg(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e) == 0, "%s", e.text);
+    ck_assert_int_eq(vt->count(self), 3);
+    ck_assert_int_eq(vt->num_classes(self), 2);
+    ck_assert_str_eq(vt->class_name(self, 0), "n01");
+    int label;
+    ck_assert(strstr(path_of(vt, self, 2, &label), "n02/x.JPEG"));
+    ck_assert_int_eq(label, 1);
+    vt->close(self);
+    ck_assert_msg(open_split(vt, s, SM_SPLIT_EVAL, &self, &e) == 0, "%s", e.text);
+    ck_assert_int_eq(vt->count(self), 2);
+    ck_assert(strstr(path_of(vt, self, 0, &label), "/in/val/ILSVRC_1.JPEG"));
+    ck_assert_int_eq(label, 1);
+    vt->close(self);
+    /* a label beyond the training classes names the line */
+    sm_test_write_file(list, "ILSVRC_1.JPEG 1\nILSVRC_2.JPEG 7\n", 31);
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_EVAL, &self, &e), SM_EFORMAT);
+    ck_assert_int_eq(e.line, 2);
+    /* an empty class folder */
+    mkdir(strcat(strcpy(list, root), "/in/train/n03"), 0755);
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e), SM_EDATA);
+    ck_assert_msg(strstr(e.file, "n03") && strstr(e.text, "no images"), "%s: %s", e.file, e.text);
+}
+END_TEST
+
+START_TEST(test_nwpu_split_file)
+{
+    const sm_dataset_vtbl *vt = reader("nwpu_resisc45");
+    for (int k = 0; k < 3; k++)
+        for (int i = 1; i <= 20; i++) {
+            char rel[64];
+            snprintf(rel, sizeof rel, "nwpu/class%d/class%d_%03d.jpg", k, k, i);
+            touch(rel);
+        }
+    const char *y = "finetune_dataset:\n  data_path: @/nwpu\n  train_ratio: 0.1\n  split_seed: 4\n"
+                    "  split_file: @/split.txt\n";
+    const sm_cfg *s = section(y, "finetune_dataset");
+    void *tr, *ev;
+    sm_error e;
+    ck_assert_msg(open_split(vt, s, SM_SPLIT_TRAIN, &tr, &e) == 0, "%s", e.text);
+    ck_assert_int_eq(vt->count(tr), 6); /* 10 % of 20, per class */
+    ck_assert_int_eq(vt->num_classes(tr), 3);
+    int per[3] = {0};
+    for (int64_t i = 0; i < vt->count(tr); i++) {
+        int label;
+        path_of(vt, tr, i, &label);
+        per[label]++;
+    }
+    ck_assert(per[0] == 2 && per[1] == 2 && per[2] == 2);
+    /* the split was written; eval is the complement, read back from the file */
+    char sp[4300];
+    snprintf(sp, sizeof sp, "%s/split.txt", root);
+    size_t len;
+    char *txt = sm_test_read_file(sp, &len);
+    ck_assert_ptr_nonnull(txt);
+    ck_assert(strstr(txt, "train_ratio=0.1 split_seed=4"));
+    ck_assert_msg(open_split(vt, s, SM_SPLIT_EVAL, &ev, &e) == 0, "%s", e.text);
+    ck_assert_int_eq(vt->count(ev), 54);
+    for (int64_t i = 0; i < vt->count(ev); i++)
+        for (int64_t j = 0; j < vt->count(tr); j++)
+            ck_assert_str_ne(path_of(vt, ev, i, NULL), path_of(vt, tr, j, NULL));
+    vt->close(ev);
+    /* reopening reproduces the same training files (from the file) */
+    void *tr2;
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_TRAIN, &tr2, NULL), 0);
+    ck_assert_int_eq(vt->count(tr2), 6);
+    for (int64_t i = 0; i < 6; i++) ck_assert_str_eq(path_of(vt, tr, i, NULL), path_of(vt, tr2, i, NULL));
+    vt->close(tr2);
+    vt->close(tr);
+    free(txt);
+    /* another seed with the same split_file is refused */
+    s = section("finetune_dataset:\n  data_path: @/nwpu\n  train_ratio: 0.1\n  split_seed: 5\n"
+                "  split_file: @/split.txt\n", "finetune_dataset");
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_TRAIN, &tr, &e), SM_ECONFIG);
+    ck_assert_msg(strstr(e.text, "other settings"), "%s", e.text);
+    /* pre-split folders */
+    touch("pre/train/a/1.jpg");
+    touch("pre/train/b/2.jpg");
+    touch("pre/val/b/3.jpg");
+    s = section("finetune_dataset:\n  train_path: @/pre/train\n  eval_path: @/pre/val\n", "finetune_dataset");
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_EVAL, &ev, &e), 0);
+    int label;
+    path_of(vt, ev, 0, &label);
+    ck_assert_int_eq(label, 1);
+    vt->close(ev);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("readers");
+    TCase *tc = tcase_create("readers");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_aircas);
+    tcase_add_test(tc, test_imagenet);
+    tcase_add_test(tc, test_nwpu_split_file);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    sm_log_set_level(SM_LOG_WARN);
+    return sm_test_run(suite());
+}
