@@ -171,6 +171,11 @@ static long sm__scan(const sm_registry *reg, const sm_cfg *root, const char *sec
             printf("\n");
         }
     }
+    const sm_cfg *sec = sm_cfg_get(root, section);
+    if (split == SM_SPLIT_EVAL && sm_cfg_get(sec, "samples_num") &&
+        !sm_cfg_is_null(sec, "samples_num") && sm_cfg_int(sec, "samples_num") != n)
+        printf("  note: samples_num is %lld but the eval split has %lld samples\n",
+               (long long)sm_cfg_int(sec, "samples_num"), (long long)n);
     printf("  bad files: %ld%s\n", bad, deep ? "" : " (headers only; --deep decodes every image)");
     free(per_class);
     free(buf);

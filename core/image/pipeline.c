@@ -240,6 +240,13 @@ int sm_dataset_open(sm_dataset *ds, const sm_registry *reg, const sm_cfg *root,
     memset(ds, 0, sizeof *ds);
     const sm_cfg *s = sm_cfg_get(root, section);
     if (!s) return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, section, "missing section");
+    const char *type = sm_cfg_str(s, "data_type");
+    if (type && sm__strcasecmp(type, "custom") != 0) {
+        const sm_cfg *n = sm_cfg_get(s, "data_type");
+        return sm_error_set(err, SM_EUNSUPPORTED, sm_cfg_file(n), sm_cfg_line(n), sm_cfg_column(n),
+                            "data_type", "data_type '%s' is not supported: use 'custom' (image "
+                            "files read by the `reader` plugin)", type);
+    }
     const char *name = sm_cfg_str(s, "reader");
     if (!name) name = strcmp(section, "pretrain_dataset") == 0 ? "aircas" : "imagenet";
     const sm_component *c = sm_registry_lookup(reg, SM_KIND_DATASET, name, err);
