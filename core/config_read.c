@@ -565,8 +565,8 @@ static void sm__apply_override(sm__reader *r, sm_cfg *root, const char *opt)
             char what[96], at[128];
             sm__cfg_describe(c, what, sizeof what);
             sm_cfg_keypath(c, at, sizeof at);
-            sm__rerr(r, SM__CFG_OPTIONS, 0, 0, key, "cannot set a key inside '%s': it is %s, not a map",
-                     at, what);
+            sm__rerr(r, SM__CFG_OPTIONS, 0, 0, key,
+                     "cannot set a key inside '%s': it is %s, not a map", at, what);
             return;
         }
         cur = c;

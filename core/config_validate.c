@@ -224,9 +224,8 @@ static void sm__validate_map(sm__val *v, sm_cfg *map, const char *prefix,
             if (!name || k->type == SM_KEY_IGNORED || sm__cfg_child(map, name)) continue;
             if (!k->def && k->type != SM_KEY_MAP) {
                 char path[160];
-                size_t len = sm_cfg_keypath(map, path, sizeof path);
-                snprintf(path + SM__MIN(len, sizeof path - 1), sizeof path - SM__MIN(len, sizeof path - 1),
-                         "%s%s", len ? "." : "", name);
+                size_t len = SM__MIN(sm_cfg_keypath(map, path, sizeof path), sizeof path - 1);
+                snprintf(path + len, sizeof path - len, "%s%s", len ? "." : "", name);
                 sm__missing(v, map, path, "missing required key");
                 continue;
             }

@@ -145,7 +145,8 @@ static const struct {
     const char *why;
 } bad_tables[] = {
     {bad_default, SM_KIND_OPTIMIZER, "key 'steps': default 'abc': expected an integer, got 'abc'"},
-    {bad_range_default, SM_KIND_OPTIMIZER, "key 'p': default '1.5': expected a number in [0,1], got 1.5"},
+    {bad_range_default, SM_KIND_OPTIMIZER,
+     "key 'p': default '1.5': expected a number in [0,1], got 1.5"},
     {bad_range, SM_KIND_OPTIMIZER, "key 'p': range '0..1' is not an interval like [0,1)"},
     {bad_choice_default, SM_KIND_OPTIMIZER, "key 'm': default 'x': expected 'a' or 'b', got 'x'"},
     {bad_name, SM_KIND_OPTIMIZER, "key name 'Beta' is invalid (use [a-z0-9_], dots for nesting)"},
@@ -154,7 +155,8 @@ static const struct {
     {orphan, SM_KIND_OPTIMIZER, "key 'a.b' needs a map entry 'a' declared before it"},
     {bool_range, SM_KIND_OPTIMIZER, "key 'f': a bool key takes no range"},
     {core_clash, SM_KIND_OPTIMIZER, NULL}, /* mask_ratio is a model key: fine for an optimizer */
-    {selector_clash, SM_KIND_OPTIMIZER, "key 'optim_name' is already a core key of section 'optimizer'"},
+    {selector_clash, SM_KIND_OPTIMIZER,
+     "key 'optim_name' is already a core key of section 'optimizer'"},
 };
 
 START_TEST(test_bad_key_tables)
@@ -212,7 +214,8 @@ static Suite *registry_suite(void)
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
     tcase_add_test(te, test_bad_headers);
-    tcase_add_loop_test(te, test_bad_key_tables, 0, (int)(sizeof bad_tables / sizeof bad_tables[0]));
+    tcase_add_loop_test(te, test_bad_key_tables, 0,
+                        (int)(sizeof bad_tables / sizeof bad_tables[0]));
     tcase_add_test(te, test_core_key_clash_by_kind);
     suite_add_tcase(s, te);
     return s;
