@@ -480,10 +480,10 @@ int sm_config_validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag)
         v.errors += added;
     }
     if (cfg->n_ignored) {
-        char list[sizeof ((sm_error *)0)->text - 48];
+        static const char head[] = "ignored RingMo/MindSpore-only keys: ";
+        char list[sizeof ((sm_error *)0)->text - sizeof head + 1];
         sm__ignored_text(cfg, list, sizeof list);
-        sm_diag_addf(diag, SM_SEV_WARNING, SM_OK, cfg->file, 0, 0, NULL,
-                     "ignored RingMo/MindSpore-only keys: %s", list);
+        sm_diag_addf(diag, SM_SEV_WARNING, SM_OK, cfg->file, 0, 0, NULL, "%s%s", head, list);
     }
     if (v.oom) {
         sm_diag_addf(diag, SM_SEV_ERROR, SM_ENOMEM, cfg->file, 0, 0, NULL,
