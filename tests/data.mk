@@ -35,3 +35,9 @@ TESTS += tests/check_datasets
 tests_check_datasets_SOURCES = tests/check_datasets.c
 tests_check_datasets_CFLAGS = $(SM_DATA_TEST_CFLAGS)
 tests_check_datasets_LDADD = datasets/libdscommon.la $(SM_DATA_TEST_LIBS)
+
+check_PROGRAMS += tests/check_readers
+TESTS += tests/check_readers
+tests_check_readers_SOURCES = tests/check_readers.c
+tests_check_readers_CFLAGS = $(SM_DATA_TEST_CFLAGS)
+tests_check_readers_LDADD = $(SM_DATA_TEST_LIBS)
