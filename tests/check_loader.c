@@ -345,6 +345,31 @@ START_TEST(test_eval_partial_batch)
 }
 END_TEST
 
+START_TEST(test_repeat_and_dataset_classes)
+{
+    make_dataset(10, NULL, 0);
+    sm_pipeline p;
+    sm_pipeline_defaults(&p, SM_PIPELINE_FINETUNE, 16);
+    p.num_classes = 0; /* null in the config: the dataset's 4 classes */
+    sm_loader_opts o = opts(4, 2);
+    o.repeat = 2;
+    sm_loader *l;
+    ck_assert_int_eq(sm_loader_new(&dset, &p, &o, &l, NULL), 0);
+    ck_assert_int_eq(sm_loader_num_batches(l), 5); /* 2 passes of 10 */
+    sm_loader_start(l, 0, 0, 0, NULL);
+    const sm_batch *b;
+    int seen[10] = {0};
+    while (sm_loader_next(l, &b, NULL) == 0 && b) {
+        ck_assert_int_eq(b->num_classes, 4);
+        ck_assert_ptr_nonnull(b->targets);
+        for (int i = 0; i < b->size; i++) seen[b->indices[i]]++;
+    }
+    for (int i = 0; i < 10; i++) ck_assert_int_eq(seen[i], 2); /* each sample once per pass */
+    sm_loader_free(l);
+    teardown();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("loader");
@@ -356,6 +381,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bad_policy_fail_and_fraction);
     tcase_add_test(tc, test_stop_mid_epoch_and_errors);
     tcase_add_test(tc, test_eval_partial_batch);
+    tcase_add_test(tc, test_repeat_and_dataset_classes);
     suite_add_tcase(s, tc);
     return s;
 }

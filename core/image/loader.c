@@ -1,6 +1,7 @@
 /* core/image/loader.c - the threaded loader.
  *
- * Positions 0, 1, 2... of the epoch order map to dataset indices order[pos % N]. Workers claim
+ * Positions 0, 1, 2... of the epoch order map to dataset indices order[pos % L], where the
+ * order holds `repeat` permutations of the N samples (L = repeat * N). Workers claim
  * positions in increasing order and write each result into ring slot pos % cap; a worker may
  * claim pos only when pos < cursor + cap (its slot has been consumed) and pos < need_end (the
  * positions the rest of the epoch needs, grown by one per bad sample). The consumer takes
@@ -40,7 +41,7 @@ struct sm_loader {
     sm_dataset ds;
     sm_pipeline p;
     sm_loader_opts o;
-    int64_t n;
+    int64_t n, len; /* samples; positions per epoch (repeat * n) */
     int64_t *order;
     int64_t epoch, batch, nbatches;
     int64_t cursor, claim, need_end;
@@ -112,7 +113,7 @@ static void *sm__worker_main(void *arg)
         if (l->stop) break;
         int64_t pos = l->claim++;
         sm__slot *s = &l->slots[pos % l->cap];
-        int64_t idx = l->order[pos % l->n];
+        int64_t idx = l->order[pos % l->len];
         s->state = SM__SLOT_BUSY;
         s->pos = pos;
         s->known = l->bad_flag[idx] != 0;
@@ -153,6 +154,7 @@ void sm_loader_opts_from_config(sm_loader_opts *o, const sm_cfg *root, const cha
     o->batch_size = tc && sm_cfg_get(tc, "batch_size") ? (int)sm_cfg_int(tc, "batch_size") : 1;
     o->num_workers = s && sm_cfg_get(s, "num_workers") ? (int)sm_cfg_int(s, "num_workers") : 8;
     o->prefetch = s && sm_cfg_get(s, "prefetch_size") ? (int)sm_cfg_int(s, "prefetch_size") : 30;
+    o->repeat = s && sm_cfg_get(s, "repeat") ? (int)sm_cfg_int(s, "repeat") : 1;
     o->shuffle = split == SM_SPLIT_TRAIN && (!s || !sm_cfg_get(s, "shuffle") || sm_cfg_bool(s, "shuffle"));
     o->drop_last = split == SM_SPLIT_TRAIN;
     o->seed = sm_cfg_get(root, "seed") ? (uint64_t)sm_cfg_int(root, "seed") : 0;
@@ -224,12 +226,13 @@ int sm_loader_new(const sm_dataset *ds, const sm_pipeline *p, const sm_loader_op
     if (mix && o->batch_size % 2)
         return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.batch_size",
                             "Mixup/CutMix needs an even batch size, not %d", o->batch_size);
-    if (mix && p->num_classes < 1)
+    int K = p->num_classes ? p->num_classes : ds->vt->num_classes(ds->self);
+    if (mix && K < 1)
         return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.num_classes",
                             "Mixup/CutMix needs num_classes >= 1");
     int64_t n = ds->vt->count(ds->self);
     if (n < 1) return sm_error_set(err, SM_EDATA, NULL, 0, 0, NULL, "the dataset has no samples");
-    if (o->drop_last && n < o->batch_size)
+    if (o->drop_last && n * (o->repeat > 1 ? o->repeat : 1) < o->batch_size)
         return sm_error_set(err, SM_EDATA, NULL, 0, 0, "train_config.batch_size",
                             "the dataset has %lld samples, fewer than one batch of %d",
                             (long long)n, o->batch_size);
@@ -242,14 +245,16 @@ int sm_loader_new(const sm_dataset *ds, const sm_pipeline *p, const sm_loader_op
     l->p = *p;
     l->o = *o;
     l->n = n;
+    l->len = n * (o->repeat > 1 ? o->repeat : 1);
     l->nworkers = o->num_workers;
+    l->p.num_classes = K;
     int B = o->batch_size, S = p->image_size, C = p->channels;
-    l->nbatches = o->drop_last ? n / B : (n + B - 1) / B;
+    l->nbatches = o->drop_last ? l->len / B : (l->len + B - 1) / B;
     l->cap = l->nworkers ? B + (o->prefetch > l->nworkers ? o->prefetch : l->nworkers) : 1;
     l->img_floats = (size_t)C * S * S;
     int side = p->use_mask ? S / p->mask.model_patch_size : 0;
     l->mask_floats = (size_t)side * side;
-    l->order = malloc(sizeof(int64_t) * (size_t)n);
+    l->order = malloc(sizeof(int64_t) * (size_t)l->len);
     l->bad_flag = calloc((size_t)n, 1);
     l->slots = calloc((size_t)l->cap, sizeof *l->slots);
     l->workers = calloc((size_t)(l->nworkers ? l->nworkers : 1), sizeof *l->workers);
@@ -257,7 +262,7 @@ int sm_loader_new(const sm_dataset *ds, const sm_pipeline *p, const sm_loader_op
     l->b.labels = malloc(sizeof(int) * B);
     l->b.indices = malloc(sizeof(int64_t) * B);
     if (side) l->b.mask = malloc(sizeof(float) * l->mask_floats * B);
-    if (mix) l->b.targets = malloc(sizeof(float) * (size_t)p->num_classes * B);
+    if (mix) l->b.targets = malloc(sizeof(float) * (size_t)K * B);
     bool ok = l->order && l->bad_flag && l->slots && l->workers && l->b.images && l->b.labels &&
               l->b.indices && (!side || l->b.mask) && (!mix || l->b.targets);
     for (int i = 0; ok && i < l->cap; i++) {
@@ -272,7 +277,7 @@ int sm_loader_new(const sm_dataset *ds, const sm_pipeline *p, const sm_loader_op
     l->b.channels = C;
     l->b.height = l->b.width = S;
     l->b.mask_side = side;
-    l->b.num_classes = p->num_classes;
+    l->b.num_classes = K;
     l->inline_w.l = l;
     l->need_end = 0; /* workers idle until sm_loader_start */
     for (int i = 0; i < l->nworkers; i++) {
@@ -301,20 +306,22 @@ int sm_loader_start(sm_loader *l, int64_t epoch, int64_t batch, int64_t position
     l->need_end = 0; /* no new claims */
     while (l->busy > 0) pthread_cond_wait(&l->cv_done, &l->mu);
     for (int i = 0; i < l->cap; i++) l->slots[i].state = SM__SLOT_EMPTY;
-    for (int64_t i = 0; i < l->n; i++) l->order[i] = i;
-    if (l->o.shuffle) { /* Fisher-Yates keyed by (seed, epoch) */
-        sm_rng r;
-        sm_rng_init(&r, l->o.seed, (uint64_t)epoch, 0, SM__RNG_ORDER);
+    for (int64_t pass = 0; pass * l->n < l->len; pass++) {
+        int64_t *ord = l->order + pass * l->n;
+        for (int64_t i = 0; i < l->n; i++) ord[i] = i;
+        if (!l->o.shuffle) continue;
+        sm_rng r; /* Fisher-Yates keyed by (seed, epoch, pass) */
+        sm_rng_init(&r, l->o.seed, (uint64_t)epoch, (uint64_t)pass, SM__RNG_ORDER);
         for (int64_t i = l->n - 1; i > 0; i--) {
-            int64_t j = (int64_t)sm_rng_below(&r, (uint64_t)i + 1), t = l->order[i];
-            l->order[i] = l->order[j];
-            l->order[j] = t;
+            int64_t j = (int64_t)sm_rng_below(&r, (uint64_t)i + 1), t = ord[i];
+            ord[i] = ord[j];
+            ord[j] = t;
         }
     }
     l->epoch = epoch;
     l->batch = batch;
     l->cursor = l->claim = position;
-    l->need_end = l->o.drop_last ? position + (l->nbatches - batch) * l->o.batch_size : l->n;
+    l->need_end = l->o.drop_last ? position + (l->nbatches - batch) * l->o.batch_size : l->len;
     l->failed = 0;
     pthread_cond_broadcast(&l->cv_work);
     pthread_mutex_unlock(&l->mu);
@@ -355,7 +362,7 @@ static void sm__wait_slot(sm_loader *l, int64_t pos)
             waited += 30;
             sm_log(SM_LOG_WARN, "data loader: waiting %d s for sample %lld of the epoch order "
                    "(dataset index %lld)", waited, (long long)pos,
-                   (long long)l->order[pos % l->n]);
+                   (long long)l->order[pos % l->len]);
         }
     }
 }
@@ -392,7 +399,7 @@ int sm_loader_next(sm_loader *l, const sm_batch **out, sm_error *err)
         return sm_error_set(err, l->failed, NULL, 0, 0, NULL, "the loader stopped after an error");
     if (l->batch >= l->nbatches) return 0;
     int B = l->o.batch_size, j = 0;
-    int64_t end_cap = l->o.drop_last ? 2 * l->n : l->n; /* wrap at most once into the order */
+    int64_t end_cap = l->o.drop_last ? 2 * l->len : l->len; /* wrap at most once */
     while (j < B) {
         pthread_mutex_lock(&l->mu);
         if (l->cursor >= l->need_end) {
@@ -408,7 +415,7 @@ int sm_loader_next(sm_loader *l, const sm_batch **out, sm_error *err)
             sm__wait_slot(l, pos);
             pthread_mutex_unlock(&l->mu);
         } else {
-            int64_t idx = l->order[pos % l->n];
+            int64_t idx = l->order[pos % l->len];
             s->pos = pos;
             s->known = l->bad_flag[idx] != 0;
             pthread_mutex_unlock(&l->mu);

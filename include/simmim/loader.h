@@ -114,7 +114,8 @@ typedef struct sm_loader_opts {
     int batch_size;
     int num_workers;         /* worker threads; 0 = decode in the consumer's thread            */
     int prefetch;            /* samples held ready ahead (at least batch_size + num_workers)   */
-    bool shuffle;            /* epoch order = a permutation keyed by (seed, epoch)             */
+    bool shuffle;            /* epoch order = permutations keyed by (seed, epoch, pass)         */
+    int repeat;              /* passes over the data per epoch (<= 1: one)                     */
     bool drop_last;          /* training: only full batches                                   */
     uint64_t seed;
     sm_bad_policy on_bad;
@@ -122,8 +123,8 @@ typedef struct sm_loader_opts {
 } sm_loader_opts;
 
 /* Loader options from a validated config: train_config.batch_size, seed and the section's
- * num_workers, prefetch_size, shuffle (train split only), on_bad_image, max_bad_fraction;
- * drop_last for the train split. */
+ * num_workers, prefetch_size, shuffle (train split only), repeat, on_bad_image,
+ * max_bad_fraction; drop_last for the train split. */
 SM_API void sm_loader_opts_from_config(sm_loader_opts *o, const sm_cfg *root,
                                        const char *section, sm_split split);
 
@@ -145,7 +146,7 @@ typedef struct sm_loader sm_loader;
 
 /* Creates a loader over an open dataset (borrowed: must outlive the loader) and starts the
  * workers. Checks the pipeline and options (even batch for Mixup, labels vs num_classes is
- * checked per sample). Errors: SM_EINVAL/SM_ECONFIG (options), SM_EDATA (empty dataset),
+ * checked per sample; pipeline num_classes 0 takes the dataset's). Errors: SM_EINVAL/SM_ECONFIG (options), SM_EDATA (empty dataset),
  * SM_ENOMEM. */
 SM_API int sm_loader_new(const sm_dataset *ds, const sm_pipeline *p, const sm_loader_opts *o,
                          sm_loader **out, sm_error *err);
@@ -158,7 +159,7 @@ SM_API int sm_loader_start(sm_loader *l, int64_t epoch, int64_t batch, int64_t p
  * on_bad_image: fail, or too many bad files), SM_ENOMEM, SM_ECANCELED (stopped). After an error
  * the loader only accepts sm_loader_start/stop/free. */
 SM_API int sm_loader_next(sm_loader *l, const sm_batch **out, sm_error *err);
-/* Batches in an epoch: floor(N/B) with drop_last, else ceil(N/B). */
+/* Batches in an epoch: floor(repeat*N/B) with drop_last, else ceil(repeat*N/B). */
 SM_API int64_t sm_loader_num_batches(const sm_loader *l);
 /* The epoch-order position after the last batch returned (for checkpoints). */
 SM_API int64_t sm_loader_position(const sm_loader *l);
