@@ -239,6 +239,67 @@ START_TEST(test_nwpu_split_file)
 }
 END_TEST
 
+/* Pipeline and loader settings from a RingMo-style config. */
+START_TEST(test_pipeline_from_config)
+{
+    const char *y = "seed: 7\n"
+                    "model:\n  backbone: swin\n  patch_size: 4\n  in_chans: 4\n  mask_ratio: 0.5\n"
+                    "  mask_patch_size: 32\n"
+                    "train_config:\n  image_size: 192\n  batch_size: 16\n  num_classes: 46\n"
+                    "pretrain_dataset:\n  interpolation: BICUBIC\n  crop_min: 0.5\n  prop: 0.25\n"
+                    "  bands: [3, 2, 1, 7]\n  norm_mean: [0.1, 0.2, 0.3, 0.4]\n"
+                    "  norm_std: [0.5, 0.5, 0.5, 0.25]\n  num_workers: 3\n  prefetch_size: 12\n"
+                    "  on_bad_image: fail\n  max_bad_fraction: 0.05\n  repeat: 2\n"
+                    "finetune_dataset:\n  auto_augment: null\n  mixup: 0.0\n  re_mode: const\n"
+                    "  norm_mean: [0.1, 0.2]\n";
+    section(y, "pretrain_dataset");
+    const sm_cfg *rootc = sm_config_root(cfg);
+    sm_pipeline p;
+    sm_error e;
+    sm_error_clear(&e);
+    ck_assert_msg(sm_pipeline_from_config(&p, rootc, "pretrain_dataset", SM_PIPELINE_PRETRAIN, &e) == 0,
+                  "%s", e.text);
+    ck_assert_int_eq(p.image_size, 192);
+    ck_assert_int_eq(p.channels, 4);
+    ck_assert_int_eq(p.interp, SM_INTERP_BICUBIC);
+    ck_assert(p.scale_min == 0.5 && p.flip_prob == 0.25);
+    ck_assert_int_eq(p.n_bands, 4);
+    ck_assert_int_eq(p.bands[3], 7);
+    ck_assert_float_eq(p.mean[2], 0.3f);
+    ck_assert_float_eq(p.std[3], 0.25f);
+    ck_assert(p.use_mask);
+    ck_assert_int_eq(p.mask.model_patch_size, 4);
+    ck_assert(p.mask.ratio == 0.5);
+    ck_assert_int_eq(p.num_classes, 46);
+    sm_loader_opts o;
+    sm_loader_opts_from_config(&o, rootc, "pretrain_dataset", SM_SPLIT_TRAIN);
+    ck_assert_int_eq(o.batch_size, 16);
+    ck_assert_int_eq(o.num_workers, 3);
+    ck_assert_int_eq(o.prefetch, 12);
+    ck_assert_int_eq(o.repeat, 2);
+    ck_assert_int_eq((int)o.seed, 7);
+    ck_assert_int_eq(o.on_bad, SM_BAD_FAIL);
+    ck_assert(o.max_bad_fraction == 0.05 && o.shuffle && o.drop_last);
+    sm_loader_opts_from_config(&o, rootc, "finetune_dataset", SM_SPLIT_EVAL);
+    ck_assert(!o.shuffle && !o.drop_last);
+    /* 2 means for 4 channels: the error names the key and its line */
+    sm_error_clear(&e);
+    ck_assert_int_eq(sm_pipeline_from_config(&p, rootc, "finetune_dataset", SM_PIPELINE_FINETUNE, &e),
+                     SM_ECONFIG);
+    ck_assert_msg(strstr(e.path, "norm_mean") && e.line == 28, "%s:%d: %s", e.path, e.line, e.text);
+    /* without norm_mean: RandAugment off (null), mixup 0, const erasing */
+    y = "model:\n  in_chans: 3\nfinetune_dataset:\n  auto_augment: null\n  mixup: 0.0\n"
+        "  re_mode: const\n  interpolation: bilinear\n";
+    section(y, "finetune_dataset");
+    ck_assert_int_eq(sm_pipeline_from_config(&p, sm_config_root(cfg), "finetune_dataset", SM_PIPELINE_FINETUNE, NULL), 0);
+    ck_assert(!p.use_randaug);
+    ck_assert(p.mixup_alpha == 0.0 && p.cutmix_alpha == 1.0);
+    ck_assert_int_eq(p.erase_mode, SM_ERASE_CONST);
+    ck_assert_int_eq(p.interp, SM_INTERP_BILINEAR);
+    ck_assert_float_eq(p.mean[0], 0.485f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("readers");
@@ -247,6 +308,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_aircas);
     tcase_add_test(tc, test_imagenet);
     tcase_add_test(tc, test_nwpu_split_file);
+    tcase_add_test(tc, test_pipeline_from_config);
     suite_add_tcase(s, tc);
     return s;
 }
