@@ -261,33 +261,41 @@ static bool sm__configured(const sm_cfg *root, const char *section)
 
 int sm_cmd_data(int argc, char **argv)
 {
-    sm_cli_opts o;
-    int rc = sm_cli_parse(argc, argv, &o, sm__data_usage);
-    if (rc < 0) return SM_EXIT_OK;
-    if (rc) return rc;
-    bool deep = false;
+    /* --preview FILE / --bad-report FILE (or --x=FILE) are taken out before the common parse */
     const char *preview = NULL, *report = NULL;
-    for (size_t i = 0; i < o.n_positional; i++) {
-        const char *a = o.positional[i];
-        if (strcmp(a, "--deep") == 0) deep = true;
-        else if ((strcmp(a, "--preview") == 0 || strcmp(a, "--bad-report") == 0) && i + 1 < o.n_positional)
-            *(a[2] == 'p' ? &preview : &report) = o.positional[++i];
-        else if (a[0] == '-' || o.config) {
-            fprintf(stderr, "simmimctl data: unexpected argument '%s'\n%s", a, sm__data_usage);
-            sm_cli_opts_free(&o);
-            return SM_EXIT_USAGE;
-        } else o.config = a;
+    char **args = malloc(sizeof(char *) * (size_t)(argc + 1));
+    int nargs = 0;
+    if (!args) return SM_EXIT_FAILURE;
+    for (int i = 0; i < argc; i++) {
+        const char **dst = strncmp(argv[i], "--preview", 9) == 0      ? &preview
+                           : strncmp(argv[i], "--bad-report", 12) == 0 ? &report
+                                                                      : NULL;
+        const char *eq = dst ? strchr(argv[i], '=') : NULL;
+        size_t nlen = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
+        if (dst && (nlen == 9 || nlen == 12) && (eq || i + 1 < argc)) {
+            *dst = eq ? eq + 1 : argv[++i];
+            continue;
+        }
+        args[nargs++] = argv[i];
     }
-    if (!o.config) {
-        fputs(sm__data_usage, stderr);
-        sm_cli_opts_free(&o);
-        return SM_EXIT_USAGE;
+    args[nargs] = NULL;
+    sm_cli_opts o;
+    int rc = sm_cli_parse(nargs, args, &o, sm__data_usage);
+    if (rc == 0) {
+        static const char *const known[] = {"--deep", NULL};
+        rc = sm_cli_check_args(&o, "data", known, 1, 1);
     }
+    if (rc) {
+        free(args);
+        return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
+    }
+    bool deep = sm_cli_has_flag(&o, "--deep");
     sm_registry *reg;
     sm_config *cfg;
     rc = sm_cli_load_config(&o, &reg, &cfg);
     if (rc) {
         sm_cli_opts_free(&o);
+        free(args);
         return rc;
     }
     const sm_cfg *root = sm_config_root(cfg);
@@ -326,5 +334,6 @@ int sm_cmd_data(int argc, char **argv)
     sm_config_free(cfg);
     sm_registry_free(reg);
     sm_cli_opts_free(&o);
+    free(args);
     return rc;
 }
