@@ -16,11 +16,7 @@ static void img(const char *rel, int w, int h, bool truncate)
 {
     char p[4200];
     snprintf(p, sizeof p, "%s/%s", root, rel);
-    for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
-        *s = '\0';
-        mkdir(p, 0755);
-        *s = '/';
-    }
+    sm_img_mkdirs(root, p);
     uint8_t *px = malloc((size_t)w * h * 3);
     for (int i = 0; i < w * h * 3; i++) px[i] = (uint8_t)(i * 13);
     ck_assert_int_eq(sm_img_write_jpeg(p, px, w, h, 3, 90, false, false), 0);

@@ -2,6 +2,7 @@
  * recursive walks with case-insensitive extensions, what an empty / flat / unsupported tree
  * reports, and the deterministic stratified NWPU split. */
 #include "../datasets/common/dscommon.h"
+#include "imgutil.h"
 #include "testutil.h"
 
 #include <string.h>
@@ -9,17 +10,7 @@
 
 static char *root;
 
-static void touch(const char *rel)
-{
-    char p[4200];
-    snprintf(p, sizeof p, "%s/%s", root, rel);
-    for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
-        *s = '\0';
-        mkdir(p, 0755);
-        *s = '/';
-    }
-    ck_assert_int_eq(sm_test_write_file(p, "x", 1), 0);
-}
+static void touch(const char *rel) { ck_assert_int_eq(sm_img_touch(root, rel), 0); }
 
 static void setup(void) { root = sm_test_tmpdir(); }
 static void teardown(void)

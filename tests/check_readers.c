@@ -2,6 +2,7 @@
  * from YAML (sm_config_read_string): aircas (RingMo JSON list, text list, folder walk),
  * imagenet (class folders, eval_list), nwpu_resisc45 (pre-split, and the seeded stratified split
  * written to and reused from split_file). */
+#include "imgutil.h"
 #include "testutil.h"
 
 #include <string.h>
@@ -11,17 +12,7 @@ static char *root;
 static sm_registry *reg;
 static sm_config *cfg;
 
-static void touch(const char *rel)
-{
-    char p[4200];
-    snprintf(p, sizeof p, "%s/%s", root, rel);
-    for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')); s++) {
-        *s = '\0';
-        mkdir(p, 0755);
-        *s = '/';
-    }
-    ck_assert_int_eq(sm_test_write_file(p, "x", 1), 0);
-}
+static void touch(const char *rel) { ck_assert_int_eq(sm_img_touch(root, rel), 0); }
 
 static void setup(void)
 {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jpeglib.h>
 #include <png.h>
@@ -161,4 +162,27 @@ int sm_img_write_tiff(const char *path, const void *px, int w, int h, int spp, i
     free(tmp);
     TIFFClose(t);
     return rc;
+}
+
+void sm_img_mkdirs(const char *root, const char *path)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s", path);
+    size_t skip = strlen(root) < strlen(p) ? strlen(root) + 1 : 0;
+    for (char *s = p + skip; (s = strchr(s, '/')); s++) {
+        *s = '\0';
+        mkdir(p, 0755);
+        *s = '/';
+    }
+}
+
+int sm_img_touch(const char *root, const char *rel)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    sm_img_mkdirs(root, p);
+    FILE *f = fopen(p, "wb");
+    if (!f) return -1;
+    fputc('x', f);
+    return fclose(f) == 0 ? 0 : -1;
 }

@@ -24,4 +24,9 @@ int sm_img_write_png(const char *path, const void *px, int w, int h, int color_t
 int sm_img_write_tiff(const char *path, const void *px, int w, int h, int spp, int bits,
                       int photometric, bool separate, bool tiled, bool lzw, bool extra_alpha);
 
+/* Writes a 1-byte file root/rel, creating the folders of rel. */
+int sm_img_touch(const char *root, const char *rel);
+/* Creates the folders of path below root (the part of path after root). */
+void sm_img_mkdirs(const char *root, const char *path);
+
 #endif
