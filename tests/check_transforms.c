@@ -280,6 +280,7 @@ START_TEST(test_pipeline_deterministic)
 
     /* eval: resize shorter side to floor(32/0.875) = 36, centre crop 32, no randomness */
     sm_pipeline_defaults(&p, SM_PIPELINE_EVAL, 32);
+    sm_image_deinit(&a);
     make(&a, 72, 36, 1, 255.0f);
     for (int y = 0; y < 36; y++)
         for (int x = 0; x < 72; x++) a.data[y * 72 + x] = (float)(x < 36 ? 0 : 255);
