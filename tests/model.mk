@@ -12,3 +12,9 @@ EXTRA_DIST += tests/golden/README.md \
 	tests/golden/cls_swin.safetensors \
 	tests/golden/cls_vit_meanpool.safetensors \
 	tests/golden/cls_vit_clstoken.safetensors
+
+# The example backbone, built out of tree against the installed headers and pkg-config.
+TESTS += tests/check_oot_backbone.sh
+EXTRA_DIST += tests/check_oot_backbone.sh docs/writing-a-backbone.md \
+	docs/examples/toy_backbone/toy.c docs/examples/toy_backbone/Makefile \
+	docs/examples/toy_backbone/toy.yaml

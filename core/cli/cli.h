@@ -50,5 +50,6 @@ int sm_cmd_plugins(int argc, char **argv);
 int sm_cmd_inspect(int argc, char **argv);
 int sm_cmd_verify(int argc, char **argv);
 int sm_cmd_data(int argc, char **argv);
+int sm_cmd_model(int argc, char **argv);
 
 #endif
