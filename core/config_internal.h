@@ -102,6 +102,9 @@ const sm_key *sm__key_find(const sm_key *keys, const char *name);
 /* Parses an interval "[0,1)", "(0,)": returns 0 or -1. */
 int sm__range_parse(const char *range, double *lo, bool *lo_open, bool *has_lo, double *hi,
                     bool *hi_open, bool *has_hi);
+/* The alternative of "a|b|c" that equals text ignoring case (its spelling in choices, not
+ * NUL-terminated, length in *len), or NULL. */
+const char *sm__choice_find(const char *choices, const char *text, size_t *len);
 /* "an integer", "a list of numbers", ... */
 const char *sm__key_type_desc(sm_key_type t);
 /* Checks that a scalar/list/null node fits the key (type, range, choices). On a mismatch

@@ -264,17 +264,16 @@ static bool sm__in_range(double v, const char *range)
     return true;
 }
 
-/* Is `text` one of the '|'-separated choices (ignoring case)? */
-static bool sm__is_choice(const char *text, const char *choices)
+const char *sm__choice_find(const char *choices, const char *text, size_t *len)
 {
-    size_t len = strlen(text);
+    size_t tl = strlen(text);
     for (const char *p = choices; p;) {
         const char *bar = strchr(p, '|');
         size_t n = bar ? (size_t)(bar - p) : strlen(p);
-        if (n == len && strncasecmp(p, text, n) == 0) return true;
+        if (n == tl && strncasecmp(p, text, n) == 0) return *len = n, p;
         p = bar ? bar + 1 : NULL;
     }
-    return false;
+    return NULL;
 }
 
 /* "'a', 'b' or 'c'" */
@@ -309,7 +308,8 @@ static int sm__check_scalar(sm_key_type t, const char *range, const sm_cfg *node
     bool scalar = node->kind == SM_CFG_SCALAR;
     if (t == SM_KEY_STRING) {
         if (!scalar) return snprintf(why, n, "expected a string, got %s", got), -1;
-        if (range && !sm__is_choice(node->text, range)) {
+        size_t len;
+        if (range && !sm__choice_find(range, node->text, &len)) {
             char c[200];
             sm__choices_text(range, c, sizeof c);
             return snprintf(why, n, "expected %s, got %s", c, got), -1;

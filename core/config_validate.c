@@ -103,9 +103,13 @@ static const char *sm__direct_child(const sm_key *k, const char *prefix)
     return k->name + lp;
 }
 
+/* Unknown key: did-you-mean among the siblings the tables declare (and the section names at
+ * the top level), else the list of valid keys. */
 static void sm__unknown_key(sm__val *v, sm_cfg *node, const sm_key *const *tables, size_t nt,
-                            const char *prefix, const char *const *extra)
+                            const char *prefix, bool sections)
 {
+    size_t ns;
+    const sm__section *secs = sm__config_sections(&ns);
     const char *best = NULL;
     int best_d = 3;
     char list[240] = "";
@@ -121,8 +125,8 @@ static void sm__unknown_key(sm__val *v, sm_cfg *node, const sm_key *const *table
                 if (!(name = sm__direct_child(k, prefix))) continue;
                 ignored = k->type == SM_KEY_IGNORED;
             } else {
-                if (!extra || !extra[i]) break;
-                name = extra[i];
+                if (!sections || i >= ns) break;
+                name = secs[i].name;
             }
             int d = sm__edit_distance(node->key, name, 2);
             if (d < best_d) best_d = d, best = name;
@@ -158,27 +162,56 @@ static sm_cfg *sm__default_node(sm__val *v, const sm_key *k)
     return node;
 }
 
+/* Checks a value against its key, reporting a mismatch. Choices take the schema's spelling
+ * ("BICUBIC" -> "bicubic"), so consumers can compare with strcmp. */
+static bool sm__check_key(sm__val *v, const sm_key *k, sm_cfg *c)
+{
+    const sm_cfg *at;
+    char why[300];
+    if (sm__key_check_value(k, c, &at, why, sizeof why) != 0) {
+        sm__verr(v, (sm_cfg *)at, false, "%s", why);
+        return false;
+    }
+    if (!k->range || (k->type != SM_KEY_STRING && k->type != SM_KEY_STRING_LIST)) return true;
+    bool list = k->type == SM_KEY_STRING_LIST;
+    for (sm_cfg *it = list ? c->head : c; it; it = list ? it->next : NULL) {
+        size_t len;
+        const char *canon = it->kind == SM_CFG_SCALAR ? sm__choice_find(k->range, it->text, &len)
+                                                      : NULL;
+        if (!canon || strncmp(canon, it->text, len) == 0) continue;
+        const char *t = sm__pool_strndup(&v->cfg->pool, canon, len);
+        if (t)
+            it->text = t;
+        else
+            v->oom = 1;
+    }
+    return true;
+}
+
+static void sm__validate_section(sm__val *v, sm_cfg *node, const sm__section *sec);
+
 /* Checks every key of `map` (whose keys are named prefix + key in tables), then adds the
- * missing ones with their defaults. */
+ * missing ones with their defaults. At the top level, sections are validated on their own. */
 static void sm__validate_map(sm__val *v, sm_cfg *map, const char *prefix,
                              const sm_key *const *tables, size_t nt)
 {
+    bool root = map == v->cfg->root;
     for (sm_cfg *c = map->head; c; c = c->next) {
+        const sm__section *sec = root ? sm__config_section(c->key) : NULL;
+        if (sec) {
+            sm__validate_section(v, c, sec);
+            continue;
+        }
         const sm_key *k = sm__lookup(tables, nt, prefix, c->key);
         if (!k) {
-            sm__unknown_key(v, c, tables, nt, prefix, NULL);
+            sm__unknown_key(v, c, tables, nt, prefix, root);
             continue;
         }
         if (k->type == SM_KEY_IGNORED) {
             sm__record_ignored(v, c);
             continue;
         }
-        const sm_cfg *at;
-        char why[300];
-        if (sm__key_check_value(k, c, &at, why, sizeof why) != 0) {
-            sm__verr(v, (sm_cfg *)at, false, "%s", why);
-            continue;
-        }
+        if (!sm__check_key(v, k, c)) continue;
         if (k->type == SM_KEY_MAP) {
             char sub[160];
             snprintf(sub, sizeof sub, "%s%s.", prefix, c->key);
@@ -231,12 +264,7 @@ static void sm__validate_section(sm__val *v, sm_cfg *node, const sm__section *se
         sm_cfg *sel = sm__cfg_child(node, sec->selector);
         const char *name = sk->def;
         if (sel) {
-            const sm_cfg *at;
-            char why[300];
-            if (sm__key_check_value(sk, sel, &at, why, sizeof why) != 0) {
-                sm__verr(v, sel, false, "%s", why);
-                return;
-            }
+            if (!sm__check_key(v, sk, sel)) return;
             name = sel->text;
         } else if (!name) {
             char path[160];
@@ -326,8 +354,7 @@ static void sm__check_task(sm__val *v)
         task->kind = SM_CFG_SCALAR;
         task->text = t;
     } else {
-        t = sm__strcasecmp(task->text, "pretrain") == 0 ? "pretrain"
-            : sm__strcasecmp(task->text, "finetune") == 0 ? "finetune" : "eval";
+        t = task->text; /* a checked choice, in the schema's spelling */
     }
     bool need_pre = strcmp(t, "pretrain") == 0;
     if (need_pre ? !pre : !fin)
@@ -424,30 +451,8 @@ int sm_config_validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag)
     sm_cfg *root = cfg->root;
     size_t ns;
     const sm__section *secs = sm__config_sections(&ns);
-    const char *sec_names[16];
-    for (size_t i = 0; i < ns; i++) sec_names[i] = secs[i].name;
-    sec_names[ns] = NULL;
     const sm_key *top[1] = {sm__config_top_keys()};
-
-    for (sm_cfg *c = root->head; c; c = c->next) {
-        const sm__section *sec = sm__config_section(c->key);
-        const sm_key *k = sec ? NULL : sm__key_find(top[0], c->key);
-        const sm_cfg *at;
-        char why[300];
-        if (sec)
-            sm__validate_section(&v, c, sec);
-        else if (!k)
-            sm__unknown_key(&v, c, top, 1, "", sec_names);
-        else if (k->type == SM_KEY_IGNORED)
-            sm__record_ignored(&v, c);
-        else if (sm__key_check_value(k, c, &at, why, sizeof why) != 0)
-            sm__verr(&v, (sm_cfg *)at, false, "%s", why);
-    }
-    for (const sm_key *k = top[0]; k->name; k++) {
-        if (k->type == SM_KEY_IGNORED || sm__cfg_child(root, k->name)) continue;
-        sm_cfg *d = sm__default_node(&v, k);
-        if (d) sm__cfg_append(root, d, k->name);
-    }
+    sm__validate_map(&v, root, "", top, 1);
     for (size_t i = 0; i < ns; i++) {
         if (sm__cfg_child(root, secs[i].name)) continue;
         if (secs[i].required) {

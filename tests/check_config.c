@@ -387,7 +387,7 @@ START_TEST(test_scalar_forms)
     ck_assert_double_eq_tol(sm_cfg_float(root, "optimizer.eps"), 2e-4, 1e-15);
     ck_assert_double_eq(sm_cfg_float(root, "lr_schedule.base_lr"), 15.0);
     ck_assert_str_eq(sm_cfg_str(root, "callback.ckpt_config.prefix"), "0.00015");
-    ck_assert_str_eq(sm_cfg_str(root, "loss_type"), "CE");
+    ck_assert_str_eq(sm_cfg_str(root, "loss_type"), "ce"); /* choices take the schema's case */
     ck_assert_str_eq(sm_cfg_str(root, "task"), "pretrain"); /* empty: null: resolved */
     /* conversions name the node */
     sm_error e;
@@ -396,7 +396,7 @@ START_TEST(test_scalar_forms)
     ck_assert_int_eq(sm_cfg_to_int(must_get(root, "loss_type"), &i, &e), SM_ECONFIG);
     ck_assert_str_eq(e.path, "loss_type");
     ck_assert_int_eq(e.line, 8);
-    ck_assert_str_eq(e.text, "expected an integer, got 'CE'");
+    ck_assert_str_eq(e.text, "expected an integer, got 'ce'");
     sm_config_free(cfg);
     sm_diag_free(d);
     sm_registry_free(reg);
@@ -542,7 +542,8 @@ START_TEST(test_shipped_config_valid)
         ck_assert_int_eq(sm_cfg_int(root, "train_config.batch_size"), 128);
     } else {
         ck_assert_str_eq(sm_cfg_str(root, "loss_type"), "soft_ce");
-        ck_assert_str_eq(sm_cfg_str(root, "finetune_dataset.interpolation"), "BICUBIC");
+        /* RingMo's "BICUBIC", in the schema's spelling */
+        ck_assert_str_eq(sm_cfg_str(root, "finetune_dataset.interpolation"), "bicubic");
         ck_assert_int_eq(sm_cfg_int(root, "finetune_dataset.eval_offset"), -1);
         bool nwpu = strstr(shipped[_i], "nwpu") != NULL;
         ck_assert_int_eq(sm_cfg_int(root, "train_config.num_classes"), nwpu ? 46 : 1000);
