@@ -31,7 +31,7 @@ static const char *sm__basename(const char *path)
  * check-then-swap race between the checks). */
 static int sm__check_file(const char *real, sm_error *err)
 {
-    int fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return sm_error_set(err, SM_EPLUGIN, real, 0, 0, NULL, "cannot open plugin: %s",
                             strerror(errno));
@@ -118,16 +118,15 @@ static int sm__load_resolved(sm_registry *reg, const char *real, const char *ste
     sm_error inner;
     sm_error_clear(&inner);
     rc = d->register_components(reg, &inner);
+    if (rc == 0) rc = sm__registry_failed(reg, &inner); /* an add failed and was ignored */
     if (rc != 0) {
+        if (rc > 0) rc = SM_EPLUGIN;
+        /* format while the plugin's strings are still mapped */
+        sm_error_set(err, rc, real, 0, 0, NULL, "plugin '%s' failed to register its components: %s",
+                     d->name, inner.code ? inner.text : sm_status_str(rc));
         sm__registry_rollback(reg);
         dlclose(h);
-        char msg[sizeof inner.text + 64];
-        if (inner.code)
-            snprintf(msg, sizeof msg, "%s", inner.text);
-        else
-            snprintf(msg, sizeof msg, "%s", sm_status_str(rc));
-        return sm_error_set(err, rc, real, 0, 0, NULL,
-                            "plugin '%s' failed to register its components: %s", d->name, msg);
+        return rc;
     }
     sm__registry_commit(reg, h, d->name, d->version);
     return 0;
@@ -154,12 +153,45 @@ static int sm__cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Loads dir/name (dir resolved), refusing a symlink that leaves the directory. Every failure
+ * goes to diag. */
+static int sm__load_in_dir(sm_registry *reg, const char *real_dir, const char *name, sm_diag *diag)
+{
+    char *path = sm__path_join(real_dir, name);
+    char real[PATH_MAX];
+    sm_error e;
+    sm_error_clear(&e);
+    size_t dlen = strcmp(real_dir, "/") == 0 ? 0 : strlen(real_dir);
+    int rc;
+    if (!path)
+        rc = sm_error_set(&e, SM_ENOMEM, real_dir, 0, 0, NULL, "out of memory");
+    else if (!realpath(path, real))
+        rc = sm_error_set(&e, SM_EPLUGIN, path, 0, 0, NULL, "cannot open plugin: %s",
+                          strerror(errno));
+    else if (strncmp(real, real_dir, dlen) != 0 || real[dlen] != '/')
+        rc = sm_error_set(&e, SM_EPERM, path, 0, 0, NULL,
+                          "refusing plugin: it is a symlink to %s, outside its directory", real);
+    else
+        rc = sm__load_resolved(reg, real, name, &e);
+    if (rc) sm_diag_add(diag, SM_SEV_ERROR, &e);
+    free(path);
+    return rc;
+}
+
 int sm_plugin_load_dir(sm_registry *reg, const char *dir, sm_diag *diag)
 {
     char real_dir[PATH_MAX];
     if (!realpath(dir, real_dir)) return 0; /* a missing directory is not an error */
     struct stat st;
-    if (stat(real_dir, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    if (stat(real_dir, &st) != 0) return 0;
+    if (!S_ISDIR(st.st_mode))
+        return sm_diag_addf(diag, SM_SEV_ERROR, SM_EPLUGIN, real_dir, 0, 0, NULL,
+                            "plugin directory is not a directory");
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return sm_diag_addf(diag, SM_SEV_ERROR, SM_EPERM, real_dir, 0, 0, NULL,
+                            "refusing plugin directory: owned by uid %u, not by you (uid %u) "
+                            "or root",
+                            (unsigned)st.st_uid, (unsigned)geteuid());
     if (st.st_mode & (S_IWGRP | S_IWOTH))
         return sm_diag_addf(diag, SM_SEV_ERROR, SM_EPERM, real_dir, 0, 0, NULL,
                             "refusing plugin directory: it is %s-writable (mode %04o)",
@@ -173,7 +205,7 @@ int sm_plugin_load_dir(sm_registry *reg, const char *dir, sm_diag *diag)
     size_t n = 0, cap = 0;
     int first = 0;
     struct dirent *de;
-    while ((de = readdir(dh)) != NULL) {
+    while (!first && (de = readdir(dh)) != NULL) {
         if (!sm__is_plugin_name(de->d_name)) continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -184,41 +216,22 @@ int sm_plugin_load_dir(sm_registry *reg, const char *dir, sm_diag *diag)
             }
             names = v;
         }
-        if (!(names[n] = sm__strdup(de->d_name))) {
+        if (!(names[n] = sm__strdup(de->d_name)))
             first = SM_ENOMEM;
-            break;
-        }
-        n++;
+        else
+            n++;
     }
     closedir(dh);
-    qsort(names, n, sizeof *names, sm__cmp_str);
-    size_t dlen = strlen(real_dir);
-    for (size_t i = 0; i < n; i++) {
-        if (!first && !sm__registry_has_stem(reg, names[i])) {
-            char *path = sm__path_join(real_dir, names[i]);
-            char real[PATH_MAX];
-            sm_error e;
-            sm_error_clear(&e);
-            int rc = 0;
-            if (!path)
-                rc = SM_ENOMEM;
-            else if (!realpath(path, real))
-                rc = sm_error_set(&e, SM_EPLUGIN, path, 0, 0, NULL, "cannot open plugin: %s",
-                                  strerror(errno));
-            else if (strncmp(real, real_dir, dlen) != 0 || real[dlen] != '/')
-                rc = sm_error_set(&e, SM_EPERM, path, 0, 0, NULL,
-                                  "refusing plugin: symlink to %s, outside its directory", real);
-            else
-                rc = sm__load_resolved(reg, real, names[i], &e);
-            if (rc) {
-                if (!e.code) sm_error_set(&e, rc, path, 0, 0, NULL, "%s", sm_status_str(rc));
-                sm_diag_add(diag, SM_SEV_ERROR, &e);
-                if (!first) first = rc;
-            }
-            free(path);
-        }
-        free(names[i]);
+    if (first) {
+        sm_diag_addf(diag, SM_SEV_ERROR, SM_ENOMEM, real_dir, 0, 0, NULL, "out of memory");
+        n = 0;
     }
+    if (n > 1) qsort(names, n, sizeof *names, sm__cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        int rc = sm__registry_has_stem(reg, names[i]) ? 0 : sm__load_in_dir(reg, real_dir, names[i], diag);
+        if (rc && !first) first = rc;
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     return first;
 }

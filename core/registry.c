@@ -1,5 +1,5 @@
 /* core/registry.c - components by kind and name; which plugin file each came from. */
-#include "internal.h"
+#include "config_internal.h"
 #include "registry_internal.h"
 
 #include <ctype.h>
@@ -25,6 +25,8 @@ struct sm_registry {
     sm__plugin *plugins;
     size_t n_plugins, cap_plugins;
     int loading; /* plugin index being registered, -1 = built-in */
+    int failed;  /* a sm_registry_add failed while loading (first code)                     */
+    sm_error fail_err;
 };
 
 const char *sm_kind_name(sm_kind kind)
@@ -86,7 +88,25 @@ static bool sm__valid_name(const char *name)
     return true;
 }
 
+static int sm__registry_add(sm_registry *reg, const sm_component *comp, sm_error *err);
+
 int sm_registry_add(sm_registry *reg, const sm_component *comp, sm_error *err)
+{
+    sm_error local;
+    sm_error_clear(&local);
+    int rc = sm__registry_add(reg, comp, &local);
+    if (rc) {
+        /* remembered, so a plugin that ignores the failure is still refused */
+        if (reg && reg->loading >= 0 && !reg->failed) {
+            reg->failed = rc;
+            reg->fail_err = local;
+        }
+        if (err && !err->code) *err = local;
+    }
+    return rc;
+}
+
+static int sm__registry_add(sm_registry *reg, const sm_component *comp, sm_error *err)
 {
     const char *file = reg && reg->loading >= 0 ? reg->plugins[reg->loading].path : NULL;
     if (!reg || !comp) return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL, "NULL component");
@@ -108,6 +128,13 @@ int sm_registry_add(sm_registry *reg, const sm_component *comp, sm_error *err)
                             "%s '%s' has a %u-byte vtable, smaller than the %zu bytes of ABI %d.0",
                             sm_kind_name(comp->kind), comp->name, comp->struct_size,
                             sm__min_struct_size(comp->kind), SM_ABI_MAJOR);
+    if (!comp->description)
+        return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL, "%s '%s' has no description",
+                            sm_kind_name(comp->kind), comp->name);
+    char why[256];
+    if (sm__key_table_check(comp->keys, comp->kind, why, sizeof why) != 0)
+        return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL, "%s '%s': bad config key table: %s",
+                            sm_kind_name(comp->kind), comp->name, why);
     for (size_t i = 0; i < reg->n[comp->kind]; i++) {
         const sm__entry *e = &reg->entries[comp->kind][i];
         if (sm__strcasecmp(e->comp->name, comp->name) == 0)
@@ -229,7 +256,15 @@ int sm__registry_begin(sm_registry *reg, const char *path, const char *stem)
         return SM_ENOMEM;
     }
     reg->loading = (int)reg->n_plugins++;
+    reg->failed = 0;
+    sm_error_clear(&reg->fail_err);
     return 0;
+}
+
+int sm__registry_failed(const sm_registry *reg, sm_error *err)
+{
+    if (reg->failed && err) *err = reg->fail_err;
+    return reg->failed;
 }
 
 void sm__registry_commit(sm_registry *reg, void *handle, const char *name, const char *version)

@@ -9,23 +9,38 @@
 
 enum { SM_EXIT_OK = 0, SM_EXIT_FAILURE = 1, SM_EXIT_USAGE = 2 };
 
+/* sm_cli_parse's answer to --help (usage already printed on stdout): return SM_EXIT_OK. */
+#define SM_CLI_HELP (-1)
+
 /* Options common to the commands that read a config or load plugins. */
 typedef struct sm_cli_opts {
-    const char *config;          /* the positional CONFIG argument (or NULL)          */
+    const char *config;          /* the first positional argument (or NULL)           */
     const char **options;        /* --options key=value ...                          */
     size_t n_options;
     const char **plugin_dirs;    /* --plugin-dir DIR (repeatable)                     */
     size_t n_plugin_dirs;
-    bool no_plugins;             /* --no-plugins                                      */
-    const char **positional;     /* other positional arguments                        */
+    bool no_plugins;             /* --no-plugins: only the --plugin-dir directories   */
+    const char **positional;     /* positional arguments, config included             */
     size_t n_positional;
+    const char **flags;          /* other arguments starting with '-', for the command */
+    size_t n_flags;
 } sm_cli_opts;
 
-/* Parses the common options out of argv (argv[0] is the command name). Unknown options
- * starting with '-' are left for the command: their indices go to `rest` when rest != NULL,
- * otherwise they are a usage error. Returns 0 or SM_EXIT_USAGE (message printed). */
+/* Parses the common options out of argv (argv[0] is the command name): --options (followed
+ * by one or more key=value arguments; repeatable; also --options=key=value), --plugin-dir DIR,
+ * --no-plugins, --help/-h. Other arguments starting with '-' go to o->flags; the command
+ * decides (sm_cli_check_args). Returns 0, SM_CLI_HELP (usage printed to stdout), or
+ * SM_EXIT_USAGE (message printed to stderr). */
 int sm_cli_parse(int argc, char **argv, sm_cli_opts *o, const char *usage);
 void sm_cli_opts_free(sm_cli_opts *o);
+
+/* Usage check after sm_cli_parse: flags must be among `known` (NULL-terminated, may be NULL),
+ * and the number of positionals within [min_pos, max_pos]. Prints the problem and a pointer to
+ * --help; returns 0 or SM_EXIT_USAGE. */
+int sm_cli_check_args(const sm_cli_opts *o, const char *cmd, const char *const *known,
+                      size_t min_pos, size_t max_pos);
+/* True if flag `name` was given. */
+bool sm_cli_has_flag(const sm_cli_opts *o, const char *name);
 
 /* Prints every entry of diag to stderr, one "file:line:col: key: message" line each
  * (warnings prefixed "warning: "). */
@@ -35,12 +50,18 @@ void sm_cli_print_error(const sm_error *e);
 /* Exit code for a status: 0 -> 0; SM_ECONFIG, SM_EINVAL -> 2; anything else -> 1. */
 int sm_cli_exit_code(int status);
 
-/* Loads plugins in the standard order (command line, config, environment, installed dir).
- * cfg may be NULL. Refused plugins are printed as warnings; returns the registry or NULL. */
+/* Loads plugins into reg in the standard order: --plugin-dir, then (unless --no-plugins) the
+ * config's plugin_path (cfg may be NULL), $SIMMIM_PLUGIN_PATH and the installed directory.
+ * Every refused plugin is added to d; returns the first error (0 if none). */
+int sm_cli_load_plugins(sm_registry *reg, const sm_cli_opts *o, const sm_config *cfg,
+                        sm_diag *d);
+/* A registry with the built-ins and the plugins; refused plugins are printed as warnings.
+ * NULL on ENOMEM (message printed). */
 sm_registry *sm_cli_registry(const sm_cli_opts *o, const sm_config *cfg);
 
 /* Reads, loads plugins for, and validates o->config. On success *reg and *cfg are set and 0 is
- * returned; otherwise every error is printed and the exit code (2 for config errors) returned. */
+ * returned; otherwise every error is printed and the exit code (2 for config errors) returned.
+ * Warnings (ignored keys, refused plugins) are printed in both cases. */
 int sm_cli_load_config(const sm_cli_opts *o, sm_registry **reg, sm_config **cfg);
 
 /* Commands: argc/argv start at the command name. Each returns an exit code. */

@@ -13,45 +13,51 @@ static int push(const char ***v, size_t *n, const char *s)
     return 0;
 }
 
+static int usage_error(sm_cli_opts *o, const char *cmd, const char *what)
+{
+    fprintf(stderr, "simmimctl %s: %s (see 'simmimctl %s --help')\n", cmd, what, cmd);
+    sm_cli_opts_free(o);
+    return SM_EXIT_USAGE;
+}
+
 int sm_cli_parse(int argc, char **argv, sm_cli_opts *o, const char *usage)
 {
     memset(o, 0, sizeof *o);
+    int oom = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             sm_cli_opts_free(o);
-            return -1; /* caller returns SM_EXIT_OK */
+            return SM_CLI_HELP;
         } else if (strcmp(a, "--options") == 0 || strcmp(a, "-o") == 0) {
             int k = 0;
             while (i + 1 < argc && argv[i + 1][0] != '-' && strchr(argv[i + 1], '=')) {
-                push(&o->options, &o->n_options, argv[++i]);
+                oom |= push(&o->options, &o->n_options, argv[++i]);
                 k++;
             }
-            if (k == 0) {
-                fprintf(stderr, "simmimctl %s: --options needs key=value arguments\n", argv[0]);
-                sm_cli_opts_free(o);
-                return SM_EXIT_USAGE;
-            }
+            if (k == 0) return usage_error(o, argv[0], "--options needs key=value arguments");
         } else if (strncmp(a, "--options=", 10) == 0) {
-            push(&o->options, &o->n_options, a + 10);
+            oom |= push(&o->options, &o->n_options, a + 10);
         } else if (strcmp(a, "--plugin-dir") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "simmimctl %s: --plugin-dir needs a directory\n", argv[0]);
-                sm_cli_opts_free(o);
-                return SM_EXIT_USAGE;
-            }
-            push(&o->plugin_dirs, &o->n_plugin_dirs, argv[++i]);
+            if (i + 1 >= argc) return usage_error(o, argv[0], "--plugin-dir needs a directory");
+            oom |= push(&o->plugin_dirs, &o->n_plugin_dirs, argv[++i]);
         } else if (strncmp(a, "--plugin-dir=", 13) == 0) {
-            push(&o->plugin_dirs, &o->n_plugin_dirs, a + 13);
+            oom |= push(&o->plugin_dirs, &o->n_plugin_dirs, a + 13);
         } else if (strcmp(a, "--no-plugins") == 0) {
             o->no_plugins = true;
         } else if (a[0] == '-' && a[1] != '\0') {
-            push(&o->positional, &o->n_positional, a); /* command-specific flag */
+            oom |= push(&o->flags, &o->n_flags, a);
         } else {
-            push(&o->positional, &o->n_positional, a);
+            oom |= push(&o->positional, &o->n_positional, a);
         }
     }
+    if (oom) {
+        fprintf(stderr, "simmimctl: out of memory\n");
+        sm_cli_opts_free(o);
+        return SM_EXIT_FAILURE;
+    }
+    o->config = o->n_positional ? o->positional[0] : NULL;
     return 0;
 }
 
@@ -60,7 +66,39 @@ void sm_cli_opts_free(sm_cli_opts *o)
     free(o->options);
     free(o->plugin_dirs);
     free(o->positional);
+    free(o->flags);
     memset(o, 0, sizeof *o);
+}
+
+int sm_cli_check_args(const sm_cli_opts *o, const char *cmd, const char *const *known,
+                      size_t min_pos, size_t max_pos)
+{
+    for (size_t i = 0; i < o->n_flags; i++) {
+        bool ok = false;
+        for (size_t j = 0; known && known[j] && !ok; j++) ok = strcmp(o->flags[i], known[j]) == 0;
+        if (!ok) {
+            fprintf(stderr, "simmimctl %s: unknown option '%s' (see 'simmimctl %s --help')\n",
+                    cmd, o->flags[i], cmd);
+            return SM_EXIT_USAGE;
+        }
+    }
+    if (o->n_positional < min_pos || o->n_positional > max_pos) {
+        if (o->n_positional < min_pos)
+            fprintf(stderr, "simmimctl %s: missing argument (see 'simmimctl %s --help')\n", cmd,
+                    cmd);
+        else
+            fprintf(stderr, "simmimctl %s: unexpected argument '%s' (see 'simmimctl %s --help')\n",
+                    cmd, o->positional[max_pos], cmd);
+        return SM_EXIT_USAGE;
+    }
+    return 0;
+}
+
+bool sm_cli_has_flag(const sm_cli_opts *o, const char *name)
+{
+    for (size_t i = 0; i < o->n_flags; i++)
+        if (strcmp(o->flags[i], name) == 0) return true;
+    return false;
 }
 
 void sm_cli_print_diag(const sm_diag *d)
@@ -70,7 +108,8 @@ void sm_cli_print_diag(const sm_diag *d)
         sm_severity sev;
         const sm_error *e = sm_diag_get(d, i, &sev);
         sm_error_format(e, line, sizeof line);
-        fprintf(stderr, "%s%s\n", sev == SM_SEV_WARNING ? "warning: " : sev == SM_SEV_NOTE ? "note: " : "", line);
+        fprintf(stderr, "%s%s\n",
+                sev == SM_SEV_WARNING ? "warning: " : sev == SM_SEV_NOTE ? "note: " : "", line);
     }
 }
 
@@ -88,28 +127,51 @@ int sm_cli_exit_code(int status)
     return SM_EXIT_FAILURE;
 }
 
-sm_registry *sm_cli_registry(const sm_cli_opts *o, const sm_config *cfg)
+int sm_cli_load_plugins(sm_registry *reg, const sm_cli_opts *o, const sm_config *cfg, sm_diag *d)
 {
-    sm_registry *reg = sm_registry_new();
-    if (!reg) {
-        fprintf(stderr, "simmimctl: out of memory\n");
-        return NULL;
+    int first = 0, rc;
+    if (o->no_plugins) {
+        for (size_t i = 0; i < o->n_plugin_dirs; i++)
+            if ((rc = sm_plugin_load_dir(reg, o->plugin_dirs[i], d)) && !first) first = rc;
+        return first;
     }
-    if (o->no_plugins) return reg;
-    char *cfg_dirs[32];
-    size_t n_cfg = cfg ? sm_config_plugin_dirs(cfg, cfg_dirs, 32) : 0;
-    if (n_cfg > 32) n_cfg = 32;
-    sm_diag *d = sm_diag_new();
-    sm_plugin_load_path(reg, o->plugin_dirs, o->n_plugin_dirs, (const char *const *)cfg_dirs,
-                        n_cfg, d);
-    /* A refused plugin is reported but does not stop the others from loading. */
+    enum { MAX_CFG_DIRS = 64 };
+    char *cfg_dirs[MAX_CFG_DIRS] = {0};
+    size_t n_cfg = cfg ? sm_config_plugin_dirs(cfg, cfg_dirs, MAX_CFG_DIRS) : 0;
+    if (n_cfg > MAX_CFG_DIRS) {
+        sm_diag_addf(d, SM_SEV_WARNING, SM_EINVAL, sm_config_file(cfg), 0, 0, "plugin_path",
+                     "only the first %d directories are searched", MAX_CFG_DIRS);
+        n_cfg = MAX_CFG_DIRS;
+    }
+    first = sm_plugin_load_path(reg, o->plugin_dirs, o->n_plugin_dirs,
+                                (const char *const *)cfg_dirs, n_cfg, d);
+    for (size_t i = 0; i < n_cfg; i++) free(cfg_dirs[i]);
+    return first;
+}
+
+/* Refused plugins do not stop the others from loading: they are printed as warnings. */
+static void print_as_warnings(const sm_diag *d)
+{
+    char line[1024];
     for (size_t i = 0; i < sm_diag_count(d); i++) {
-        char line[1024];
         sm_error_format(sm_diag_get(d, i, NULL), line, sizeof line);
         fprintf(stderr, "warning: %s\n", line);
     }
+}
+
+sm_registry *sm_cli_registry(const sm_cli_opts *o, const sm_config *cfg)
+{
+    sm_registry *reg = sm_registry_new();
+    sm_diag *d = sm_diag_new();
+    if (!reg || !d) {
+        fprintf(stderr, "simmimctl: out of memory\n");
+        sm_registry_free(reg);
+        sm_diag_free(d);
+        return NULL;
+    }
+    sm_cli_load_plugins(reg, o, cfg, d);
+    print_as_warnings(d);
     sm_diag_free(d);
-    for (size_t i = 0; i < n_cfg; i++) free(cfg_dirs[i]);
     return reg;
 }
 

@@ -1,17 +1,127 @@
-/* core/cli/cmd_config.c - PLACEHOLDER: the command is not implemented yet. */
+/* core/cli/cmd_config.c - `simmimctl check-config` and `simmimctl run`. Neither writes any
+ * file: check-config prints the effective configuration; run validates, opens the backend and
+ * (until the trainer lands) stops with "training is not implemented yet". */
 #include "cli.h"
 
-int sm_cmd_run(int argc, char **argv)
+#include <stdlib.h>
+#include <string.h>
+
+#define SM_CONFIG_OPTIONS_HELP                                                                 \
+    "options:\n"                                                                               \
+    "  --options KEY=VALUE...  override keys after merging (RingMo's form, e.g.\n"             \
+    "                          train_config.batch_size=64); values are YAML: 5, 2e-4, true,\n" \
+    "                          [2,2,6,2]; several per flag, flag repeatable\n"                 \
+    "  --plugin-dir DIR        load plugins from DIR before any other directory (repeatable)\n" \
+    "  --no-plugins            load plugins only from --plugin-dir directories (not from the\n" \
+    "                          config's plugin_path, $SIMMIM_PLUGIN_PATH or the installed dir)\n" \
+    "  -h, --help              print this help\n"
+
+static const char check_usage[] =
+    "usage: simmimctl check-config CONFIG [--options KEY=VALUE...] [--plugin-dir DIR]...\n"
+    "                              [--no-plugins]\n"
+    "\n"
+    "Reads CONFIG (YAML, RingMo-Framework schema) with its base_config files, applies the\n"
+    "overrides, loads the plugins and validates every key against the schemas of the core and\n"
+    "of the selected components. Prints the effective configuration (merged, defaults filled\n"
+    "in) as YAML on stdout. Problems go to stderr, one 'file:line:col: key: message' line\n"
+    "each. Writes no file.\n"
+    "\n" SM_CONFIG_OPTIONS_HELP "\n"
+    "exit status: 0 valid, 2 usage or configuration error, 1 other failure\n";
+
+static const char run_usage[] =
+    "usage: simmimctl run CONFIG [--options KEY=VALUE...] [--plugin-dir DIR]... [--no-plugins]\n"
+    "\n"
+    "Runs the job CONFIG describes: pretraining (task pretrain), fine-tuning (finetune) or\n"
+    "evaluation (eval). The configuration is validated completely first (as check-config does);\n"
+    "a configuration error stops the run before anything is written.\n"
+    "\n"
+    "Training is not implemented yet: after validating the configuration and opening the\n"
+    "compute backend, run reports what it would do and exits with status 1.\n"
+    "\n" SM_CONFIG_OPTIONS_HELP "\n"
+    "exit status: 0 done, 2 usage or configuration error, 1 runtime failure\n";
+
+/* Parses the arguments of a command taking exactly one CONFIG. */
+static int parse_config_args(int argc, char **argv, sm_cli_opts *o, const char *usage)
 {
-    (void)argc;
-    fprintf(stderr, "simmimctl %s: not implemented yet\n", argv[0]);
-    return SM_EXIT_FAILURE;
+    int rc = sm_cli_parse(argc, argv, o, usage);
+    if (rc == SM_CLI_HELP) return SM_CLI_HELP;
+    if (rc) return rc;
+    if ((rc = sm_cli_check_args(o, argv[0], NULL, 1, 1)) != 0) sm_cli_opts_free(o);
+    return rc;
 }
 
 int sm_cmd_check_config(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "simmimctl %s: not implemented yet\n", argv[0]);
-    return SM_EXIT_FAILURE;
+    sm_cli_opts o;
+    int rc = parse_config_args(argc, argv, &o, check_usage);
+    if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
+    sm_registry *reg;
+    sm_config *cfg;
+    rc = sm_cli_load_config(&o, &reg, &cfg);
+    sm_cli_opts_free(&o);
+    if (rc) return rc;
+    char *yaml = NULL;
+    size_t len = 0;
+    int st = sm_config_to_yaml(cfg, &yaml, &len);
+    if (st == 0) {
+        fwrite(yaml, 1, len, stdout);
+        if (fflush(stdout) != 0) {
+            perror("simmimctl check-config: writing the configuration");
+            st = SM_EIO;
+        }
+    } else {
+        fprintf(stderr, "simmimctl check-config: cannot write the configuration: %s\n",
+                sm_status_str(st));
+    }
+    free(yaml);
+    sm_config_free(cfg);
+    sm_registry_free(reg);
+    return st ? SM_EXIT_FAILURE : SM_EXIT_OK;
 }
 
+int sm_cmd_run(int argc, char **argv)
+{
+    sm_cli_opts o;
+    int rc = parse_config_args(argc, argv, &o, run_usage);
+    if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
+    sm_registry *reg;
+    sm_config *cfg;
+    rc = sm_cli_load_config(&o, &reg, &cfg);
+    sm_cli_opts_free(&o);
+    if (rc) return rc;
+
+    const sm_cfg *root = sm_config_root(cfg);
+    const char *task = sm_cfg_str(root, "task");
+    bool pre = task && strcmp(task, "pretrain") == 0;
+    const sm_cfg *data = sm_cfg_get(root, pre ? "pretrain_dataset" : "finetune_dataset");
+    sm_log(SM_LOG_INFO,
+           "%s: task %s, backbone %s, %s reader %s, optimizer %s, schedule %s, %lld epochs, "
+           "batch %lld, %lld px",
+           sm_config_file(cfg), task, sm_cfg_str(root, "model.backbone"),
+           pre ? "pretrain_dataset" : "finetune_dataset", sm_cfg_str(data, "reader"),
+           sm_cfg_str(root, "optimizer.optim_name"), sm_cfg_str(root, "lr_schedule.lr_type"),
+           (long long)sm_cfg_int(root, "train_config.epoch"),
+           (long long)sm_cfg_int(root, "train_config.batch_size"),
+           (long long)sm_cfg_int(root, "train_config.image_size"));
+
+    const sm_cfg *bsec = sm_cfg_get(root, "backend");
+    sm_backend *be = NULL;
+    sm_error err;
+    sm_error_clear(&err);
+    int st = sm_backend_new(reg, sm_cfg_str(bsec, "name"), bsec,
+                            (int)sm_cfg_int(bsec, "threads"), &be, &err);
+    if (st) {
+        sm_cli_print_error(&err);
+    } else {
+        char desc[256];
+        sm_backend_describe(be, desc, sizeof desc);
+        sm_log(SM_LOG_INFO, "backend: %s", desc);
+        sm_backend_free(be);
+        fprintf(stderr,
+                "simmimctl run: training is not implemented yet: the configuration is valid, "
+                "nothing was run and nothing was written\n");
+    }
+    sm_config_free(cfg);
+    sm_registry_free(reg);
+    return SM_EXIT_FAILURE;
+}

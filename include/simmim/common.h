@@ -70,7 +70,7 @@ typedef struct sm_error {
     char file[256];  /* config, plugin, data or checkpoint file ("" if none); a longer  */
                      /* path keeps its tail, prefixed with "..."                          */
     char path[128];  /* key path, e.g. "optimizer.beta1", or tensor name ("" if none)    */
-    char text[320];  /* the human message                                                 */
+    char text[512];  /* the human message                                                 */
 } sm_error;
 
 /* Resets the record to "no error". NULL-safe. */

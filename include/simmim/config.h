@@ -170,6 +170,12 @@ SM_API int sm_config_to_yaml(const sm_config *cfg, char **out, size_t *len);
 /* The core's own key tables for one section ("" = top level), for `simmimctl plugins` and
  * docs. NULL for unknown sections. */
 SM_API const sm_key *sm_config_core_keys(const char *section);
+/* The i-th section name of the core schema: "" (the top level) first, then "model",
+ * "train_config", ...; NULL past the end. */
+SM_API const char *sm_config_core_section(size_t i);
+/* "bool", "int", "float", "string", "int-list", "float-list", "string-list", "map",
+ * "ignored"; "?" for other values. */
+SM_API const char *sm_key_type_name(sm_key_type type);
 
 #ifdef __cplusplus
 }
