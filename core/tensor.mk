@@ -2,4 +2,5 @@
 # safetensors.
 core_libsimmim_la_SOURCES += \
 	core/backend.c \
-	core/backend_ref.c
+	core/backend_ref.c \
+	core/safetensors.c
