@@ -393,11 +393,17 @@ static int run_cmd(const char *cmd, char **out)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The public golden set and the extra cases in tests/reference (README there). */
 static const char *golden_files[] = {
-    "simmim_swin.safetensors",       "simmim_vit_shared_rpb.safetensors",
-    "simmim_vit_abs_rpb.safetensors", "cls_swin.safetensors",
-    "cls_vit_meanpool.safetensors",  "cls_vit_clstoken.safetensors",
+    "golden/simmim_swin.safetensors",           "golden/simmim_vit_shared_rpb.safetensors",
+    "golden/simmim_vit_abs_rpb.safetensors",     "golden/cls_swin.safetensors",
+    "golden/cls_vit_meanpool.safetensors",       "golden/cls_vit_clstoken.safetensors",
+    "reference/x_simmim_swin_w3.safetensors",    "reference/x_simmim_swin_3stage_ape.safetensors",
+    "reference/x_simmim_swin_bigwindow.safetensors", "reference/x_simmim_vit_both_rpb.safetensors",
+    "reference/x_simmim_vit_plain.safetensors",  "reference/x_cls_vit_meanpool_nobias.safetensors",
+    "reference/x_cls_swin_3stage.safetensors",
 };
+#define N_GOLDEN ((int)(sizeof golden_files / sizeof golden_files[0]))
 
 START_TEST(test_verify_golden)
 {
@@ -406,11 +412,8 @@ START_TEST(test_verify_golden)
     char cmd[8192];
     int k;
     k = snprintf(cmd, sizeof cmd, "'%s' verify --backend %s", ctl, _i ? "ref" : "blis");
-    for (size_t i = 0; i < 6; i++) {
-        char rel[256];
-        snprintf(rel, sizeof rel, "golden/%s", golden_files[i]);
-        k += snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s'", sm_test_src(rel));
-    }
+    for (size_t i = 0; i < sizeof golden_files / sizeof golden_files[0]; i++)
+        k += snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s'", sm_test_src(golden_files[i]));
     char *out = NULL;
     int rc = run_cmd(cmd, &out);
     ck_assert_ptr_nonnull(out);
@@ -420,7 +423,8 @@ START_TEST(test_verify_golden)
         const char *eol = strchr(p, '\n'), *r = strstr(p, "strict tier (1e-05, 1e-04) reached");
         if (r && (!eol || r < eol)) strict++;
     }
-    ck_assert_msg(strict == 6, "%d of 6 files reach the strict tier:\n%s", strict, out);
+    ck_assert_msg(strict == N_GOLDEN, "%d of %d files reach the strict tier:\n%s", strict, N_GOLDEN,
+                  out);
     ck_assert_msg(strstr(out, "FAIL") == NULL, "%s", out);
     free(out);
 }

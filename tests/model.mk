@@ -18,3 +18,11 @@ TESTS += tests/check_oot_backbone.sh
 EXTRA_DIST += tests/check_oot_backbone.sh docs/writing-a-backbone.md \
 	docs/examples/toy_backbone/toy.c docs/examples/toy_backbone/Makefile \
 	docs/examples/toy_backbone/toy.yaml
+EXTRA_DIST += tests/reference/README.md \
+	tests/reference/x_simmim_swin_w3.safetensors \
+	tests/reference/x_simmim_swin_3stage_ape.safetensors \
+	tests/reference/x_simmim_swin_bigwindow.safetensors \
+	tests/reference/x_simmim_vit_both_rpb.safetensors \
+	tests/reference/x_simmim_vit_plain.safetensors \
+	tests/reference/x_cls_vit_meanpool_nobias.safetensors \
+	tests/reference/x_cls_swin_3stage.safetensors

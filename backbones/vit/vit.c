@@ -198,12 +198,13 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
     if (v->patch <= 0 || v->dim <= 0 || v->heads <= 0 || v->dim % v->heads || v->depth <= 0 ||
         v->depth > VIT_MAX_DEPTH || v->hidden <= 0 || opts->img_h % v->patch ||
         opts->img_w % v->patch || opts->img_h <= 0 || opts->img_w <= 0) {
+        sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model",
+                     "vit: inconsistent sizes (image %lldx%lld, patch %d, embed_dim %d, heads %d, "
+                     "depth %d)",
+                     (long long)opts->img_h, (long long)opts->img_w, v->patch, v->dim, v->heads,
+                     v->depth);
         vit_destroy(v);
-        return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model",
-                            "vit: inconsistent sizes (image %lldx%lld, patch %d, embed_dim %d, "
-                            "heads %d, depth %d)",
-                            (long long)opts->img_h, (long long)opts->img_w, v->patch, v->dim,
-                            v->heads, v->depth);
+        return SM_ECONFIG;
     }
     v->hp = opts->img_h / v->patch;
     v->wp = opts->img_w / v->patch;

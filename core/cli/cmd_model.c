@@ -37,42 +37,22 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 
 int sm_cmd_model(int argc, char **argv)
 {
+    const char *task_s = NULL, *backend_name = NULL, *batch_s = NULL, *steps_s = NULL;
+    long batch = 2, steps = 1;
+    if (sm_cli_take_value(&argc, argv, "--task", &task_s) == SM_EXIT_USAGE ||
+        sm_cli_take_value(&argc, argv, "--backend", &backend_name) == SM_EXIT_USAGE ||
+        sm_cli_take_value(&argc, argv, "--batch", &batch_s) == SM_EXIT_USAGE ||
+        sm_cli_take_value(&argc, argv, "--steps", &steps_s) == SM_EXIT_USAGE)
+        return SM_EXIT_USAGE;
     sm_cli_opts o;
     int rc = sm_cli_parse(argc, argv, &o, model_usage);
-    if (rc < 0) return SM_EXIT_OK;
+    if (rc == SM_CLI_HELP) return SM_EXIT_OK;
     if (rc) return rc;
-    const char *task_s = NULL, *backend_name = NULL;
-    long batch = 2, steps = 1;
     int exit_code = SM_EXIT_USAGE;
-    for (size_t i = 0; i < o.n_positional; i++) {
-        const char *a = o.positional[i];
-        const char *val = i + 1 < o.n_positional ? o.positional[i + 1] : NULL;
-        if (!strcmp(a, "--task") && val) {
-            task_s = val, i++;
-        } else if (!strcmp(a, "--backend") && val) {
-            backend_name = val, i++;
-        } else if (!strcmp(a, "--batch") && val) {
-            if (parse_int(val, 1, 4096, &batch)) goto usage_bad_value;
-            i++;
-        } else if (!strcmp(a, "--steps") && val) {
-            if (parse_int(val, 0, 1000, &steps)) goto usage_bad_value;
-            i++;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "simmimctl model: unknown option '%s'\n\n%s", a, model_usage);
-            goto out_opts;
-        } else if (!o.config) {
-            o.config = a;
-        } else {
-            fprintf(stderr, "simmimctl model: unexpected argument '%s'\n", a);
-            goto out_opts;
-        }
-        continue;
-    usage_bad_value:
-        fprintf(stderr, "simmimctl model: bad value for %s: '%s'\n", a, val);
-        goto out_opts;
-    }
-    if (!o.config) {
-        fprintf(stderr, "simmimctl model: no CONFIG given\n\n%s", model_usage);
+    if (sm_cli_check_args(&o, "model", NULL, 1, 1)) goto out_opts;
+    if ((batch_s && parse_int(batch_s, 1, 4096, &batch)) ||
+        (steps_s && parse_int(steps_s, 0, 1000, &steps))) {
+        fprintf(stderr, "simmimctl model: --batch takes 1..4096 and --steps 0..1000\n");
         goto out_opts;
     }
     if (task_s && strcmp(task_s, "pretrain") && strcmp(task_s, "finetune")) {

@@ -472,40 +472,23 @@ done:
 
 int sm_cmd_verify(int argc, char **argv)
 {
-    sm_cli_opts o;
-    int rc = sm_cli_parse(argc, argv, &o, verify_usage);
-    if (rc < 0) return SM_EXIT_OK;
-    if (rc) return rc;
     const char *backend_name = NULL;
-    bool quiet = false;
-    const char **files = calloc(o.n_positional + 1, sizeof *files);
-    size_t nf = 0;
-    for (size_t i = 0; i < o.n_positional; i++) {
-        const char *a = o.positional[i];
-        if (!strcmp(a, "--backend") && i + 1 < o.n_positional) {
-            backend_name = o.positional[++i];
-        } else if (!strncmp(a, "--backend=", 10)) {
-            backend_name = a + 10;
-        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            quiet = true;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "simmimctl verify: unknown option '%s'\n\n%s", a, verify_usage);
-            free(files);
-            sm_cli_opts_free(&o);
-            return SM_EXIT_USAGE;
-        } else {
-            files[nf++] = a;
-        }
-    }
-    if (nf == 0) {
-        fprintf(stderr, "simmimctl verify: no FILE given\n\n%s", verify_usage);
-        free(files);
+    int rc = sm_cli_take_value(&argc, argv, "--backend", &backend_name);
+    if (rc == SM_EXIT_USAGE) return rc;
+    sm_cli_opts o;
+    rc = sm_cli_parse(argc, argv, &o, verify_usage);
+    if (rc == SM_CLI_HELP) return SM_EXIT_OK;
+    if (rc) return rc;
+    static const char *const known[] = {"--quiet", "-q", NULL};
+    if (sm_cli_check_args(&o, "verify", known, 1, (size_t)-1)) {
         sm_cli_opts_free(&o);
         return SM_EXIT_USAGE;
     }
+    bool quiet = sm_cli_has_flag(&o, "--quiet") || sm_cli_has_flag(&o, "-q");
+    const char **files = o.positional;
+    size_t nf = o.n_positional;
     sm_registry *reg = sm_cli_registry(&o, NULL);
     if (!reg) {
-        free(files);
         sm_cli_opts_free(&o);
         return SM_EXIT_FAILURE;
     }
@@ -517,7 +500,6 @@ int sm_cmd_verify(int argc, char **argv)
     if (sm_backend_new(reg, backend_name, NULL, 0, &be, &err)) {
         sm_cli_print_error(&err);
         sm_registry_free(reg);
-        free(files);
         sm_cli_opts_free(&o);
         return sm_cli_exit_code(SM_EINVAL);
     }
@@ -533,7 +515,6 @@ int sm_cmd_verify(int argc, char **argv)
                nf - (size_t)failed, nf, strict);
     sm_backend_free(be);
     sm_registry_free(reg);
-    free(files);
     sm_cli_opts_free(&o);
     return failed ? SM_EXIT_FAILURE : SM_EXIT_OK;
 }
