@@ -26,3 +26,9 @@ EXTRA_DIST += tests/reference/README.md \
 	tests/reference/x_simmim_vit_plain.safetensors \
 	tests/reference/x_cls_vit_meanpool_nobias.safetensors \
 	tests/reference/x_cls_swin_3stage.safetensors
+
+check_PROGRAMS += tests/check_optim
+TESTS += tests/check_optim
+tests_check_optim_SOURCES = tests/check_optim.c
+tests_check_optim_CFLAGS = $(TEST_CFLAGS)
+tests_check_optim_LDADD = $(TEST_LIBS)

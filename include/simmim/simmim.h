@@ -25,6 +25,7 @@
 #include "simmim/io.h"
 #include "simmim/model.h"
 #include "simmim/data.h"
+#include "simmim/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
