@@ -14,3 +14,10 @@ tests_check_ops_LDADD = $(TEST_LIBS)
 tests_check_safetensors_SOURCES = tests/check_safetensors.c
 tests_check_safetensors_CFLAGS = $(TEST_CFLAGS)
 tests_check_safetensors_LDADD = $(TEST_LIBS)
+
+# blis plugin against ref (exit 77 = SKIP when the plugin is not built)
+check_PROGRAMS += tests/check_backend
+TESTS += tests/check_backend
+tests_check_backend_SOURCES = tests/check_backend.c
+tests_check_backend_CFLAGS = $(TEST_CFLAGS)
+tests_check_backend_LDADD = $(TEST_LIBS)
