@@ -486,10 +486,13 @@ static int sm__load_text(sm__reader *r, const char *file, const char *dir,
     }
     sm__cfg_remove(base);
     sm_cfg *combined = sm__cfg_new(&r->cfg->pool, SM_CFG_MAP, file, tree->line, tree->column);
-    if (!combined) return -1;
-    sm_cfg *items = base->kind == SM_CFG_SEQ ? base->head : base->kind == SM_CFG_SCALAR ? base
-                                                                                       : NULL;
-    if (!items && base->kind != SM_CFG_SEQ) {
+    if (!combined) {
+        sm__rerr(r, file, 0, 0, NULL, "out of memory");
+        return -1;
+    }
+    bool list = base->kind == SM_CFG_SEQ; /* a list, or one path */
+    sm_cfg *items = list ? base->head : base;
+    if (!list && base->kind != SM_CFG_SCALAR) {
         char what[96];
         sm__cfg_describe(base, what, sizeof what);
         sm__rerr(r, file, base->line, base->column, "base_config",
@@ -497,7 +500,7 @@ static int sm__load_text(sm__reader *r, const char *file, const char *dir,
         return -1;
     }
     int rc = 0;
-    for (sm_cfg *it = items; it; it = base->kind == SM_CFG_SEQ ? it->next : NULL) {
+    for (sm_cfg *it = items; it; it = list ? it->next : NULL) {
         if (it->kind != SM_CFG_SCALAR || !it->text[0]) {
             char what[96];
             sm__cfg_describe(it, what, sizeof what);
@@ -508,11 +511,11 @@ static int sm__load_text(sm__reader *r, const char *file, const char *dir,
         }
         char *path = sm__path_join(dir, it->text);
         sm_cfg *sub = NULL;
-        if (!path || sm__load_file(r, path, it, chain, &sub) != 0) {
+        if (!path) sm__rerr(r, file, it->line, it->column, "base_config", "out of memory");
+        if (!path || sm__load_file(r, path, it, chain, &sub) != 0)
             rc = -1;
-        } else {
+        else
             sm__merge_shallow(combined, sub);
-        }
         free(path);
     }
     sm__merge_deep(combined, tree);
@@ -565,8 +568,8 @@ static void sm__apply_override(sm__reader *r, sm_cfg *root, const char *opt)
             char what[96], at[128];
             sm__cfg_describe(c, what, sizeof what);
             sm_cfg_keypath(c, at, sizeof at);
-            sm__rerr(r, SM__CFG_OPTIONS, 0, 0, key, "cannot set a key inside '%s': it is %s, not a map",
-                     at, what);
+            sm__rerr(r, SM__CFG_OPTIONS, 0, 0, key,
+                     "cannot set a key inside '%s': it is %s, not a map", at, what);
             return;
         }
         cur = c;

@@ -317,7 +317,8 @@ static int sm__check_scalar(sm_key_type t, const char *range, const sm_cfg *node
         return 0;
     }
     const char *hint = scalar && node->quoted ? " (remove the quotes)" : "";
-    if (!scalar || node->quoted) return snprintf(why, n, "expected %s, got %s%s", desc, got, hint), -1;
+    if (!scalar || node->quoted)
+        return snprintf(why, n, "expected %s, got %s%s", desc, got, hint), -1;
     double v = 0;
     if (t == SM_KEY_BOOL) {
         bool b;

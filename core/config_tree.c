@@ -287,7 +287,8 @@ static int sm__convert_error(const sm_cfg *node, sm_error *err, const char *what
 
 int sm_cfg_to_bool(const sm_cfg *node, bool *out, sm_error *err)
 {
-    if (node && node->kind == SM_CFG_SCALAR && !node->quoted && sm__parse_bool(node->text, out) == 0)
+    if (node && node->kind == SM_CFG_SCALAR && !node->quoted &&
+        sm__parse_bool(node->text, out) == 0)
         return 0;
     return sm__convert_error(node, err, "a boolean");
 }
@@ -339,30 +340,32 @@ bool sm_cfg_is_null(const sm_cfg *section, const char *key)
     return !n || n->kind == SM_CFG_NULL;
 }
 
-size_t sm_cfg_int_list(const sm_cfg *section, const char *key, int64_t *out, size_t cap)
+/* Items of a list as int64 or double (0 for an item that is not one). */
+static size_t sm__list_get(const sm_cfg *section, const char *key, int64_t *ints, double *floats,
+                           size_t cap)
 {
     const sm_cfg *l = sm_cfg_get(section, key);
     if (!l || l->kind != SM_CFG_SEQ) return 0;
     size_t i = 0;
     for (const sm_cfg *c = l->head; c; c = c->next, i++) {
-        int64_t v = 0;
-        if (sm_cfg_to_int(c, &v, NULL) != 0) v = 0;
-        if (i < cap) out[i] = v;
+        int64_t iv = 0;
+        double fv = 0;
+        if (ints && sm_cfg_to_int(c, &iv, NULL) != 0) iv = 0;
+        if (floats && sm_cfg_to_float(c, &fv, NULL) != 0) fv = 0;
+        if (i < cap && ints) ints[i] = iv;
+        if (i < cap && floats) floats[i] = fv;
     }
     return i;
 }
 
+size_t sm_cfg_int_list(const sm_cfg *section, const char *key, int64_t *out, size_t cap)
+{
+    return sm__list_get(section, key, out, NULL, cap);
+}
+
 size_t sm_cfg_float_list(const sm_cfg *section, const char *key, double *out, size_t cap)
 {
-    const sm_cfg *l = sm_cfg_get(section, key);
-    if (!l || l->kind != SM_CFG_SEQ) return 0;
-    size_t i = 0;
-    for (const sm_cfg *c = l->head; c; c = c->next, i++) {
-        double v = 0;
-        if (sm_cfg_to_float(c, &v, NULL) != 0) v = 0;
-        if (i < cap) out[i] = v;
-    }
-    return i;
+    return sm__list_get(section, key, NULL, out, cap);
 }
 
 size_t sm_cfg_path(const sm_cfg *section, const char *key, char *buf, size_t n)

@@ -237,9 +237,8 @@ static void sm__validate_map(sm__val *v, sm_cfg *map, const char *prefix,
             if (!name || k->type == SM_KEY_IGNORED || sm__cfg_child(map, name)) continue;
             if (!k->def && k->type != SM_KEY_MAP) {
                 char path[160];
-                size_t len = sm_cfg_keypath(map, path, sizeof path);
-                snprintf(path + SM__MIN(len, sizeof path - 1), sizeof path - SM__MIN(len, sizeof path - 1),
-                         "%s%s", len ? "." : "", name);
+                size_t len = SM__MIN(sm_cfg_keypath(map, path, sizeof path), sizeof path - 1);
+                snprintf(path + len, sizeof path - len, "%s%s", len ? "." : "", name);
                 sm__missing(v, map, path, "missing required key");
                 continue;
             }
@@ -504,10 +503,10 @@ static int sm__validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag, b
         v.errors += added;
     }
     if (cfg->n_ignored) {
-        char list[sizeof ((sm_error *)0)->text - 48];
+        static const char head[] = "ignored RingMo/MindSpore-only keys: ";
+        char list[sizeof ((sm_error *)0)->text - sizeof head + 1];
         sm__ignored_text(cfg, list, sizeof list);
-        sm_diag_addf(diag, SM_SEV_WARNING, SM_OK, cfg->file, 0, 0, NULL,
-                     "ignored RingMo/MindSpore-only keys: %s", list);
+        sm_diag_addf(diag, SM_SEV_WARNING, SM_OK, cfg->file, 0, 0, NULL, "%s%s", head, list);
     }
     if (v.oom) {
         sm_diag_addf(diag, SM_SEV_ERROR, SM_ENOMEM, cfg->file, 0, 0, NULL,

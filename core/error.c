@@ -106,6 +106,10 @@ _Noreturn void sm__abort(const char *file, int line, const char *what)
     abort();
 }
 
+_Static_assert(SM_ERROR_LINE_MAX >= sizeof((sm_error *)0)->file + sizeof((sm_error *)0)->path +
+                                        sizeof((sm_error *)0)->text + 24,
+               "SM_ERROR_LINE_MAX must hold a formatted error");
+
 void sm_error_clear(sm_error *err)
 {
     if (!err) return;

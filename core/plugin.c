@@ -228,7 +228,8 @@ int sm_plugin_load_dir(sm_registry *reg, const char *dir, sm_diag *diag)
     }
     if (n > 1) qsort(names, n, sizeof *names, sm__cmp_str);
     for (size_t i = 0; i < n; i++) {
-        int rc = sm__registry_has_stem(reg, names[i]) ? 0 : sm__load_in_dir(reg, real_dir, names[i], diag);
+        if (sm__registry_has_stem(reg, names[i])) continue; /* shadowed by an earlier dir */
+        int rc = sm__load_in_dir(reg, real_dir, names[i], diag);
         if (rc && !first) first = rc;
     }
     for (size_t i = 0; i < n; i++) free(names[i]);

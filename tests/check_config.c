@@ -51,7 +51,7 @@ static char *diag_text(const sm_diag *d, const char *strip)
         sm_error e = *sm_diag_get(d, i, &sev);
         if (strip && strncmp(e.file, strip, strlen(strip)) == 0)
             memmove(e.file, e.file + strlen(strip), strlen(e.file + strlen(strip)) + 1);
-        char line[1024];
+        char line[SM_ERROR_LINE_MAX];
         sm_error_format(&e, line, sizeof line);
         /* paths inside the message too (include chains, base files) */
         for (char *p; strip && (p = strstr(line, strip)) != NULL;)

@@ -6,7 +6,7 @@
 
 static const char *fmt(const sm_error *e)
 {
-    static char buf[1024];
+    static char buf[SM_ERROR_LINE_MAX];
     sm_error_format(e, buf, sizeof buf);
     return buf;
 }

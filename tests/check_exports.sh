@@ -25,9 +25,15 @@ if [ -n "$bad" ]; then
     fails=$((fails + 1))
 fi
 count=$(printf '%s\n' "$all" | grep -c '^sm_')
-[ "$count" -ge 50 ] || { echo "FAIL: libsimmim exports only $count sm_ symbols"; fails=$((fails + 1)); }
+if [ "$count" -lt 50 ]; then
+    echo "FAIL: libsimmim exports only $count sm_ symbols"
+    fails=$((fails + 1))
+fi
 for sym in sm_config_read sm_config_validate sm_registry_add sm_plugin_load sm_error_set; do
-    printf '%s\n' "$all" | grep -q -x "$sym" || { echo "FAIL: $sym not exported"; fails=$((fails + 1)); }
+    if ! printf '%s\n' "$all" | grep -q -x "$sym"; then
+        echo "FAIL: $sym not exported"
+        fails=$((fails + 1))
+    fi
 done
 
 plugins=0

@@ -63,7 +63,8 @@ static int load_one(const char *stem, sm_error *e, sm_registry **out)
     return rc;
 }
 
-#define ASSERT_HAS(text, part) ck_assert_msg(strstr((text), (part)) != NULL, "'%s' lacks '%s'", (text), (part))
+#define ASSERT_HAS(text, part)                                                                 \
+    ck_assert_msg(strstr((text), (part)) != NULL, "'%s' lacks '%s'", (text), (part))
 
 START_TEST(test_good_plugin)
 {

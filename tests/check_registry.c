@@ -13,20 +13,25 @@ static const sm_key opt_keys[] = {
     {0},
 };
 
-static const sm_component opt_a = SM_COMPONENT_INIT(sm_component, SM_KIND_OPTIMIZER, "opt_a",
-                                                    "first optimizer", opt_keys, NULL);
-static const sm_component opt_b = SM_COMPONENT_INIT(sm_component, SM_KIND_OPTIMIZER, "opt_b",
-                                                    "second optimizer", NULL, NULL);
+static const sm_optimizer_vtbl opt_a_vt = {
+    .hdr = SM_COMPONENT_INIT(sm_optimizer_vtbl, SM_KIND_OPTIMIZER, "opt_a", "first optimizer",
+                             opt_keys, NULL)};
+static const sm_optimizer_vtbl opt_b_vt = {
+    .hdr = SM_COMPONENT_INIT(sm_optimizer_vtbl, SM_KIND_OPTIMIZER, "opt_b", "second optimizer",
+                             NULL, NULL)};
+#define opt_a (opt_a_vt.hdr)
+#define opt_b (opt_b_vt.hdr)
 
 /* Adds a copy of opt_a's header changed by the caller; returns the status and the message. */
 static int add_variant(sm_component c, sm_error *e)
 {
-    static sm_component slot;
-    slot = c;
+    static sm_optimizer_vtbl vt;
+    vt.hdr = c;
+    sm_component *slot_p = &vt.hdr;
     sm_registry *reg = sm_registry_new();
     ck_assert_ptr_nonnull(reg);
     sm_error_clear(e);
-    int rc = sm_registry_add(reg, &slot, e);
+    int rc = sm_registry_add(reg, slot_p, e);
     if (rc) /* nothing was added */
         for (int k = 0; k < SM_KIND_COUNT; k++)
             ck_assert_uint_eq(sm_registry_count(reg, (sm_kind)k), k == SM_KIND_BACKEND);
@@ -145,7 +150,8 @@ static const struct {
     const char *why;
 } bad_tables[] = {
     {bad_default, SM_KIND_OPTIMIZER, "key 'steps': default 'abc': expected an integer, got 'abc'"},
-    {bad_range_default, SM_KIND_OPTIMIZER, "key 'p': default '1.5': expected a number in [0,1], got 1.5"},
+    {bad_range_default, SM_KIND_OPTIMIZER,
+     "key 'p': default '1.5': expected a number in [0,1], got 1.5"},
     {bad_range, SM_KIND_OPTIMIZER, "key 'p': range '0..1' is not an interval like [0,1)"},
     {bad_choice_default, SM_KIND_OPTIMIZER, "key 'm': default 'x': expected 'a' or 'b', got 'x'"},
     {bad_name, SM_KIND_OPTIMIZER, "key name 'Beta' is invalid (use [a-z0-9_], dots for nesting)"},
@@ -154,7 +160,8 @@ static const struct {
     {orphan, SM_KIND_OPTIMIZER, "key 'a.b' needs a map entry 'a' declared before it"},
     {bool_range, SM_KIND_OPTIMIZER, "key 'f': a bool key takes no range"},
     {core_clash, SM_KIND_OPTIMIZER, NULL}, /* mask_ratio is a model key: fine for an optimizer */
-    {selector_clash, SM_KIND_OPTIMIZER, "key 'optim_name' is already a core key of section 'optimizer'"},
+    {selector_clash, SM_KIND_OPTIMIZER,
+     "key 'optim_name' is already a core key of section 'optimizer'"},
 };
 
 START_TEST(test_bad_key_tables)
@@ -212,7 +219,8 @@ static Suite *registry_suite(void)
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
     tcase_add_test(te, test_bad_headers);
-    tcase_add_loop_test(te, test_bad_key_tables, 0, (int)(sizeof bad_tables / sizeof bad_tables[0]));
+    tcase_add_loop_test(te, test_bad_key_tables, 0,
+                        (int)(sizeof bad_tables / sizeof bad_tables[0]));
     tcase_add_test(te, test_core_key_clash_by_kind);
     suite_add_tcase(s, te);
     return s;

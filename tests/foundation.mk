@@ -94,5 +94,5 @@ tests_fixtures_plugins_sm_fx_ringmo_la_SOURCES = tests/fixtures/plugins/fx_ringm
 tests_fixtures_plugins_sm_fx_ringmo_la_LDFLAGS = $(FIXTURE_LDFLAGS) -no-undefined
 tests_fixtures_plugins_sm_fx_ringmo_la_LIBADD = core/libsimmim.la
 
-# Data-driven config cases (one directory per case) and the configs' README.
-EXTRA_DIST += tests/configs
+# Data-driven config cases (one directory per case), the merge test files; the docs.
+EXTRA_DIST += tests/configs docs/config.md docs/plugin-abi.md

@@ -103,7 +103,7 @@ bool sm_cli_has_flag(const sm_cli_opts *o, const char *name)
 
 void sm_cli_print_diag(const sm_diag *d)
 {
-    char line[1024];
+    char line[SM_ERROR_LINE_MAX];
     for (size_t i = 0; i < sm_diag_count(d); i++) {
         sm_severity sev;
         const sm_error *e = sm_diag_get(d, i, &sev);
@@ -115,7 +115,7 @@ void sm_cli_print_diag(const sm_diag *d)
 
 void sm_cli_print_error(const sm_error *e)
 {
-    char line[1024];
+    char line[SM_ERROR_LINE_MAX];
     sm_error_format(e, line, sizeof line);
     fprintf(stderr, "simmimctl: %s\n", line);
 }
@@ -152,7 +152,7 @@ int sm_cli_load_plugins(sm_registry *reg, const sm_cli_opts *o, const sm_config 
 /* Refused plugins do not stop the others from loading: they are printed as warnings. */
 static void print_as_warnings(const sm_diag *d)
 {
-    char line[1024];
+    char line[SM_ERROR_LINE_MAX];
     for (size_t i = 0; i < sm_diag_count(d); i++) {
         sm_error_format(sm_diag_get(d, i, NULL), line, sizeof line);
         fprintf(stderr, "warning: %s\n", line);

@@ -40,26 +40,26 @@ static const char run_usage[] =
     "\n" SM_CONFIG_OPTIONS_HELP "\n"
     "exit status: 0 done, 2 usage or configuration error, 1 runtime failure\n";
 
-/* Parses the arguments of a command taking exactly one CONFIG. */
-static int parse_config_args(int argc, char **argv, sm_cli_opts *o, const char *usage)
+/* Parses the arguments of a command taking one CONFIG, then reads, loads plugins for and
+ * validates it. Returns SM_EXIT_OK with *reg and *cfg set, SM_CLI_HELP, or an exit code. */
+static int load_config_args(int argc, char **argv, const char *usage, sm_registry **reg,
+                            sm_config **cfg)
 {
-    int rc = sm_cli_parse(argc, argv, o, usage);
-    if (rc == SM_CLI_HELP) return SM_CLI_HELP;
+    sm_cli_opts o;
+    int rc = sm_cli_parse(argc, argv, &o, usage);
     if (rc) return rc;
-    if ((rc = sm_cli_check_args(o, argv[0], NULL, 1, 1)) != 0) sm_cli_opts_free(o);
+    rc = sm_cli_check_args(&o, argv[0], NULL, 1, 1);
+    if (!rc) rc = sm_cli_load_config(&o, reg, cfg);
+    sm_cli_opts_free(&o);
     return rc;
 }
 
 int sm_cmd_check_config(int argc, char **argv)
 {
-    sm_cli_opts o;
-    int rc = parse_config_args(argc, argv, &o, check_usage);
-    if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
     sm_registry *reg;
     sm_config *cfg;
-    rc = sm_cli_load_config(&o, &reg, &cfg);
-    sm_cli_opts_free(&o);
-    if (rc) return rc;
+    int rc = load_config_args(argc, argv, check_usage, &reg, &cfg);
+    if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
     char *yaml = NULL;
     size_t len = 0;
     int st = sm_config_to_yaml(cfg, &yaml, &len);
@@ -81,14 +81,10 @@ int sm_cmd_check_config(int argc, char **argv)
 
 int sm_cmd_run(int argc, char **argv)
 {
-    sm_cli_opts o;
-    int rc = parse_config_args(argc, argv, &o, run_usage);
-    if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
     sm_registry *reg;
     sm_config *cfg;
-    rc = sm_cli_load_config(&o, &reg, &cfg);
-    sm_cli_opts_free(&o);
-    if (rc) return rc;
+    int rc = load_config_args(argc, argv, run_usage, &reg, &cfg);
+    if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
 
     const sm_cfg *root = sm_config_root(cfg);
     const char *task = sm_cfg_str(root, "task");

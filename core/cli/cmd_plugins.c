@@ -93,7 +93,7 @@ int sm_cmd_plugins(int argc, char **argv)
     }
     size_t nr = sm_diag_count(refused);
     printf("refused plugins: %zu\n", nr);
-    char line[1024];
+    char line[SM_ERROR_LINE_MAX];
     for (size_t i = 0; i < nr; i++) {
         sm_error_format(sm_diag_get(refused, i, NULL), line, sizeof line);
         printf("  %s\n", line);

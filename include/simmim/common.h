@@ -70,8 +70,11 @@ typedef struct sm_error {
     char file[256];  /* config, plugin, data or checkpoint file ("" if none); a longer  */
                      /* path keeps its tail, prefixed with "..."                          */
     char path[128];  /* key path, e.g. "optimizer.beta1", or tensor name ("" if none)    */
-    char text[512];  /* the human message                                                 */
+    char text[1024]; /* the human message                                                 */
 } sm_error;
+
+/* A buffer of this many bytes always holds what sm_error_format writes. */
+#define SM_ERROR_LINE_MAX (256 + 128 + 1024 + 32)
 
 /* Resets the record to "no error". NULL-safe. */
 SM_API void sm_error_clear(sm_error *err);
