@@ -49,10 +49,25 @@ size_t sm_backend_describe(const sm_backend *be, char *buf, size_t n)
     return r < 0 ? 0 : (size_t)r;
 }
 
+/* C := beta·C, for the k == 0 case (backends never see empty products). */
+static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t rsc, int64_t csc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float *p = &c[i * rsc + j * csc];
+            *p = beta == 0.0f ? 0.0f : beta * *p;
+        }
+}
+
 void sm_backend_sgemm(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m, int64_t n, int64_t k,
                       float alpha, const float *a, int64_t rsa, int64_t csa, const float *b,
                       int64_t rsb, int64_t csb, float beta, float *c, int64_t rsc, int64_t csc)
 {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        scale_c(m, n, beta, c, rsc, csc);
+        return;
+    }
     be->vt->sgemm(be->self, ta, tb, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
 }
 
@@ -62,6 +77,11 @@ void sm_backend_sgemm_batched(sm_backend *be, sm_trans ta, sm_trans tb, int64_t 
                               float beta, float *c, int64_t rsc, int64_t csc, int64_t sc,
                               int64_t batch)
 {
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    if (k <= 0) {
+        for (int64_t i = 0; i < batch; i++) scale_c(m, n, beta, c + i * sc, rsc, csc);
+        return;
+    }
     if (be->vt->sgemm_batched) {
         be->vt->sgemm_batched(be->self, ta, tb, m, n, k, alpha, a, rsa, csa, sa, b, rsb, csb, sb,
                               beta, c, rsc, csc, sc, batch);

@@ -18,7 +18,20 @@ typedef struct sm__val {
     int oom;
     sm__hook hooks[16];
     size_t n_hooks;
+    bool model_only; /* sm_config_validate_model: only what building a model needs */
 } sm__val;
+
+/* Sections checked by sm_config_validate_model. */
+static bool sm__model_section(const char *name)
+{
+    return !strcmp(name, "model") || !strcmp(name, "train_config") || !strcmp(name, "backend");
+}
+
+/* Sections sm_config_validate_model fills in when absent (backend only when given). */
+static bool sm__model_default_section(const char *name)
+{
+    return !strcmp(name, "model") || !strcmp(name, "train_config");
+}
 
 /* An error about node, located at its value (or at its key when at_key). */
 static void sm__verr(sm__val *v, sm_cfg *node, bool at_key, const char *fmt, ...)
@@ -199,7 +212,7 @@ static void sm__validate_map(sm__val *v, sm_cfg *map, const char *prefix,
     for (sm_cfg *c = map->head; c; c = c->next) {
         const sm__section *sec = root ? sm__config_section(c->key) : NULL;
         if (sec) {
-            sm__validate_section(v, c, sec);
+            if (!v->model_only || sm__model_section(sec->name)) sm__validate_section(v, c, sec);
             continue;
         }
         const sm_key *k = sm__lookup(tables, nt, prefix, c->key);
@@ -388,6 +401,15 @@ static void sm__check_dataset(sm__val *v, const char *name)
 
 static void sm__check_cross(sm__val *v)
 {
+    if (v->model_only) {
+        const char *t = sm_cfg_str(v->cfg->root, "task");
+        bool pretrain = t ? !strcmp(t, "pretrain") : !sm__cfg_child(v->cfg->root, "finetune_dataset");
+        if (pretrain) {
+            sm__check_multiple(v, "train_config.image_size", "model.mask_patch_size");
+            sm__check_multiple(v, "model.mask_patch_size", "model.patch_size");
+        }
+        return;
+    }
     sm__check_task(v);
     sm__check_dataset(v, "pretrain_dataset");
     sm__check_dataset(v, "finetune_dataset");
@@ -441,11 +463,11 @@ static void sm__ignored_text(const sm_config *c, char *buf, size_t n)
 
 /* ---- entry point ---------------------------------------------------------------------- */
 
-int sm_config_validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag)
+static int sm__validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag, bool model_only)
 {
     if (!cfg || !cfg->root)
         return sm_diag_addf(diag, SM_SEV_ERROR, SM_EINVAL, NULL, 0, 0, NULL, "no config");
-    sm__val v = {.cfg = cfg, .reg = reg, .diag = diag};
+    sm__val v = {.cfg = cfg, .reg = reg, .diag = diag, .model_only = model_only};
     cfg->n_ignored = 0;
     sm_cfg *root = cfg->root;
     size_t ns;
@@ -454,6 +476,7 @@ int sm_config_validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag)
     sm__validate_map(&v, root, "", top, 1);
     for (size_t i = 0; i < ns; i++) {
         if (sm__cfg_child(root, secs[i].name)) continue;
+        if (model_only && !sm__model_default_section(secs[i].name)) continue;
         if (secs[i].required) {
             sm__missing(&v, root, secs[i].name, "missing required section (it selects the %s)",
                         sm_kind_name((sm_kind)secs[i].kind));
@@ -491,4 +514,14 @@ int sm_config_validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag)
         return SM_ENOMEM;
     }
     return v.errors ? SM_ECONFIG : 0;
+}
+
+int sm_config_validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag)
+{
+    return sm__validate(cfg, reg, diag, false);
+}
+
+int sm_config_validate_model(sm_config *cfg, const sm_registry *reg, sm_diag *diag)
+{
+    return sm__validate(cfg, reg, diag, true);
 }

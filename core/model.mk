@@ -1,1 +1,2 @@
-# core/model.mk: filled in by its area
+# core/model.mk - the SimMIM model and classifier around backbone plugins.
+core_libsimmim_la_SOURCES += core/model.c

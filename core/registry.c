@@ -43,6 +43,8 @@ static size_t sm__min_struct_size(sm_kind kind)
     case SM_KIND_BACKEND: return sizeof(sm_backend_vtbl);
     case SM_KIND_BACKBONE: return sizeof(sm_backbone_vtbl);
     case SM_KIND_DATASET: return sizeof(sm_dataset_vtbl);
+    case SM_KIND_OPTIMIZER: return sizeof(sm_optimizer_vtbl);
+    case SM_KIND_SCHEDULER: return sizeof(sm_scheduler_vtbl);
     default: return sizeof(sm_component);
     }
 }

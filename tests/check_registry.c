@@ -13,20 +13,25 @@ static const sm_key opt_keys[] = {
     {0},
 };
 
-static const sm_component opt_a = SM_COMPONENT_INIT(sm_component, SM_KIND_OPTIMIZER, "opt_a",
-                                                    "first optimizer", opt_keys, NULL);
-static const sm_component opt_b = SM_COMPONENT_INIT(sm_component, SM_KIND_OPTIMIZER, "opt_b",
-                                                    "second optimizer", NULL, NULL);
+static const sm_optimizer_vtbl opt_a_vt = {
+    .hdr = SM_COMPONENT_INIT(sm_optimizer_vtbl, SM_KIND_OPTIMIZER, "opt_a", "first optimizer",
+                             opt_keys, NULL)};
+static const sm_optimizer_vtbl opt_b_vt = {
+    .hdr = SM_COMPONENT_INIT(sm_optimizer_vtbl, SM_KIND_OPTIMIZER, "opt_b", "second optimizer",
+                             NULL, NULL)};
+#define opt_a (opt_a_vt.hdr)
+#define opt_b (opt_b_vt.hdr)
 
 /* Adds a copy of opt_a's header changed by the caller; returns the status and the message. */
 static int add_variant(sm_component c, sm_error *e)
 {
-    static sm_component slot;
-    slot = c;
+    static sm_optimizer_vtbl vt;
+    vt.hdr = c;
+    sm_component *slot_p = &vt.hdr;
     sm_registry *reg = sm_registry_new();
     ck_assert_ptr_nonnull(reg);
     sm_error_clear(e);
-    int rc = sm_registry_add(reg, &slot, e);
+    int rc = sm_registry_add(reg, slot_p, e);
     if (rc) /* nothing was added */
         for (int k = 0; k < SM_KIND_COUNT; k++)
             ck_assert_uint_eq(sm_registry_count(reg, (sm_kind)k), k == SM_KIND_BACKEND);

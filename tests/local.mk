@@ -6,6 +6,8 @@ AM_TESTS_ENVIRONMENT = \
 	SM_TEST_SRCDIR='$(abs_top_srcdir)/tests'; export SM_TEST_SRCDIR; \
 	SM_TEST_BUILDDIR='$(abs_top_builddir)/tests'; export SM_TEST_BUILDDIR; \
 	SIMMIMCTL='$(abs_top_builddir)/core/cli/simmimctl'; export SIMMIMCTL; \
+	SM_TOP_BUILDDIR='$(abs_top_builddir)'; export SM_TOP_BUILDDIR; \
+	MAKE='$(MAKE)'; export MAKE; \
 	CK_DEFAULT_TIMEOUT=300; export CK_DEFAULT_TIMEOUT;
 
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)

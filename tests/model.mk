@@ -1,1 +1,34 @@
-# tests/model.mk: filled in by its area
+# tests/model.mk - models: parameter counts, full-size steps, layer ids, init, and
+# `simmimctl verify` on the golden files (copies of ../shared/golden in tests/golden).
+check_PROGRAMS += tests/check_models
+TESTS += tests/check_models
+tests_check_models_SOURCES = tests/check_models.c
+tests_check_models_CFLAGS = $(TEST_CFLAGS)
+tests_check_models_LDADD = $(TEST_LIBS)
+EXTRA_DIST += tests/golden/README.md \
+	tests/golden/simmim_swin.safetensors \
+	tests/golden/simmim_vit_shared_rpb.safetensors \
+	tests/golden/simmim_vit_abs_rpb.safetensors \
+	tests/golden/cls_swin.safetensors \
+	tests/golden/cls_vit_meanpool.safetensors \
+	tests/golden/cls_vit_clstoken.safetensors
+
+# The example backbone, built out of tree against the installed headers and pkg-config.
+TESTS += tests/check_oot_backbone.sh
+EXTRA_DIST += tests/check_oot_backbone.sh docs/writing-a-backbone.md \
+	docs/examples/toy_backbone/toy.c docs/examples/toy_backbone/Makefile \
+	docs/examples/toy_backbone/toy.yaml
+EXTRA_DIST += tests/reference/README.md \
+	tests/reference/x_simmim_swin_w3.safetensors \
+	tests/reference/x_simmim_swin_3stage_ape.safetensors \
+	tests/reference/x_simmim_swin_bigwindow.safetensors \
+	tests/reference/x_simmim_vit_both_rpb.safetensors \
+	tests/reference/x_simmim_vit_plain.safetensors \
+	tests/reference/x_cls_vit_meanpool_nobias.safetensors \
+	tests/reference/x_cls_swin_3stage.safetensors
+
+check_PROGRAMS += tests/check_optim
+TESTS += tests/check_optim
+tests_check_optim_SOURCES = tests/check_optim.c
+tests_check_optim_CFLAGS = $(TEST_CFLAGS)
+tests_check_optim_LDADD = $(TEST_LIBS)

@@ -1,1 +1,23 @@
-# tests/tensor.mk: filled in by its area
+# tests/tensor.mk - tests of the tensor engine: tensors/arena/params, ops (forward against naive
+# references, finite-difference gradients, thread-count independence), safetensors.
+check_PROGRAMS += tests/check_tensor tests/check_ops tests/check_safetensors
+TESTS += tests/check_tensor tests/check_ops tests/check_safetensors
+
+tests_check_tensor_SOURCES = tests/check_tensor.c
+tests_check_tensor_CFLAGS = $(TEST_CFLAGS)
+tests_check_tensor_LDADD = $(TEST_LIBS)
+
+tests_check_ops_SOURCES = tests/check_ops.c
+tests_check_ops_CFLAGS = $(TEST_CFLAGS)
+tests_check_ops_LDADD = $(TEST_LIBS)
+
+tests_check_safetensors_SOURCES = tests/check_safetensors.c
+tests_check_safetensors_CFLAGS = $(TEST_CFLAGS)
+tests_check_safetensors_LDADD = $(TEST_LIBS)
+
+# blis plugin against ref (exit 77 = SKIP when the plugin is not built)
+check_PROGRAMS += tests/check_backend
+TESTS += tests/check_backend
+tests_check_backend_SOURCES = tests/check_backend.c
+tests_check_backend_CFLAGS = $(TEST_CFLAGS)
+tests_check_backend_LDADD = $(TEST_LIBS)

@@ -33,6 +33,10 @@ typedef struct sm_cli_opts {
  * SM_EXIT_USAGE (message printed to stderr). */
 int sm_cli_parse(int argc, char **argv, sm_cli_opts *o, const char *usage);
 void sm_cli_opts_free(sm_cli_opts *o);
+/* Removes "--name VALUE" or "--name=VALUE" from argv (argc updated), for command options that
+ * take a value; call it before sm_cli_parse. Returns 1 and sets *value if found (the last
+ * occurrence wins), 0 if absent, SM_EXIT_USAGE (message printed) if the value is missing. */
+int sm_cli_take_value(int *argc, char **argv, const char *name, const char **value);
 
 /* Usage check after sm_cli_parse: flags must be among `known` (NULL-terminated, may be NULL),
  * and the number of positionals within [min_pos, max_pos]. Prints the problem and a pointer to
@@ -71,5 +75,6 @@ int sm_cmd_plugins(int argc, char **argv);
 int sm_cmd_inspect(int argc, char **argv);
 int sm_cmd_verify(int argc, char **argv);
 int sm_cmd_data(int argc, char **argv);
+int sm_cmd_model(int argc, char **argv);
 
 #endif

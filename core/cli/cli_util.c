@@ -208,3 +208,32 @@ int sm_cli_load_config(const sm_cli_opts *o, sm_registry **reg, sm_config **cfg)
     *cfg = c;
     return SM_EXIT_OK;
 }
+
+int sm_cli_take_value(int *argc, char **argv, const char *name, const char **value)
+{
+    size_t len = strlen(name);
+    int found = 0;
+    for (int i = 1; i < *argc;) {
+        int used = 0;
+        if (strcmp(argv[i], name) == 0) {
+            if (i + 1 >= *argc || argv[i + 1][0] == '\0') {
+                fprintf(stderr, "simmimctl %s: %s needs a value (see 'simmimctl %s --help')\n",
+                        argv[0], name, argv[0]);
+                return SM_EXIT_USAGE;
+            }
+            *value = argv[i + 1];
+            used = 2;
+        } else if (strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') {
+            *value = argv[i] + len + 1;
+            used = 1;
+        }
+        if (!used) {
+            i++;
+            continue;
+        }
+        found = 1;
+        for (int k = i; k + used <= *argc; k++) argv[k] = argv[k + used];
+        *argc -= used;
+    }
+    return found;
+}

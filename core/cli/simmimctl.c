@@ -17,6 +17,7 @@ static const sm_command commands[] = {
     {"plugins", sm_cmd_plugins, "list every component: kind, name, file, version, config keys"},
     {"data", sm_cmd_data, "scan the configured dataset: counts, sizes, formats, bad files"},
     {"inspect", sm_cmd_inspect, "list the tensors and metadata of a safetensors file"},
+    {"model", sm_cmd_model, "build the configured model; parameters; time a forward/backward step"},
     {"verify", sm_cmd_verify, "check the models against reference files (golden format)"},
     {"version", sm_cmd_version, "print the version and the plugin ABI"},
 };

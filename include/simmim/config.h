@@ -141,6 +141,12 @@ SM_API int sm_config_read_string(const char *text, size_t len, const char *name,
  * (warnings, such as the list of ignored RingMo-only keys, are added as SM_SEV_WARNING). */
 SM_API int sm_config_validate(sm_config *cfg, const sm_registry *reg, sm_diag *diag);
 
+/* Validates what building a model needs and nothing more: the top-level keys, `model` (the
+ * core keys plus the selected backbone's keys and its validate hook), `train_config` and
+ * `backend` if present. Dataset sections are not required and the task cross-checks are
+ * skipped. For tools that build models without a job (`simmimctl verify`, tests). */
+SM_API int sm_config_validate_model(sm_config *cfg, const sm_registry *reg, sm_diag *diag);
+
 SM_API void sm_config_free(sm_config *cfg);
 /* The root map (borrowed). */
 SM_API const sm_cfg *sm_config_root(const sm_config *cfg);

@@ -82,6 +82,10 @@ typedef struct sm_backbone_vtbl {
     /* Optional. Constant buffers, for comparison with reference files. */
     size_t (*buffer_count)(const void *self);
     int (*buffer_get)(const void *self, size_t i, sm_buffer *out);
+    /* Optional. Initialises the classifier head Linear (weight (K, F), bias (K)) the way the
+     * official model does for this backbone. NULL: weight trunc_normal(std 0.02, bounds +-2),
+     * bias 0. */
+    void (*init_head)(const void *self, sm_tensor *weight, sm_tensor *bias, sm_rng *rng);
 } sm_backbone_vtbl;
 
 /* ---- the model -------------------------------------------------------------------------- */

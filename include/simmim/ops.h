@@ -104,7 +104,8 @@ SM_API sm_tensor *sm_mask_blend(sm_ctx *ctx, sm_tensor *x, sm_tensor *token,
 SM_API sm_tensor *sm_cls_concat(sm_ctx *ctx, sm_tensor *cls, sm_tensor *x);
 /* Concatenation along `dim` of n tensors whose other dims agree. */
 SM_API sm_tensor *sm_concat(sm_ctx *ctx, sm_tensor *const *xs, int n, int dim);
-/* Slice x[..., start:start+len, ...] along dim (copy). */
+/* Slice x[..., start:start+len, ...] along dim (negative dim counts from the end). The result
+ * is contiguous: a copy, or a view when the slice is contiguous already. */
 SM_API sm_tensor *sm_slice(sm_ctx *ctx, sm_tensor *x, int dim, int64_t start, int64_t len);
 /* Mean over one dim (the dim is removed): (B, L, C), dim 1 -> (B, C). */
 SM_API sm_tensor *sm_mean(sm_ctx *ctx, sm_tensor *x, int dim);
@@ -118,6 +119,13 @@ SM_API sm_tensor *sm_reshape(sm_ctx *ctx, sm_tensor *x, int ndim, const int64_t 
 SM_API sm_tensor *sm_permute(sm_ctx *ctx, sm_tensor *x, const int *perm);
 /* x itself if contiguous, else a contiguous copy. */
 SM_API sm_tensor *sm_contiguous(sm_ctx *ctx, sm_tensor *x);
+/* A strided view of x's storage, no copy: element (i0, i1, ...) of the view is
+ * x->data[offset + Σ i_d·stride[d]] (x's own strides are ignored; strides >= 0, in elements).
+ * It shares data AND gradient with x's storage, so it needs no tape entry. Refused (ESHAPE) if
+ * it reaches outside the storage or addresses an element twice. E.g. a transpose of a
+ * contiguous (M, N) tensor: sm_view(ctx, x, 2, SM_SHAPE(N, M), SM_SHAPE(1, N), 0). */
+SM_API sm_tensor *sm_view(sm_ctx *ctx, sm_tensor *x, int ndim, const int64_t *shape,
+                          const int64_t *stride, int64_t offset);
 
 /* ---- regularisation -------------------------------------------------------------------- */
 

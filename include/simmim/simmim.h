@@ -27,6 +27,7 @@
 #include "simmim/data.h"
 #include "simmim/image.h"
 #include "simmim/loader.h"
+#include "simmim/optim.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -128,7 +128,8 @@ SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
 
 /* Backpropagates from a scalar (numel 1) `loss` with d loss = 1. Gradients ACCUMULATE into
  * every tensor that requires grad (parameters: their store's grad block). Returns the sticky
- * status. */
+ * status. Backward consumes the tape: it runs once per step (a second call before
+ * sm_ctx_reset is an SM_EINVAL error). */
 SM_API int sm_backward(sm_ctx *ctx, sm_tensor *loss);
 /* Same from any tensor with an explicit upstream gradient (contiguous, numel(out) floats). */
 SM_API int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout);

@@ -1,0 +1,509 @@
+/* backbones/vit/vit.c - the BEiT-style Vision Transformer of SimMIM (plugin "vit").
+ *
+ * Follows microsoft/SimMIM models/vision_transformer.py (VisionTransformer and
+ * VisionTransformerForSimMIM) and ../shared/spec/simmim.md §4.1:
+ *   patch_embed (conv p×p, stride p) -> [SimMIM: mask-token blend] -> prepend cls_token ->
+ *   [+ pos_embed] -> blocks (pre-norm; attention with q/v biases and no k bias, optional per-block
+ *   and/or shared relative position bias with 3 extra cls rows; MLP with exact GELU; optional layer
+ *   scale gamma_1/gamma_2; per-sample drop path) ->
+ *   SimMIM: norm, drop cls, (B, D, Hp, Wp);  classifier: fc_norm(mean of patch tokens) or
+ *   norm(x)[:, 0].
+ * LayerNorm eps 1e-6 by default. Parameter names are the official state_dict names.
+ */
+#include <simmim/simmim.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VIT_MAX_DEPTH 256
+
+typedef struct vit_block {
+    sm_tensor *gamma_1, *gamma_2;
+    sm_tensor *norm1_w, *norm1_b;
+    sm_tensor *q_bias, *v_bias;
+    sm_tensor *rpb_table;
+    sm_tensor *qkv_w;
+    sm_tensor *proj_w, *proj_b;
+    sm_tensor *norm2_w, *norm2_b;
+    sm_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    float drop_path;
+    char index_name[64]; /* blocks.i.attn.relative_position_index */
+} vit_block;
+
+typedef struct vit {
+    sm_task task;
+    int in_chans, patch, dim, depth, heads, hidden;
+    int64_t hp, wp, tokens; /* patch grid and number of patch tokens */
+    bool qkv_bias, abs_pos, rel_pos, shared_rel_pos, mean_pool, layer_scale;
+    double init_values, eps, scale, init_scale;
+    char prefix[64];
+    sm_tensor *cls_token, *pos_embed, *mask_token;
+    sm_tensor *patch_w, *patch_b;
+    sm_tensor *shared_rpb;
+    vit_block *blocks;
+    sm_tensor *norm_w, *norm_b, *fc_norm_w, *fc_norm_b;
+    int64_t *rp_index; /* (L+1)² relative position index, shared by every table */
+    int64_t rp_rows;   /* (2Hp-1)(2Wp-1) + 3                                       */
+    int64_t rp_index_shape[2];
+} vit;
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static const sm_key vit_keys[] = {
+    {"patch_size", SM_KEY_INT, "16", "[1,)", 0, "patch size p (conv kernel and stride)"},
+    {"in_chans", SM_KEY_INT, "3", "[1,)", 0, "input channels"},
+    {"embed_dim", SM_KEY_INT, "768", "[1,)", 0, "embedding dimension D"},
+    {"depth", SM_KEY_INT, "12", "[1,256]", 0, "number of transformer blocks"},
+    {"num_heads", SM_KEY_INT, "12", "[1,)", 0, "attention heads (D must be a multiple)"},
+    {"mlp_ratio", SM_KEY_FLOAT, "4.0", "(0,)", 0, "MLP hidden size = int(D * mlp_ratio)"},
+    {"qkv_bias", SM_KEY_BOOL, "true", NULL, 0, "learn q and v biases (the k bias is always 0)"},
+    {"qk_scale", SM_KEY_FLOAT, "null", "(0,)", SM_KEY_NULLABLE,
+     "attention logit scale; null = head_dim^-0.5"},
+    {"drop_rate", SM_KEY_FLOAT, "0.0", "[0,1)", 0,
+     "dropout after embeddings and in the MLP (only 0 is supported, as in all SimMIM recipes)"},
+    {"attn_drop_rate", SM_KEY_FLOAT, "0.0", "[0,1)", 0,
+     "attention dropout (only 0 is supported, as in all SimMIM recipes)"},
+    {"drop_path_rate", SM_KEY_FLOAT, "0.1", "[0,1)", 0,
+     "stochastic depth; block i uses drop_path_rate * i / (depth - 1)"},
+    {"init_values", SM_KEY_FLOAT, "0.1", "(0,)", SM_KEY_NULLABLE,
+     "layer scale gamma init; null = no layer scale"},
+    {"use_abs_pos_emb", SM_KEY_BOOL, "false", NULL, 0, "learned absolute position embedding"},
+    {"use_rel_pos_bias", SM_KEY_BOOL, "false", NULL, 0, "a relative position bias per block"},
+    {"use_shared_rel_pos_bias", SM_KEY_BOOL, "true", NULL, 0,
+     "one relative position bias shared by all blocks"},
+    {"use_mean_pooling", SM_KEY_BOOL, "false", NULL, 0,
+     "classifier: fc_norm(mean of patch tokens) instead of norm(x)[:, 0]"},
+    {"layer_norm_eps", SM_KEY_FLOAT, "1e-6", "(0,)", 0, "LayerNorm epsilon"},
+    {"init_scale", SM_KEY_FLOAT, "0.001", "(0,)", 0, "classifier head init scale"},
+    {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
+};
+
+static int vit_key_error(sm_diag *diag, const sm_cfg *section, const char *key, const char *fmt,
+                         ...) SM_PRINTF(4, 5);
+static int vit_key_error(sm_diag *diag, const sm_cfg *section, const char *key, const char *fmt,
+                         ...)
+{
+    const sm_cfg *node = sm_cfg_get(section, key);
+    char path[128];
+    if (node)
+        sm_cfg_keypath(node, path, sizeof path);
+    else
+        snprintf(path, sizeof path, "model.%s", key);
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return sm_diag_addf(diag, SM_SEV_ERROR, SM_ECONFIG, node ? sm_cfg_file(node) : NULL,
+                        node ? sm_cfg_line(node) : 0, node ? sm_cfg_column(node) : 0, path, "%s",
+                        msg);
+}
+
+/* Image size from the root config: train_config.image_size. */
+static int64_t vit_image_size(const sm_cfg *root) { return sm_cfg_int(root, "train_config.image_size"); }
+
+static int vit_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
+{
+    int rc = 0;
+    int64_t dim = sm_cfg_int(m, "embed_dim"), heads = sm_cfg_int(m, "num_heads");
+    int64_t p = sm_cfg_int(m, "patch_size"), img = vit_image_size(root);
+    if (heads > 0 && dim % heads != 0)
+        rc = vit_key_error(diag, m, "num_heads",
+                           "embed_dim %lld is not a multiple of num_heads %lld", (long long)dim,
+                           (long long)heads);
+    if (img > 0 && p > 0 && img % p != 0)
+        rc = vit_key_error(diag, m, "patch_size",
+                           "image_size %lld (train_config.image_size) is not a multiple of "
+                           "patch_size %lld",
+                           (long long)img, (long long)p);
+    if (sm_cfg_float(m, "drop_rate") != 0.0)
+        rc = vit_key_error(diag, m, "drop_rate",
+                           "dropout is not implemented (SimMIM recipes use 0); set 0");
+    if (sm_cfg_float(m, "attn_drop_rate") != 0.0)
+        rc = vit_key_error(diag, m, "attn_drop_rate",
+                           "attention dropout is not implemented (SimMIM recipes use 0); set 0");
+    return rc ? SM_ECONFIG : 0;
+}
+
+/* ---- construction ------------------------------------------------------------------------- */
+
+static sm_tensor *vit_param(sm_params *params, const vit *v, const char *name, int ndim,
+                            const int64_t *shape, sm_error *err)
+{
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", v->prefix, name);
+    return sm_params_add(params, full, ndim, shape, err);
+}
+
+/* Relative position index with cls rows (spec §4.1): for patch tokens i, j >= 1 at grid coords
+ * (h, w): (h_i - h_j + Hp - 1)·(2Wp - 1) + (w_i - w_j + Wp - 1); row 0 -> rows-3, column 0 ->
+ * rows-2, [0][0] -> rows-1. */
+static int vit_build_index(vit *v)
+{
+    int64_t n = v->tokens + 1, wp = v->wp, hp = v->hp;
+    v->rp_rows = (2 * hp - 1) * (2 * wp - 1) + 3;
+    v->rp_index = malloc((size_t)(n * n) * sizeof *v->rp_index);
+    if (!v->rp_index) return SM_ENOMEM;
+    for (int64_t i = 1; i < n; i++) {
+        int64_t hi = (i - 1) / wp, wi = (i - 1) % wp;
+        for (int64_t j = 1; j < n; j++) {
+            int64_t hj = (j - 1) / wp, wj = (j - 1) % wp;
+            v->rp_index[i * n + j] = (hi - hj + hp - 1) * (2 * wp - 1) + (wi - wj + wp - 1);
+        }
+    }
+    for (int64_t j = 0; j < n; j++) v->rp_index[j] = v->rp_rows - 3;
+    for (int64_t i = 0; i < n; i++) v->rp_index[i * n] = v->rp_rows - 2;
+    v->rp_index[0] = v->rp_rows - 1;
+    v->rp_index_shape[0] = v->rp_index_shape[1] = n;
+    return 0;
+}
+
+static void vit_destroy(void *self)
+{
+    vit *v = self;
+    if (!v) return;
+    free(v->blocks);
+    free(v->rp_index);
+    free(v);
+}
+
+static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *params,
+                      void **self, sm_error *err)
+{
+    *self = NULL;
+    vit *v = calloc(1, sizeof *v);
+    if (!v) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    v->task = opts->task;
+    snprintf(v->prefix, sizeof v->prefix, "%s", opts->prefix ? opts->prefix : "");
+    v->in_chans = (int)sm_cfg_int(m, "in_chans");
+    v->patch = (int)sm_cfg_int(m, "patch_size");
+    v->dim = (int)sm_cfg_int(m, "embed_dim");
+    v->depth = (int)sm_cfg_int(m, "depth");
+    v->heads = (int)sm_cfg_int(m, "num_heads");
+    v->hidden = (int)((double)v->dim * sm_cfg_float(m, "mlp_ratio"));
+    v->qkv_bias = sm_cfg_bool(m, "qkv_bias");
+    v->abs_pos = sm_cfg_bool(m, "use_abs_pos_emb");
+    v->rel_pos = sm_cfg_bool(m, "use_rel_pos_bias");
+    v->shared_rel_pos = sm_cfg_bool(m, "use_shared_rel_pos_bias");
+    v->mean_pool = sm_cfg_bool(m, "use_mean_pooling");
+    v->layer_scale = !sm_cfg_is_null(m, "init_values");
+    v->init_values = v->layer_scale ? sm_cfg_float(m, "init_values") : 0.0;
+    v->eps = sm_cfg_float(m, "layer_norm_eps");
+    v->init_scale = sm_cfg_float(m, "init_scale");
+    int head_dim = v->heads > 0 ? v->dim / v->heads : 0;
+    v->scale = sm_cfg_is_null(m, "qk_scale") ? 1.0 / sqrt((double)head_dim)
+                                             : sm_cfg_float(m, "qk_scale");
+    if (v->patch <= 0 || v->dim <= 0 || v->heads <= 0 || v->dim % v->heads || v->depth <= 0 ||
+        v->depth > VIT_MAX_DEPTH || v->hidden <= 0 || opts->img_h % v->patch ||
+        opts->img_w % v->patch || opts->img_h <= 0 || opts->img_w <= 0) {
+        sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model",
+                     "vit: inconsistent sizes (image %lldx%lld, patch %d, embed_dim %d, heads %d, "
+                     "depth %d)",
+                     (long long)opts->img_h, (long long)opts->img_w, v->patch, v->dim, v->heads,
+                     v->depth);
+        vit_destroy(v);
+        return SM_ECONFIG;
+    }
+    v->hp = opts->img_h / v->patch;
+    v->wp = opts->img_w / v->patch;
+    v->tokens = v->hp * v->wp;
+    double dpr = sm_cfg_float(m, "drop_path_rate");
+    v->blocks = calloc((size_t)v->depth, sizeof *v->blocks);
+    if (!v->blocks || vit_build_index(v)) {
+        vit_destroy(v);
+        return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    }
+
+    int64_t D = v->dim, Hd = v->hidden, L1 = v->tokens + 1;
+    int rc = 0;
+#define P(field, name, ...)                                                                    \
+    do {                                                                                       \
+        const int64_t shp_[] = {__VA_ARGS__};                                                  \
+        if (!rc && !((field) = vit_param(params, v, name, (int)(sizeof shp_ / sizeof shp_[0]),  \
+                                         shp_, err)))                                          \
+            rc = SM_EINVAL;                                                                    \
+    } while (0)
+    /* Declaration order = the official state_dict order. */
+    P(v->cls_token, "cls_token", 1, 1, D);
+    if (v->abs_pos) P(v->pos_embed, "pos_embed", 1, L1, D);
+    if (v->task == SM_TASK_SIMMIM) P(v->mask_token, "mask_token", 1, 1, D);
+    P(v->patch_w, "patch_embed.proj.weight", D, v->in_chans, v->patch, v->patch);
+    P(v->patch_b, "patch_embed.proj.bias", D);
+    if (v->shared_rel_pos)
+        P(v->shared_rpb, "rel_pos_bias.relative_position_bias_table", v->rp_rows, v->heads);
+    for (int i = 0; i < v->depth && !rc; i++) {
+        vit_block *b = &v->blocks[i];
+        char n[128];
+        b->drop_path = v->depth > 1 ? (float)(dpr * i / (v->depth - 1)) : 0.0f;
+        snprintf(b->index_name, sizeof b->index_name, "blocks.%d.attn.relative_position_index", i);
+#define B(field, suffix, ...)                                                                  \
+    do {                                                                                       \
+        snprintf(n, sizeof n, "blocks.%d.%s", i, suffix);                                      \
+        P(field, n, __VA_ARGS__);                                                              \
+    } while (0)
+        if (v->layer_scale) {
+            B(b->gamma_1, "gamma_1", D);
+            B(b->gamma_2, "gamma_2", D);
+        }
+        B(b->norm1_w, "norm1.weight", D);
+        B(b->norm1_b, "norm1.bias", D);
+        if (v->qkv_bias) {
+            B(b->q_bias, "attn.q_bias", D);
+            B(b->v_bias, "attn.v_bias", D);
+        }
+        if (v->rel_pos) B(b->rpb_table, "attn.relative_position_bias_table", v->rp_rows, v->heads);
+        B(b->qkv_w, "attn.qkv.weight", 3 * D, D);
+        B(b->proj_w, "attn.proj.weight", D, D);
+        B(b->proj_b, "attn.proj.bias", D);
+        B(b->norm2_w, "norm2.weight", D);
+        B(b->norm2_b, "norm2.bias", D);
+        B(b->fc1_w, "mlp.fc1.weight", Hd, D);
+        B(b->fc1_b, "mlp.fc1.bias", Hd);
+        B(b->fc2_w, "mlp.fc2.weight", D, Hd);
+        B(b->fc2_b, "mlp.fc2.bias", D);
+#undef B
+    }
+    if (!v->mean_pool) {
+        P(v->norm_w, "norm.weight", D);
+        P(v->norm_b, "norm.bias", D);
+    } else {
+        P(v->fc_norm_w, "fc_norm.weight", D);
+        P(v->fc_norm_b, "fc_norm.bias", D);
+    }
+#undef P
+    if (rc) {
+        vit_destroy(v);
+        return rc;
+    }
+    *self = v;
+    return 0;
+}
+
+static void vit_info(const void *self, sm_backbone_info *out)
+{
+    const vit *v = self;
+    out->in_chans = v->in_chans;
+    out->patch_size = v->patch;
+    out->encoder_stride = v->patch;
+    out->num_features = v->dim;
+    out->num_layers = v->depth + 2;
+}
+
+/* ---- initialisation (spec §4.1) ------------------------------------------------------------ */
+
+static void vit_trunc(const vit *v, sm_tensor *t, double std, sm_rng *rng)
+{
+    /* VisionTransformerForSimMIM truncates at ±std; the plain VisionTransformer at ±2. */
+    double bound = v->task == SM_TASK_SIMMIM ? std : 2.0;
+    sm_init_trunc_normal(t, 0.0, std, -bound, bound, rng);
+}
+
+static int vit_init(void *self, sm_rng *rng, sm_error *err)
+{
+    (void)err;
+    vit *v = self;
+    vit_trunc(v, v->cls_token, 0.02, rng);
+    if (v->pos_embed) vit_trunc(v, v->pos_embed, 0.02, rng);
+    if (v->mask_token) vit_trunc(v, v->mask_token, 0.02, rng);
+    vit_trunc(v, v->patch_w, 0.02, rng);
+    sm_init_const(v->patch_b, 0.0f);
+    if (v->shared_rpb) sm_init_const(v->shared_rpb, 0.0f);
+    for (int i = 0; i < v->depth; i++) {
+        vit_block *b = &v->blocks[i];
+        if (b->gamma_1) {
+            sm_init_const(b->gamma_1, (float)v->init_values);
+            sm_init_const(b->gamma_2, (float)v->init_values);
+        }
+        sm_init_const(b->norm1_w, 1.0f);
+        sm_init_const(b->norm1_b, 0.0f);
+        if (b->q_bias) {
+            sm_init_const(b->q_bias, 0.0f);
+            sm_init_const(b->v_bias, 0.0f);
+        }
+        if (b->rpb_table) sm_init_const(b->rpb_table, 0.0f);
+        vit_trunc(v, b->qkv_w, 0.02, rng);
+        vit_trunc(v, b->proj_w, 0.02, rng);
+        sm_init_const(b->proj_b, 0.0f);
+        sm_init_const(b->norm2_w, 1.0f);
+        sm_init_const(b->norm2_b, 0.0f);
+        vit_trunc(v, b->fc1_w, 0.02, rng);
+        sm_init_const(b->fc1_b, 0.0f);
+        vit_trunc(v, b->fc2_w, 0.02, rng);
+        sm_init_const(b->fc2_b, 0.0f);
+        /* fix_init_weight: rescale the residual branches' output projections */
+        float s = (float)(1.0 / sqrt(2.0 * (i + 1)));
+        int64_t n1 = sm_tensor_numel(b->proj_w), n2 = sm_tensor_numel(b->fc2_w);
+        for (int64_t k = 0; k < n1; k++) b->proj_w->data[k] *= s;
+        for (int64_t k = 0; k < n2; k++) b->fc2_w->data[k] *= s;
+    }
+    sm_tensor *nw = v->norm_w ? v->norm_w : v->fc_norm_w, *nb = v->norm_b ? v->norm_b : v->fc_norm_b;
+    sm_init_const(nw, 1.0f);
+    sm_init_const(nb, 0.0f);
+    return 0;
+}
+
+static void vit_init_head(const void *self, sm_tensor *w, sm_tensor *b, sm_rng *rng)
+{
+    const vit *v = self;
+    vit_trunc(v, w, 0.02, rng);
+    sm_init_const(b, 0.0f);
+    int64_t n = sm_tensor_numel(w);
+    for (int64_t k = 0; k < n; k++) w->data[k] *= (float)v->init_scale;
+}
+
+/* ---- forward --------------------------------------------------------------------------------- */
+
+/* One pre-norm block: x (B, N, D) -> (B, N, D). */
+static sm_tensor *vit_block_forward(const vit *v, int i, sm_ctx *ctx, sm_tensor *x,
+                                    sm_tensor *shared_bias, sm_tensor *zeros)
+{
+    const vit_block *b = &v->blocks[i];
+    /* attention branch */
+    sm_tensor *h = sm_layernorm(ctx, x, b->norm1_w, b->norm1_b, (float)v->eps);
+    sm_tensor *qkv_b = NULL;
+    if (b->q_bias) {
+        sm_tensor *parts[3] = {b->q_bias, zeros, b->v_bias};
+        qkv_b = sm_concat(ctx, parts, 3, 0); /* (q_bias, 0, v_bias): no k bias */
+    }
+    sm_tensor *qkv = sm_linear(ctx, h, b->qkv_w, qkv_b);
+    sm_tensor *bias = NULL;
+    if (b->rpb_table) bias = sm_relpos_bias(ctx, b->rpb_table, v->rp_index, v->tokens + 1);
+    if (shared_bias) bias = bias ? sm_add(ctx, bias, shared_bias) : shared_bias;
+    sm_tensor *a = sm_attention(ctx, qkv, v->heads, (float)v->scale, bias, NULL);
+    a = sm_linear(ctx, a, b->proj_w, b->proj_b);
+    if (b->gamma_1) a = sm_mul(ctx, a, b->gamma_1);
+    a = sm_drop_path(ctx, a, b->drop_path, (uint64_t)i * 2);
+    x = sm_add(ctx, x, a);
+    /* MLP branch */
+    h = sm_layernorm(ctx, x, b->norm2_w, b->norm2_b, (float)v->eps);
+    h = sm_linear(ctx, h, b->fc1_w, b->fc1_b);
+    h = sm_gelu(ctx, h);
+    h = sm_linear(ctx, h, b->fc2_w, b->fc2_b);
+    if (b->gamma_2) h = sm_mul(ctx, h, b->gamma_2);
+    h = sm_drop_path(ctx, h, b->drop_path, (uint64_t)i * 2 + 1);
+    return sm_add(ctx, x, h);
+}
+
+static sm_tensor *vit_forward(void *self, sm_ctx *ctx, sm_tensor *images, const sm_tensor *mask)
+{
+    const vit *v = self;
+    if (sm_ctx_status(ctx) || !images) return NULL;
+    if (images->ndim != 4 || images->shape[1] != v->in_chans ||
+        images->shape[2] != v->hp * v->patch || images->shape[3] != v->wp * v->patch) {
+        char s[64];
+        sm_tensor_shape_str(images, s, sizeof s);
+        sm_ctx_fail(ctx, SM_ESHAPE, "vit: expected images (B, %d, %lld, %lld), got %s",
+                    v->in_chans, (long long)(v->hp * v->patch), (long long)(v->wp * v->patch), s);
+        return NULL;
+    }
+    int64_t B = images->shape[0], L = v->tokens, D = v->dim;
+    sm_tensor *x = sm_patch_embed(ctx, images, v->patch_w, v->patch_b, v->patch); /* (B, L, D) */
+    if (mask) {
+        if (!v->mask_token) {
+            sm_ctx_fail(ctx, SM_EINVAL, "vit: a mask was given to a model without mask_token");
+            return NULL;
+        }
+        if (mask->ndim != 3 || mask->shape[0] != B || mask->shape[1] != v->hp ||
+            mask->shape[2] != v->wp || !sm_tensor_is_contiguous(mask)) {
+            char s[64];
+            sm_tensor_shape_str(mask, s, sizeof s);
+            sm_ctx_fail(ctx, SM_ESHAPE, "vit: expected a contiguous mask (%lld, %lld, %lld), got %s",
+                        (long long)B, (long long)v->hp, (long long)v->wp, s);
+            return NULL;
+        }
+        sm_tensor *m2 = sm_ctx_wrap(ctx, mask->data, 2, SM_SHAPE(B, L));
+        x = sm_mask_blend(ctx, x, v->mask_token, m2);
+    }
+    x = sm_cls_concat(ctx, v->cls_token, x); /* (B, L+1, D) */
+    if (v->pos_embed) x = sm_add(ctx, x, v->pos_embed);
+    sm_tensor *shared = NULL;
+    if (v->shared_rpb) shared = sm_relpos_bias(ctx, v->shared_rpb, v->rp_index, L + 1);
+    sm_tensor *zeros = v->qkv_bias ? sm_ctx_zeros(ctx, 1, SM_SHAPE(D)) : NULL;
+    for (int i = 0; i < v->depth; i++) x = vit_block_forward(v, i, ctx, x, shared, zeros);
+
+    if (v->task == SM_TASK_SIMMIM) {
+        if (v->norm_w) x = sm_layernorm(ctx, x, v->norm_w, v->norm_b, (float)v->eps);
+        x = sm_slice(ctx, x, 1, 1, L);                      /* drop cls: (B, L, D)  */
+        x = sm_permute(ctx, x, (const int[]){0, 2, 1});     /* (B, D, L)            */
+        return sm_reshape(ctx, x, 4, SM_SHAPE(B, D, v->hp, v->wp));
+    }
+    if (v->mean_pool) {
+        x = sm_slice(ctx, x, 1, 1, L);
+        x = sm_mean(ctx, x, 1); /* (B, D) */
+        return sm_layernorm(ctx, x, v->fc_norm_w, v->fc_norm_b, (float)v->eps);
+    }
+    x = sm_layernorm(ctx, x, v->norm_w, v->norm_b, (float)v->eps);
+    x = sm_slice(ctx, x, 1, 0, 1); /* cls token: (B, 1, D) */
+    return sm_reshape(ctx, x, 2, SM_SHAPE(B, D));
+}
+
+/* ---- layer decay, weight decay, buffers ------------------------------------------------------ */
+
+static int vit_layer_id(const void *self, const char *name)
+{
+    const vit *v = self;
+    int last = v->depth + 1;
+    if (!strcmp(name, "cls_token") || !strcmp(name, "mask_token") || !strcmp(name, "pos_embed") ||
+        !strncmp(name, "patch_embed", 11))
+        return 0;
+    if (!strncmp(name, "blocks.", 7)) return atoi(name + 7) + 1;
+    return last; /* rel_pos_bias.*, norm, fc_norm, head */
+}
+
+static bool vit_no_weight_decay(const void *self, const char *name)
+{
+    (void)self;
+    return !strcmp(name, "pos_embed") || !strcmp(name, "cls_token");
+}
+
+static size_t vit_buffer_count(const void *self)
+{
+    const vit *v = self;
+    return (v->shared_rpb ? 1 : 0) + (v->rel_pos ? (size_t)v->depth : 0);
+}
+
+static int vit_buffer_get(const void *self, size_t i, sm_buffer *out)
+{
+    const vit *v = self;
+    memset(out, 0, sizeof *out);
+    out->dtype = SM_DTYPE_I64;
+    out->ndim = 2;
+    out->shape[0] = out->shape[1] = v->tokens + 1;
+    out->data = v->rp_index;
+    if (v->shared_rpb) {
+        if (i == 0) {
+            out->name = "rel_pos_bias.relative_position_index";
+            return 0;
+        }
+        i--;
+    }
+    if (!v->rel_pos || i >= (size_t)v->depth) return SM_ENOTFOUND;
+    out->name = v->blocks[i].index_name;
+    return 0;
+}
+
+static const sm_backbone_vtbl vit_vtbl = {
+    .hdr = SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "vit",
+                             "BEiT-style Vision Transformer of SimMIM (ViT-B/16 by default)",
+                             vit_keys, vit_validate),
+    .create = vit_create,
+    .destroy = vit_destroy,
+    .info = vit_info,
+    .init = vit_init,
+    .forward = vit_forward,
+    .layer_id = vit_layer_id,
+    .no_weight_decay = vit_no_weight_decay,
+    .buffer_count = vit_buffer_count,
+    .buffer_get = vit_buffer_get,
+    .init_head = vit_init_head,
+};
+
+static int vit_register(sm_registry *reg, sm_error *err)
+{
+    return sm_registry_add(reg, &vit_vtbl.hdr, err);
+}
+
+SM_PLUGIN_DEFINE(vit, "0.1.0", "ViT backbone for SimMIM (microsoft/SimMIM vision_transformer.py)",
+                 "MIT", vit_register)

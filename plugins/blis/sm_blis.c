@@ -1,0 +1,254 @@
+/* plugins/blis/sm_blis.c - the `blis` compute backend: GEMM through BLIS's typed expert API
+ * (bli_sgemm_ex), strides passed straight through, threads per call through an rntm_t.
+ *
+ * Kernel selection. BLIS picks its sub-configuration (kernel set) once, at initialisation, from
+ * CPUID or from the environment variable BLIS_ARCH_TYPE (an index into this build's list of
+ * sub-configurations). BLIS 0.9 does not know AMD family 0x1A (Zen 5) and silently falls back to
+ * its reference `generic` kernels there, 5x slower (../shared/docs/performance.md). So, before
+ * BLIS is first initialised:
+ *   - a user-set BLIS_ARCH_TYPE is respected;
+ *   - config `arch` other than "auto" selects that kernel set (refused if this CPU lacks its
+ *     instructions or this BLIS lacks it);
+ *   - "auto": on CPUs BLIS knows (Intel; AMD families 0x15, 0x17, 0x19) BLIS's own choice is
+ *     kept; otherwise AVX-512 -> skx, AVX2+FMA -> zen3 (AMD) or haswell, else BLIS's choice.
+ * The index is found by comparing bli_arch_string(i) for i < BLIS_NUM_ARCHS.
+ *
+ * Threads: every call uses an rntm_t with this instance's thread count, or one thread when
+ * called from inside an OpenMP parallel region (the core's per-head attention loop). BLIS does
+ * not split the k loop across threads, so results do not depend on the thread count. */
+#include "sm_config.h"
+
+#include <simmim/simmim.h>
+
+#include <cpuid.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_BLIS_H
+#include <blis.h>
+#else
+#include <blis/blis.h>
+#endif
+
+typedef struct blis_be {
+    int threads;
+} blis_be;
+
+/* ---- kernel selection (process-wide: BLIS initialises once) ----------------------------- */
+
+static pthread_mutex_t sel_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool sel_done;
+static char sel_request[32]; /* the `arch` value the selection was made for */
+static char sel_how[160];    /* why this kernel set */
+
+typedef enum isa { ISA_NONE, ISA_AVX, ISA_AVX2, ISA_AVX512 } isa;
+
+static isa cpu_isa(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ISA_AVX2;
+    if (__builtin_cpu_supports("avx")) return ISA_AVX;
+    return ISA_NONE;
+}
+
+/* vendor "AuthenticAMD"/"GenuineIntel" and the display family */
+static void cpu_id(char vendor[13], unsigned *family)
+{
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    memset(vendor, 0, 13);
+    *family = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return;
+    memcpy(vendor, &b, 4);
+    memcpy(vendor + 4, &d, 4);
+    memcpy(vendor + 8, &c, 4);
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    *family = (a >> 8) & 0xF;
+    if (*family == 0xF) *family += (a >> 20) & 0xFF;
+}
+
+/* Instructions a kernel set needs (x86 sets only; others cannot run here). */
+static int arch_needs(const char *name, isa *need)
+{
+    static const struct {
+        const char *name;
+        isa need;
+    } known[] = {{"skx", ISA_AVX512}, {"haswell", ISA_AVX2}, {"zen3", ISA_AVX2},
+                 {"zen2", ISA_AVX2},  {"zen", ISA_AVX2},     {"sandybridge", ISA_AVX},
+                 {"generic", ISA_NONE}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(known[i].name, name) == 0) {
+            *need = known[i].need;
+            return 0;
+        }
+    return -1;
+}
+
+static int arch_index(const char *name)
+{
+    for (int i = 0; i < BLIS_NUM_ARCHS; i++) {
+        const char *s = bli_arch_string((arch_t)i);
+        if (s && strcmp(s, name) == 0) return i;
+    }
+    return -1;
+}
+
+/* Decides and exports BLIS_ARCH_TYPE (if needed), then initialises BLIS. */
+static int select_kernels(const char *arch, sm_error *err)
+{
+    const char *env = getenv("BLIS_ARCH_TYPE");
+    char vendor[13];
+    unsigned family;
+    cpu_id(vendor, &family);
+    isa have = cpu_isa();
+    const char *want = NULL;
+    if (env && *env) {
+        snprintf(sel_how, sizeof sel_how, "from BLIS_ARCH_TYPE=%s", env);
+    } else if (strcmp(arch, "auto") != 0) {
+        isa need;
+        if (arch_needs(arch, &need) != 0 || arch_index(arch) < 0)
+            return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "backend.arch",
+                                "unknown BLIS kernel set '%s' (available: auto, skx, haswell, "
+                                "zen3, zen2, zen, sandybridge, generic)",
+                                arch);
+        if (need > have)
+            return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "backend.arch",
+                                "BLIS kernel set '%s' needs %s, which this CPU does not have",
+                                arch, need == ISA_AVX512 ? "AVX-512" : need == ISA_AVX2 ? "AVX2 and FMA" : "AVX");
+        want = arch;
+        snprintf(sel_how, sizeof sel_how, "config arch: %s", arch);
+    } else {
+        bool amd = strcmp(vendor, "AuthenticAMD") == 0, intel = strcmp(vendor, "GenuineIntel") == 0;
+        bool known = intel || (amd && (family == 0x15 || family == 0x17 || family == 0x19));
+        if (known) {
+            snprintf(sel_how, sizeof sel_how, "BLIS's own choice for this CPU");
+        } else {
+            want = have == ISA_AVX512 ? "skx" : have == ISA_AVX2 ? (amd ? "zen3" : "haswell") : NULL;
+            if (want)
+                snprintf(sel_how, sizeof sel_how,
+                         "selected by simmim: BLIS 0.9 does not know this CPU (%s family 0x%x)",
+                         vendor[0] ? vendor : "unknown vendor", family);
+            else
+                snprintf(sel_how, sizeof sel_how, "BLIS's own choice (no AVX2 on this CPU)");
+        }
+        if (want && arch_index(want) < 0) {
+            want = NULL;
+            snprintf(sel_how, sizeof sel_how, "BLIS's own choice (this BLIS lacks the best set)");
+        }
+    }
+    if (want) {
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", arch_index(want));
+        setenv("BLIS_ARCH_TYPE", idx, 1);
+    }
+    bli_init();
+    if (want && strcmp(bli_arch_string(bli_arch_query_id()), want) != 0)
+        snprintf(sel_how, sizeof sel_how,
+                 "BLIS was initialised before the backend: kernel set %s could not be selected",
+                 want);
+    return 0;
+}
+
+static int ensure_selected(const char *arch, sm_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sel_lock);
+    if (!sel_done) {
+        rc = select_kernels(arch, err);
+        if (rc == 0) {
+            sel_done = true;
+            snprintf(sel_request, sizeof sel_request, "%s", arch);
+        }
+    } else if (strcmp(arch, sel_request) != 0) {
+        rc = sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "backend.arch",
+                          "BLIS kernels were already selected in this process (arch %s); "
+                          "arch %s cannot be used as well",
+                          sel_request, arch);
+    }
+    pthread_mutex_unlock(&sel_lock);
+    return rc;
+}
+
+/* ---- the backend -------------------------------------------------------------------------- */
+
+static int blis_create(const sm_cfg *section, int threads, void **self, sm_error *err)
+{
+    const char *arch = section ? sm_cfg_str(section, "arch") : NULL;
+    int rc = ensure_selected(arch && *arch ? arch : "auto", err);
+    if (rc) return rc;
+    blis_be *be = malloc(sizeof *be);
+    if (!be) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    be->threads = threads > 0 ? threads : 1;
+    *self = be;
+    return 0;
+}
+
+static void blis_destroy(void *self) { free(self); }
+
+/* BLIS rejects some stride combinations of degenerate dims (a dimension of 1 has an unused
+ * stride); give such strides a valid value. */
+static void fix_strides(int64_t rows, int64_t cols, int64_t *rs, int64_t *cs)
+{
+    if (rows == 1 && cols == 1) {
+        *rs = *cs = 1;
+    } else if (rows == 1) {
+        *rs = cols * *cs;
+    } else if (cols == 1) {
+        *cs = rows * *rs;
+    }
+}
+
+/* C (m×n) := alpha·op(A)·op(B) + beta·C, BLIS-style strides. */
+static void blis_sgemm(void *self, sm_trans ta, sm_trans tb, int64_t m, int64_t n, int64_t k,
+                       float alpha, const float *a, int64_t rsa, int64_t csa, const float *b,
+                       int64_t rsb, int64_t csb, float beta, float *c, int64_t rsc, int64_t csc)
+{
+    const blis_be *be = self;
+    /* logical strides of op(A) (m×k) and op(B) (k×n): transposes are swapped strides */
+    int64_t ar = ta ? csa : rsa, ac = ta ? rsa : csa, br = tb ? csb : rsb, bc = tb ? rsb : csb;
+    fix_strides(m, k, &ar, &ac);
+    fix_strides(k, n, &br, &bc);
+    fix_strides(m, n, &rsc, &csc);
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(omp_in_parallel() ? 1 : be->threads, &rntm);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, ar, ac,
+                 (float *)b, br, bc, &beta, c, rsc, csc, NULL, &rntm);
+}
+
+static size_t blis_describe(void *self, char *buf, size_t n)
+{
+    const blis_be *be = self;
+    int r = snprintf(buf, n, "BLIS %s, kernels %s (%s), %d thread%s", bli_info_get_version_str(),
+                     bli_arch_string(bli_arch_query_id()), sel_how, be->threads,
+                     be->threads == 1 ? "" : "s");
+    return r < 0 ? 0 : (size_t)r;
+}
+
+static const sm_key blis_keys[] = {
+    {"arch", SM_KEY_STRING, "auto", "auto|skx|haswell|zen3|zen2|zen|sandybridge|generic", 0,
+     "BLIS kernel set; auto keeps BLIS's choice where BLIS knows the CPU and otherwise picks the "
+     "widest SIMD (skx, then zen3/haswell)"},
+    {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
+};
+
+static const sm_backend_vtbl blis_vtbl = {
+    .hdr = SM_COMPONENT_INIT(sm_backend_vtbl, SM_KIND_BACKEND, "blis",
+                             "BLIS GEMM (fastest kernel set for this CPU, threads per call)",
+                             blis_keys, NULL),
+    .create = blis_create,
+    .destroy = blis_destroy,
+    .sgemm = blis_sgemm,
+    .describe = blis_describe,
+};
+
+static int blis_register(sm_registry *reg, sm_error *err)
+{
+    return sm_registry_add(reg, &blis_vtbl.hdr, err);
+}
+
+SM_PLUGIN_DEFINE(blis, "0.1.0", "BLIS compute backend", "MIT", blis_register)

@@ -1,0 +1,323 @@
+/* tests/check_tensor.c - tensor headers, views, the context (arena, sticky errors, tape,
+ * backward plumbing) and the parameter store. */
+#include "testutil.h"
+
+#include <math.h>
+#include <string.h>
+
+START_TEST(test_tensor_basics)
+{
+    sm_tensor *t = sm_tensor_new(3, SM_SHAPE(2, 3, 4));
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(sm_tensor_numel(t), 24);
+    ck_assert(sm_tensor_is_contiguous(t));
+    ck_assert_int_eq(t->stride[0], 12);
+    ck_assert_int_eq(t->stride[1], 4);
+    ck_assert_int_eq(t->stride[2], 1);
+    for (int i = 0; i < 24; i++) ck_assert_float_eq(t->data[i], 0.0f);
+    ck_assert_uint_eq((uintptr_t)t->data % 64, 0);
+    char buf[64];
+    ck_assert_uint_eq(sm_tensor_shape_str(t, buf, sizeof buf), 9);
+    ck_assert_str_eq(buf, "(2, 3, 4)");
+    ck_assert_uint_eq(sm_tensor_shape_str(t, buf, 5), 9); /* truncated, snprintf semantics */
+    ck_assert_str_eq(buf, "(2, ");
+    sm_tensor *u = sm_tensor_new(0, NULL); /* scalar */
+    ck_assert_int_eq(sm_tensor_numel(u), 1);
+    ck_assert_str_eq((sm_tensor_shape_str(u, buf, sizeof buf), buf), "()");
+    ck_assert(!sm_tensor_same_shape(t, u));
+    sm_tensor_free(u);
+    sm_tensor_free(t);
+    sm_tensor_free(NULL);
+    ck_assert_ptr_null(sm_tensor_new(7, SM_SHAPE(1, 1, 1, 1, 1, 1, 1)));
+    ck_assert_ptr_null(sm_tensor_new(2, SM_SHAPE(3, -1)));
+    ck_assert_ptr_null(sm_tensor_new(2, SM_SHAPE(INT64_C(1) << 40, INT64_C(1) << 40)));
+}
+END_TEST
+
+START_TEST(test_views_share_data_and_grad)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(3, 4));
+    for (int i = 0; i < 12; i++) x->data[i] = (float)i;
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *v = sm_reshape(ctx, x, 3, SM_SHAPE(2, -1, 3));
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(v->shape[1], 2);
+    ck_assert_ptr_eq(v->data, x->data); /* no copy */
+    ck_assert_ptr_eq(v->base, x);
+    ck_assert_uint_eq(sm_ctx_tape_size(ctx), 0); /* views need no tape entry */
+    /* transposed view, then a copy: values permuted */
+    sm_tensor *t = sm_view(ctx, x, 2, SM_SHAPE(4, 3), SM_SHAPE(1, 4), 0);
+    ck_assert(!sm_tensor_is_contiguous(t));
+    sm_tensor *c = sm_contiguous(ctx, t);
+    ck_assert_float_eq(c->data[1], 4.0f); /* c[0][1] = x[1][0] */
+    ck_assert_float_eq(c->data[3], 1.0f); /* c[1][0] = x[0][1] */
+    ck_assert_uint_eq(sm_ctx_tape_size(ctx), 1);
+    /* gradients through both views land in x's buffer, accumulated */
+    sm_tensor *y = sm_scale(ctx, v, 2.0f);
+    sm_tensor *z = sm_add(ctx, sm_reshape(ctx, y, 2, SM_SHAPE(4, 3)), c);
+    float ones[12];
+    for (int i = 0; i < 12; i++) ones[i] = 1.0f;
+    ck_assert_int_eq(sm_backward_from(ctx, z, ones), 0);
+    float *g = sm_tensor_grad(ctx, x);
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(g[i], 3.0f); /* 2 + 1 */
+    ck_assert_ptr_eq(sm_tensor_grad(ctx, v), g);
+    /* a view at an offset: its gradient is the base's at that offset */
+    sm_tensor *row = sm_view(ctx, x, 1, SM_SHAPE(4), SM_SHAPE(1), 8);
+    ck_assert_ptr_eq(row->data, x->data + 8);
+    ck_assert_ptr_eq(sm_tensor_grad(ctx, row), g + 8);
+    /* contiguous of a contiguous tensor is itself */
+    ck_assert_ptr_eq(sm_contiguous(ctx, x), x);
+    /* the tape is consumed */
+    ck_assert_int_eq(sm_backward_from(ctx, z, ones), SM_EINVAL);
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, "already ran"), "%s", sm_ctx_error(ctx)->text);
+    sm_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_heap_tensor_grad_detached_on_reset)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *x = sm_tensor_new(1, SM_SHAPE(5));
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *y = sm_scale(ctx, x, 3.0f);
+    float one[5] = {1, 1, 1, 1, 1};
+    ck_assert_int_eq(sm_backward_from(ctx, y, one), 0);
+    ck_assert_ptr_nonnull(x->grad);
+    ck_assert_float_eq(x->grad[2], 3.0f);
+    sm_ctx_reset(ctx); /* the arena gradient is gone: the pointer must not dangle */
+    ck_assert_ptr_null(x->grad);
+    sm_ctx_free(ctx);
+    sm_tensor_free(x);
+}
+END_TEST
+
+START_TEST(test_grad_mode_and_backward_errors)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *x = sm_ctx_zeros(ctx, 1, SM_SHAPE(4));
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_ctx_set_grad(ctx, false);
+    ck_assert(!sm_ctx_grad(ctx));
+    sm_tensor *y = sm_gelu(ctx, x);
+    ck_assert_uint_eq(sm_ctx_tape_size(ctx), 0);
+    ck_assert(!(y->flags & SM_TENSOR_REQUIRES_GRAD));
+    ck_assert_int_eq(sm_backward(ctx, sm_mean(ctx, y, 0)), SM_EINVAL); /* nothing to do */
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, "does not require grad"), "%s",
+                  sm_ctx_error(ctx)->text);
+    sm_ctx_reset(ctx);
+    sm_ctx_set_grad(ctx, true);
+    x = sm_ctx_zeros(ctx, 1, SM_SHAPE(4));
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    y = sm_gelu(ctx, x);
+    ck_assert_uint_eq(sm_ctx_tape_size(ctx), 1);
+    ck_assert_int_eq(sm_backward(ctx, y), SM_ESHAPE); /* 4 elements, not a scalar */
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, "one element (got (4))"), "%s",
+                  sm_ctx_error(ctx)->text);
+    sm_ctx_reset(ctx);
+    ck_assert_uint_eq(sm_ctx_tape_size(ctx), 0);
+    /* sm_ctx_fail: first error wins */
+    ck_assert_int_eq(sm_ctx_fail(ctx, SM_EINVAL, "first %d", 1), SM_EINVAL);
+    sm_ctx_fail(ctx, SM_ESHAPE, "second");
+    ck_assert_int_eq(sm_ctx_status(ctx), SM_EINVAL);
+    ck_assert_str_eq(sm_ctx_error(ctx)->text, "first 1");
+    ck_assert_ptr_null(sm_ctx_tensor(ctx, 1, SM_SHAPE(3))); /* sticky */
+    sm_ctx_reset(ctx);
+    ck_assert_ptr_null(sm_ctx_tensor(ctx, 2, SM_SHAPE(2, -3)));
+    ck_assert_int_eq(sm_ctx_status(ctx), SM_ESHAPE);
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, "invalid shape (2, -3)"), "%s",
+                  sm_ctx_error(ctx)->text);
+    sm_ctx_free(ctx);
+}
+END_TEST
+
+/* One small training-like step: the same allocations every time. */
+static void small_step(sm_ctx *ctx, sm_params *p, int64_t extra)
+{
+    sm_ctx_reset(ctx);
+    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(2, 64, 32));
+    for (int64_t i = 0; i < 2 * 64 * 32; i++) x->data[i] = (float)((i % 17) - 8) / 8.0f;
+    sm_tensor *h = sm_layernorm(ctx, x, NULL, NULL, 1e-6f);
+    h = sm_gelu(ctx, sm_linear(ctx, h, sm_params_find(p, "w"), sm_params_find(p, "b")));
+    if (extra) sm_ctx_zeros(ctx, 1, SM_SHAPE(extra));
+    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_mean(ctx, h, 2), 1), 0);
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+}
+
+START_TEST(test_arena_flat)
+{
+    sm_params *p = sm_params_new();
+    sm_params_add(p, "w", 2, SM_SHAPE(48, 32), NULL);
+    sm_params_add(p, "b", 1, SM_SHAPE(48), NULL);
+    ck_assert_int_eq(sm_params_finalize(p, NULL), 0);
+    sm_init_const(sm_params_find(p, "w"), 0.01f);
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    /* step 1 spills over several chunks (2.5 MiB extra on top of the 1 MiB first chunk) */
+    small_step(ctx, p, 640 * 1024);
+    size_t peak1 = sm_ctx_arena_peak(ctx);
+    ck_assert_uint_gt(peak1, 2u << 20);
+    size_t reserved = 0, peak = 0;
+    for (int step = 2; step <= 101; step++) {
+        small_step(ctx, p, 640 * 1024);
+        if (step == 2) {
+            reserved = sm_ctx_arena_reserved(ctx);
+            peak = sm_ctx_arena_peak(ctx);
+            ck_assert_uint_ge(reserved, sm_ctx_arena_used(ctx));
+            ck_assert_uint_le(reserved, peak1 + 64); /* one chunk of exactly the need */
+        }
+        ck_assert_uint_eq(sm_ctx_arena_reserved(ctx), reserved);
+        ck_assert_uint_eq(sm_ctx_arena_peak(ctx), peak);
+        ck_assert_uint_eq(sm_ctx_arena_used(ctx), peak1);
+    }
+    /* a smaller step fits in the same memory */
+    small_step(ctx, p, 0);
+    ck_assert_uint_eq(sm_ctx_arena_reserved(ctx), reserved);
+    ck_assert_uint_lt(sm_ctx_arena_used(ctx), peak1);
+    sm_ctx_free(ctx);
+    sm_params_free(p);
+}
+END_TEST
+
+START_TEST(test_arena_alignment)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    for (int i = 1; i < 50; i++) {
+        void *m = sm_ctx_alloc(ctx, (size_t)i * 3);
+        ck_assert_uint_eq((uintptr_t)m % 64, 0);
+    }
+    ck_assert_uint_eq(sm_ctx_arena_used(ctx) % 64, 0);
+    float data[6] = {1, 2, 3, 4, 5, 6};
+    sm_tensor *w = sm_ctx_wrap(ctx, data, 2, SM_SHAPE(2, 3));
+    ck_assert_ptr_eq(w->data, data);
+    ck_assert(!(w->flags & SM_TENSOR_REQUIRES_GRAD));
+    ck_assert(sm_ctx_threads(ctx) >= 1);
+    sm_ctx_set_threads(ctx, 3);
+    ck_assert_int_eq(sm_ctx_threads(ctx), 3);
+    ck_assert_str_eq(sm_backend_name(sm_ctx_backend(ctx)), "ref");
+    sm_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_params)
+{
+    sm_error err = {0};
+    sm_params *p = sm_params_new();
+    sm_tensor *w = sm_params_add(p, "encoder.blocks.0.attn.qkv.weight", 2, SM_SHAPE(6, 4), &err);
+    sm_tensor *b = sm_params_add(p, "encoder.blocks.0.attn.qkv.bias", 1, SM_SHAPE(6), &err);
+    sm_tensor *s = sm_params_add(p, "encoder.mask_token", 3, SM_SHAPE(1, 1, 4), &err);
+    ck_assert(w && b && s);
+    ck_assert_ptr_null(w->data);
+    ck_assert_ptr_null(sm_params_add(p, "encoder.mask_token", 1, SM_SHAPE(2), &err));
+    ck_assert_int_eq(err.code, SM_EEXIST);
+    ck_assert_msg(strstr(err.text, "'encoder.mask_token' declared twice"), "%s", err.text);
+    sm_error_clear(&err);
+    ck_assert_ptr_null(sm_params_add(p, "bad", 2, SM_SHAPE(2, -2), &err));
+    ck_assert_int_eq(err.code, SM_EINVAL);
+    sm_error_clear(&err);
+    ck_assert_ptr_null(sm_params_state(p, 0, &err)); /* before finalize */
+    ck_assert_int_eq(err.code, SM_EINVAL);
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_params_finalize(p, &err), 0);
+    ck_assert_ptr_null(sm_params_add(p, "late", 1, SM_SHAPE(2), &err));
+    ck_assert_int_eq(err.code, SM_EINVAL);
+    ck_assert_uint_eq(sm_params_count(p), 3);
+    ck_assert_int_eq(sm_params_numel(p), 24 + 6 + 4);
+    /* one block each, packed in declaration order */
+    ck_assert_ptr_eq(w->data, sm_params_data(p));
+    ck_assert_ptr_eq(b->data, sm_params_data(p) + 24);
+    ck_assert_ptr_eq(s->data, sm_params_data(p) + 30);
+    ck_assert_ptr_eq(s->grad, sm_params_grads(p) + 30);
+    ck_assert_ptr_eq(sm_params_at(p, 1), b);
+    ck_assert_ptr_eq(sm_params_find(p, "encoder.blocks.0.attn.qkv.bias"), b);
+    ck_assert_ptr_null(sm_params_find(p, "nope"));
+    ck_assert_str_eq(b->name, "encoder.blocks.0.attn.qkv.bias");
+    ck_assert(b->flags & SM_TENSOR_PARAM && b->flags & SM_TENSOR_REQUIRES_GRAD);
+    for (int i = 0; i < 34; i++) ck_assert_float_eq(sm_params_grads(p)[i], 0.0f);
+    float *m = sm_params_state(p, 0, &err), *v = sm_params_state(p, 1, &err);
+    ck_assert(m && v && m != v);
+    ck_assert_ptr_eq(sm_params_state(p, 0, &err), m); /* stable */
+    for (int i = 0; i < 34; i++) ck_assert_float_eq(v[i], 0.0f);
+    /* gradients of ops accumulate into the grad block, zero_grad clears it */
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_init_const(w, 1.0f);
+    sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(1, 4));
+    for (int i = 0; i < 4; i++) x->data[i] = (float)i;
+    sm_tensor *y = sm_linear(ctx, x, w, b);
+    float ones[6] = {1, 1, 1, 1, 1, 1};
+    ck_assert_int_eq(sm_backward_from(ctx, y, ones), 0);
+    ck_assert_float_eq(w->grad[4 + 3], 3.0f); /* dW[1][3] = x[3] */
+    ck_assert_float_eq(b->grad[5], 1.0f);
+    ck_assert_ptr_eq(w->grad, sm_params_grads(p)); /* never reallocated */
+    sm_params_zero_grad(p);
+    ck_assert_float_eq(w->grad[7], 0.0f);
+    sm_ctx_free(ctx);
+    sm_params_free(p);
+    sm_params_free(NULL);
+}
+END_TEST
+
+START_TEST(test_initialisers)
+{
+    sm_tensor *t = sm_tensor_new(1, SM_SHAPE(20000));
+    sm_rng r;
+    sm_rng_init(&r, 3, 0, 0, 0);
+    sm_init_trunc_normal(t, 0.0, 0.02, -2.0, 2.0, &r); /* timm's default bounds */
+    double m = 0, v = 0;
+    for (int i = 0; i < 20000; i++) m += t->data[i];
+    m /= 20000;
+    for (int i = 0; i < 20000; i++) v += (t->data[i] - m) * (t->data[i] - m);
+    v /= 20000;
+    ck_assert_msg(fabs(m) < 0.001, "mean %g", m);
+    ck_assert_msg(fabs(sqrt(v) - 0.02) < 0.001, "std %g", sqrt(v));
+    /* tight bounds: everything inside, and the truncated distribution's std (for [-1σ, 1σ]
+     * it is 0.5383·σ) */
+    sm_rng_init(&r, 3, 0, 0, 0);
+    sm_init_trunc_normal(t, 1.0, 2.0, -1.0, 3.0, &r);
+    double lo = 1e9, hi = -1e9;
+    m = v = 0;
+    for (int i = 0; i < 20000; i++) {
+        lo = fmin(lo, t->data[i]);
+        hi = fmax(hi, t->data[i]);
+        m += t->data[i];
+    }
+    m /= 20000;
+    for (int i = 0; i < 20000; i++) v += (t->data[i] - m) * (t->data[i] - m);
+    v /= 20000;
+    ck_assert(lo >= -1.0 && hi <= 3.0);
+    ck_assert_msg(fabs(m - 1.0) < 0.03, "mean %g", m);
+    ck_assert_msg(fabs(sqrt(v) - 0.5383 * 2.0) < 0.03, "std %g", sqrt(v));
+    /* deterministic given the rng key */
+    sm_tensor *u = sm_tensor_new(1, SM_SHAPE(20000));
+    sm_rng_init(&r, 3, 0, 0, 0);
+    sm_init_trunc_normal(u, 1.0, 2.0, -1.0, 3.0, &r);
+    ck_assert_mem_eq(t->data, u->data, 20000 * sizeof(float));
+    sm_init_uniform(u, -0.5, 0.25, &r);
+    for (int i = 0; i < 20000; i++) ck_assert(u->data[i] >= -0.5f && u->data[i] < 0.25f);
+    sm_init_const(u, 7.0f);
+    ck_assert_float_eq(u->data[19999], 7.0f);
+    sm_tensor_free(t);
+    sm_tensor_free(u);
+}
+END_TEST
+
+static Suite *tensor_suite(void)
+{
+    Suite *s = suite_create("tensor");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_tensor_basics);
+    tcase_add_test(tc, test_views_share_data_and_grad);
+    tcase_add_test(tc, test_heap_tensor_grad_detached_on_reset);
+    tcase_add_test(tc, test_params);
+    tcase_add_test(tc, test_initialisers);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors");
+    tcase_add_test(tc, test_grad_mode_and_backward_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("limits");
+    tcase_add_test(tc, test_arena_flat);
+    tcase_add_test(tc, test_arena_alignment);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return sm_test_run(tensor_suite()); }
