@@ -1,7 +1,7 @@
 /* tests/check_cmd_data.c - `simmimctl data` end to end: a small ImageFolder tree with a
  * truncated JPEG, header scan and --deep, --bad-report, --preview (a PNG that decodes to the
- * grid size), the usable / not usable exit codes, and config errors (exit 2). The non-data
- * components come from a stand-in plugin (tests/datafx). */
+ * grid size), the usable / not usable exit codes, and config errors (exit 2). Plugins come from
+ * the build tree through $SIMMIM_PLUGIN_PATH (set by make check). */
 #include "imgutil.h"
 #include "testutil.h"
 
@@ -29,15 +29,12 @@ static void img(const char *rel, int w, int h, bool truncate)
     }
 }
 
-/* Runs simmimctl data with the stand-ins and the readers; returns the exit code, output in out. */
+/* Runs simmimctl data; returns the exit code, with stdout and stderr in out. */
 static int run(const char *args, char **out)
 {
     char cmd[12000], log[4300];
     snprintf(log, sizeof log, "%s/out.txt", root);
-    snprintf(cmd, sizeof cmd,
-             "'%s' data --no-plugins --plugin-dir '%s' --plugin-dir '%s' %s >'%s' 2>&1",
-             getenv("SIMMIMCTL"), sm_test_build("datafx/.libs"), sm_test_build("../datasets/.libs"),
-             args, log);
+    snprintf(cmd, sizeof cmd, "'%s' data %s >'%s' 2>&1", getenv("SIMMIMCTL"), args, log);
     int st = system(cmd);
     size_t len;
     *out = sm_test_read_file(log, &len);

@@ -42,12 +42,7 @@ tests_check_readers_SOURCES = tests/check_readers.c
 tests_check_readers_CFLAGS = $(SM_DATA_TEST_CFLAGS)
 tests_check_readers_LDADD = $(SM_DATA_TEST_LIBS)
 
-# `simmimctl data` end to end, with stand-ins for the model components (tests/datafx).
-check_LTLIBRARIES += tests/datafx/sm_fx_model_stubs.la
-tests_datafx_sm_fx_model_stubs_la_SOURCES = tests/datafx/fx_model_stubs.c
-tests_datafx_sm_fx_model_stubs_la_LDFLAGS = $(FIXTURE_LDFLAGS) -no-undefined
-tests_datafx_sm_fx_model_stubs_la_LIBADD = core/libsimmim.la
-
+# `simmimctl data` end to end, with the plugins of the build tree ($SIMMIM_PLUGIN_PATH).
 check_PROGRAMS += tests/check_cmd_data
 TESTS += tests/check_cmd_data
 tests_check_cmd_data_SOURCES = tests/check_cmd_data.c
