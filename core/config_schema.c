@@ -72,7 +72,8 @@ static const sm_key sm__sched_keys[] = {
     {"data_type", SM_KEY_STRING, "custom", "custom|mindrecord", 0,                             \
      "custom: image files (mindrecord is not supported)"},                                    \
     {"num_workers", SM_KEY_INT, "8", "[0,256]", 0, "decoding threads of the loader"},          \
-    {"prefetch_size", SM_KEY_INT, "30", "[1,)", 0, "decoded samples kept ready ahead of the trainer (beyond one batch)"},                  \
+    {"prefetch_size", SM_KEY_INT, "30", "[1,)", 0,                                             \
+     "decoded samples kept ready ahead of the trainer (beyond one batch)"},                   \
     {"shuffle", SM_KEY_BOOL, "true", NULL, 0, "shuffle the samples every epoch"},              \
     {"repeat", SM_KEY_INT, "1", "[1,)", 0, "passes over the data per epoch"},                  \
     {"on_bad_image", SM_KEY_STRING, "skip", "skip|fail", 0,                                    \
