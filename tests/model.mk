@@ -32,3 +32,4 @@ TESTS += tests/check_optim
 tests_check_optim_SOURCES = tests/check_optim.c
 tests_check_optim_CFLAGS = $(TEST_CFLAGS)
 tests_check_optim_LDADD = $(TEST_LIBS)
+
