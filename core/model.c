@@ -35,6 +35,12 @@ void sm_model_free(sm_model *m)
 int sm_model_new(const sm_registry *reg, const sm_cfg *root, sm_task task, sm_model **out,
                  sm_error *err)
 {
+    return sm_model_new_classes(reg, root, task, 0, out, err);
+}
+
+int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task task,
+                         int num_classes, sm_model **out, sm_error *err)
+{
     *out = NULL;
     const sm_cfg *msec = sm_cfg_get(root, "model");
     const char *name = msec ? sm_cfg_str(msec, "backbone") : NULL;
@@ -67,12 +73,14 @@ int sm_model_new(const sm_registry *reg, const sm_cfg *root, sm_task task, sm_mo
         }
     } else {
         const sm_cfg *nc = sm_cfg_get(root, "train_config.num_classes");
-        if (!nc || sm_cfg_kind_of(nc) == SM_CFG_NULL || sm_cfg_int(root, "train_config.num_classes") < 1) {
+        if (num_classes <= 0 && (!nc || sm_cfg_kind_of(nc) == SM_CFG_NULL ||
+                                 sm_cfg_int(root, "train_config.num_classes") < 1)) {
             rc = sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.num_classes",
                               "a classifier needs train_config.num_classes >= 1");
             goto fail;
         }
-        m->num_classes = (int)sm_cfg_int(root, "train_config.num_classes");
+        m->num_classes = num_classes > 0 ? num_classes
+                                         : (int)sm_cfg_int(root, "train_config.num_classes");
         int64_t K = m->num_classes;
         if (!(m->head_w = sm_params_add(m->params, "head.weight", 2, SM_SHAPE(K, F), err)) ||
             !(m->head_b = sm_params_add(m->params, "head.bias", 1, SM_SHAPE(K), err))) {

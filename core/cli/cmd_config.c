@@ -3,6 +3,7 @@
  * (until the trainer lands) stops with "training is not implemented yet". */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,8 +36,11 @@ static const char run_usage[] =
     "evaluation (eval). The configuration is validated completely first (as check-config does);\n"
     "a configuration error stops the run before anything is written.\n"
     "\n"
-    "Training is not implemented yet: after validating the configuration and opening the\n"
-    "compute backend, run reports what it would do and exits with status 1.\n"
+    "Everything is written to output_dir: config.yaml (the effective configuration),\n"
+    "metrics.jsonl, checkpoints (<prefix>-<epoch>_<step>.safetensors), summary.json, and\n"
+    "bad_images.txt when images were skipped. A run whose output_dir holds checkpoints of the\n"
+    "same model resumes from the newest. Ctrl-C (SIGINT) or SIGTERM stops after the current\n"
+    "step and writes a checkpoint; a second Ctrl-C aborts at once.\n"
     "\n" SM_CONFIG_OPTIONS_HELP "\n"
     "exit status: 0 done, 2 usage or configuration error, 1 runtime failure\n";
 
@@ -79,6 +83,17 @@ int sm_cmd_check_config(int argc, char **argv)
     return st ? SM_EXIT_FAILURE : SM_EXIT_OK;
 }
 
+static volatile int sm_stop_requested;
+
+static void on_signal(int sig)
+{
+    if (sm_stop_requested) { /* a second signal: leave at once */
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    sm_stop_requested = 1;
+}
+
 int sm_cmd_run(int argc, char **argv)
 {
     sm_registry *reg;
@@ -86,38 +101,26 @@ int sm_cmd_run(int argc, char **argv)
     int rc = load_config_args(argc, argv, run_usage, &reg, &cfg);
     if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
 
-    const sm_cfg *root = sm_config_root(cfg);
-    const char *task = sm_cfg_str(root, "task");
-    bool pre = task && strcmp(task, "pretrain") == 0;
-    const sm_cfg *data = sm_cfg_get(root, pre ? "pretrain_dataset" : "finetune_dataset");
-    sm_log(SM_LOG_INFO,
-           "%s: task %s, backbone %s, %s reader %s, optimizer %s, schedule %s, %lld epochs, "
-           "batch %lld, %lld px",
-           sm_config_file(cfg), task, sm_cfg_str(root, "model.backbone"),
-           pre ? "pretrain_dataset" : "finetune_dataset", sm_cfg_str(data, "reader"),
-           sm_cfg_str(root, "optimizer.optim_name"), sm_cfg_str(root, "lr_schedule.lr_type"),
-           (long long)sm_cfg_int(root, "train_config.epoch"),
-           (long long)sm_cfg_int(root, "train_config.batch_size"),
-           (long long)sm_cfg_int(root, "train_config.image_size"));
-
-    const sm_cfg *bsec = sm_cfg_get(root, "backend");
-    sm_backend *be = NULL;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sm_train_opts opts = {.stop = &sm_stop_requested};
+    sm_train_result res;
     sm_error err;
     sm_error_clear(&err);
-    int st = sm_backend_new(reg, sm_cfg_str(bsec, "name"), bsec,
-                            (int)sm_cfg_int(bsec, "threads"), &be, &err);
-    if (st) {
+    rc = sm_train(reg, cfg, &opts, &res, &err);
+    if (rc) {
         sm_cli_print_error(&err);
     } else {
-        char desc[256];
-        sm_backend_describe(be, desc, sizeof desc);
-        sm_log(SM_LOG_INFO, "backend: %s", desc);
-        sm_backend_free(be);
-        fprintf(stderr,
-                "simmimctl run: training is not implemented yet: the configuration is valid, "
-                "nothing was run and nothing was written\n");
+        fprintf(stderr, "simmimctl run: done: %lld epochs, %lld steps, last loss %.5f", (long long)res.epochs,
+                (long long)res.steps, res.last_loss);
+        if (res.eval_top1 >= 0) fprintf(stderr, ", top-1 %.2f %%", res.eval_top1);
+        fprintf(stderr, "%s%s\n", res.checkpoint[0] ? ", checkpoint " : "", res.checkpoint);
     }
     sm_config_free(cfg);
     sm_registry_free(reg);
-    return SM_EXIT_FAILURE;
+    return sm_cli_exit_code(rc == SM_ECONFIG ? SM_ECONFIG : rc ? SM_EDATA : 0);
 }

@@ -98,6 +98,10 @@ typedef struct sm_model sm_model;
  * new; free with sm_model_free. */
 SM_API int sm_model_new(const sm_registry *reg, const sm_cfg *root, sm_task task,
                         sm_model **out, sm_error *err);
+/* Same, with the number of classes given (num_classes > 0 overrides train_config.num_classes,
+ * e.g. when the config leaves it null and the dataset says how many there are). */
+SM_API int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task task,
+                                int num_classes, sm_model **out, sm_error *err);
 SM_API void sm_model_free(sm_model *m);
 SM_API sm_task sm_model_task(const sm_model *m);
 SM_API sm_params *sm_model_params(sm_model *m);

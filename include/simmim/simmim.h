@@ -28,6 +28,7 @@
 #include "simmim/image.h"
 #include "simmim/loader.h"
 #include "simmim/optim.h"
+#include "simmim/train.h"
 
 #ifdef __cplusplus
 extern "C" {
