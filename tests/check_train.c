@@ -1,0 +1,387 @@
+/* tests/check_train.c - the trainer on images the test writes itself: a SimMIM run writes its
+ * outputs and lowers the loss; a run stopped mid-epoch and resumed ends bit-identical to a
+ * straight run; a corrupt newest checkpoint is skipped; a locked output directory, an empty
+ * dataset and a diverging loss end in clear errors; fine-tuning starts from a pretraining
+ * checkpoint; relative position tables are resized as the official code does. */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "simmim/image.h"
+#include "simmim/train.h"
+
+static sm_registry *reg;
+static char *tmp;
+
+static void setup(void)
+{
+    reg = sm_registry_new();
+    sm_diag *d = sm_diag_new();
+    sm_plugin_load_path(reg, NULL, 0, NULL, 0, d);
+    sm_diag_free(d);
+    ck_assert_msg(sm_registry_find(reg, SM_KIND_DATASET, "aircas") &&
+                      sm_registry_find(reg, SM_KIND_BACKBONE, "vit") &&
+                      sm_registry_find(reg, SM_KIND_OPTIMIZER, "adamw"),
+                  "plugins missing on SIMMIM_PLUGIN_PATH");
+    tmp = sm_test_tmpdir();
+}
+
+static void teardown(void)
+{
+    sm_registry_free(reg);
+    sm_test_rmtree(tmp);
+    free(tmp);
+}
+
+/* n random 20x20 RGB PNGs with a smooth pattern, in dir/images, and 2 class folders. */
+static void write_images(const char *dir, int n, bool classes)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "mkdir -p '%s/images/a' '%s/images/b'", dir, dir);
+    ck_assert_int_eq(system(path), 0);
+    uint8_t px[20 * 20 * 3];
+    sm_rng r;
+    for (int i = 0; i < n; i++) {
+        sm_rng_init(&r, 5, (uint64_t)i, 0, 0);
+        double f = 0.2 + 0.6 * sm_rng_uniform(&r);
+        for (int k = 0; k < 20 * 20 * 3; k++) {
+            int y = k / 60, x = (k / 3) % 20, c = k % 3;
+            double v = 127.5 * (1 + sin(f * (x + 2 * y) + c + (classes ? (i % 2) * 1.5 : 0)));
+            px[k] = (uint8_t)(v * 0.8 + 50.0 * sm_rng_uniform(&r));
+        }
+        snprintf(path, sizeof path, "%s/images/%s/img%03d.png", dir, i % 2 ? "b" : "a", i);
+        ck_assert_int_eq(sm_png_write(path, px, 20, 20, 3, NULL), 0);
+    }
+}
+
+static sm_config *load(const char *yaml, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    ck_assert_int_eq(sm_test_write_file(path, yaml, strlen(yaml)), 0);
+    sm_diag *d = sm_diag_new();
+    sm_config *cfg = NULL;
+    int rc = sm_config_read(path, NULL, 0, &cfg, d);
+    if (!rc) rc = sm_config_validate(cfg, reg, d);
+    if (rc) {
+        char line[2048] = "";
+        for (size_t i = 0; i < sm_diag_count(d); i++) {
+            sm_severity sev;
+            const sm_error *e = sm_diag_get(d, i, &sev);
+            if (sev == SM_SEV_ERROR) {
+                sm_error_format(e, line, sizeof line);
+                break;
+            }
+        }
+        ck_abort_msg("config rejected: %s", line);
+    }
+    sm_diag_free(d);
+    return cfg;
+}
+
+#define PRETRAIN_YAML(out, epochs, lr)                                                         \
+    "seed: 3\ntask: pretrain\noutput_dir: " out "\n"                                           \
+    "model: {backbone: vit, patch_size: 4, embed_dim: 16, depth: 2, num_heads: 2,"             \
+    " drop_path_rate: 0.1, mask_patch_size: 8}\n"                                              \
+    "train_config: {epoch: " #epochs ", batch_size: 4, image_size: 16}\n"                      \
+    "pretrain_dataset: {reader: aircas, data_path: images, num_workers: 2}\n"                 \
+    "lr_schedule: {lr_type: warmup_cosine_decay_simmim, base_lr: " lr ", min_lr: 1e-5,"       \
+    " warmup_lr: 1e-6, warmup_epochs: 1}\n"                                                    \
+    "callback: {ckpt_config: {prefix: t, keep_checkpoint_max: 3}}\n"                           \
+    "backend: {name: ref}\n"
+
+static char *out_file(const char *out, const char *name)
+{
+    static char path[8][4400];
+    static int slot;
+    char *p = path[slot++ % 8];
+    snprintf(p, sizeof path[0], "%s/%s/%s", tmp, out, name);
+    return p;
+}
+
+static int count_lines(const char *path, const char *needle)
+{
+    char *text = sm_test_read_file(path, NULL);
+    int n = 0;
+    for (char *p = text; p && (p = strstr(p, needle)); p++) n++;
+    free(text);
+    return n;
+}
+
+START_TEST(test_pretrain_outputs)
+{
+    write_images(tmp, 24, false);
+    sm_config *cfg = load(PRETRAIN_YAML("run1", 3, "2e-2"), "pre.yaml");
+    sm_train_result res;
+    sm_error err;
+    sm_error_clear(&err);
+    int rc = sm_train(reg, cfg, NULL, &res, &err);
+    ck_assert_msg(rc == 0, "%s", err.text);
+    ck_assert_int_eq(res.epochs, 3);
+    ck_assert_int_eq(res.steps, 18); /* 24 images / batch 4 = 6 steps per epoch */
+    ck_assert(isfinite(res.last_loss));
+    ck_assert_msg(strstr(res.checkpoint, "run1/t-3_18.safetensors") != NULL, "%s", res.checkpoint);
+    ck_assert_int_eq(count_lines(out_file("run1", "metrics.jsonl"), "\"event\":\"step\""), 18);
+    ck_assert_int_eq(count_lines(out_file("run1", "metrics.jsonl"), "\"event\":\"epoch\""), 3);
+    ck_assert_int_eq(count_lines(out_file("run1", "summary.json"), "\"completed\""), 1);
+    ck_assert_int_eq(count_lines(out_file("run1", "config.yaml"), "backbone: vit"), 1);
+    /* the per-epoch mean loss goes down */
+    char *m = sm_test_read_file(out_file("run1", "metrics.jsonl"), NULL);
+    double l[3];
+    char *p = m;
+    for (int e = 0; e < 3; e++) {
+        p = strstr(p, "\"event\":\"epoch\"");
+        ck_assert_ptr_nonnull(p);
+        ck_assert(sscanf(strstr(p, "\"loss\":") + 7, "%lf", &l[e]) == 1);
+        p++;
+    }
+    free(m);
+    ck_assert_msg(l[2] < l[0], "loss did not go down: %g %g %g", l[0], l[1], l[2]);
+    /* the checkpoint verifies and holds the parameters and the optimizer state */
+    sm_st_file *f = NULL;
+    ck_assert_int_eq(sm_st_open(res.checkpoint, &f, &err), 0);
+    ck_assert_ptr_nonnull(sm_st_find(f, "encoder.blocks.1.mlp.fc2.weight"));
+    ck_assert_ptr_nonnull(sm_st_find(f, "optimizer.exp_avg_sq.decoder.0.weight"));
+    ck_assert_str_eq(sm_st_meta(f, "step"), "18");
+    ck_assert_str_eq(sm_st_meta(f, "format"), "simmim-checkpoint-1");
+    sm_st_close(f);
+    sm_config_free(cfg);
+}
+END_TEST
+
+/* Stops the run from the log callback after the 4th step line. */
+static volatile int stop_flag;
+static int steps_logged;
+static void stop_after_steps(sm_log_level lvl, const char *msg, void *user)
+{
+    (void)lvl;
+    int limit = *(int *)user;
+    if (strstr(msg, " step ") && strstr(msg, " loss ") && ++steps_logged == limit) stop_flag = 1;
+}
+
+static void read_param(const char *path, const char *name, float *out, int64_t n)
+{
+    sm_st_file *f = NULL;
+    sm_error err;
+    sm_error_clear(&err);
+    ck_assert_msg(sm_st_open(path, &f, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(sm_st_read_f32(f, name, out, n, &err), 0);
+    sm_st_close(f);
+}
+
+START_TEST(test_resume_is_exact)
+{
+    write_images(tmp, 24, false);
+    sm_error err;
+    sm_error_clear(&err);
+    sm_train_result a, b;
+    sm_config *ca = load(PRETRAIN_YAML("straight", 2, "1e-2"), "a.yaml");
+    ck_assert_int_eq(sm_train(reg, ca, NULL, &a, &err), 0);
+    sm_config *cb = load(PRETRAIN_YAML("resumed", 2, "1e-2"), "b.yaml");
+    int limit = 8; /* stop in the middle of epoch 2 */
+    steps_logged = 0;
+    stop_flag = 0;
+    sm_log_set(stop_after_steps, &limit);
+    sm_train_opts opts = {.stop = &stop_flag};
+    int rc = sm_train(reg, cb, &opts, &b, &err);
+    sm_log_set(NULL, NULL);
+    ck_assert_int_eq(rc, SM_ECANCELED);
+    ck_assert_msg(strstr(b.checkpoint, "t-1_8.safetensors") != NULL, "%s", b.checkpoint);
+    ck_assert_int_eq(count_lines(out_file("resumed", "summary.json"), "\"stopped\""), 1);
+    /* the same command again resumes from the checkpoint written at the stop */
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_train(reg, cb, NULL, &b, &err), 0);
+    ck_assert_int_eq(b.steps, a.steps);
+    static float wa[2 * 16 * 64], wb[2 * 16 * 64];
+    const char *names[] = {"encoder.blocks.1.mlp.fc1.weight", "decoder.0.weight"};
+    int64_t sizes[] = {64 * 16, 48 * 16};
+    for (int i = 0; i < 2; i++) {
+        read_param(a.checkpoint, names[i], wa, sizes[i]);
+        read_param(b.checkpoint, names[i], wb, sizes[i]);
+        ck_assert_msg(memcmp(wa, wb, (size_t)sizes[i] * sizeof(float)) == 0,
+                      "%s differs after stop + resume", names[i]);
+    }
+    sm_config_free(ca);
+    sm_config_free(cb);
+}
+END_TEST
+
+START_TEST(test_corrupt_checkpoint_skipped)
+{
+    write_images(tmp, 24, false);
+    sm_error err;
+    sm_error_clear(&err);
+    sm_train_result r1, r2;
+    sm_config *c1 = load(PRETRAIN_YAML("run", 1, "1e-2"), "c1.yaml");
+    ck_assert_int_eq(sm_train(reg, c1, NULL, &r1, &err), 0);
+    /* a newer checkpoint that is cut in the middle: resuming must fall back to t-1_6 */
+    size_t len;
+    char *data = sm_test_read_file(r1.checkpoint, &len);
+    ck_assert_int_eq(sm_test_write_file(out_file("run", "t-1_7.safetensors"), data, len / 2), 0);
+    free(data);
+    sm_config *c2 = load(PRETRAIN_YAML("run", 2, "1e-2"), "c2.yaml");
+    ck_assert_int_eq(sm_train(reg, c2, NULL, &r2, &err), 0);
+    ck_assert_int_eq(r2.steps, 12);
+    ck_assert_int_eq(count_lines(out_file("run", "metrics.jsonl"), "\"event\":\"step\""), 12);
+    sm_config_free(c1);
+    sm_config_free(c2);
+}
+END_TEST
+
+START_TEST(test_runtime_errors)
+{
+    sm_error err;
+    sm_train_result res;
+    /* an empty dataset folder: an error that says what was found */
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/images' && touch '%s/images/notes.txt'", tmp, tmp);
+    ck_assert_int_eq(system(cmd), 0);
+    sm_config *c = load(PRETRAIN_YAML("empty", 1, "1e-2"), "e.yaml");
+    sm_error_clear(&err);
+    ck_assert_int_ne(sm_train(reg, c, NULL, &res, &err), 0);
+    ck_assert_msg(strstr(err.text, "no images") && strstr(err.text, ".txt"), "%s", err.text);
+    sm_config_free(c);
+
+    /* a locked output directory */
+    write_images(tmp, 24, false);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/locked'", tmp);
+    ck_assert_int_eq(system(cmd), 0);
+    int fd = open(out_file("locked", ".lock"), O_RDWR | O_CREAT, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    c = load(PRETRAIN_YAML("locked", 1, "1e-2"), "l.yaml");
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_train(reg, c, NULL, &res, &err), SM_EIO);
+    ck_assert_msg(strstr(err.text, "another run") != NULL, "%s", err.text);
+    close(fd);
+    sm_config_free(c);
+
+    /* a learning rate that makes the loss diverge: stopped, no checkpoint of that epoch */
+    c = load(PRETRAIN_YAML("diverge", 2, "1e30"), "d.yaml");
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_train(reg, c, NULL, &res, &err), SM_EDATA);
+    ck_assert_msg(strstr(err.text, "not finite") != NULL, "%s", err.text);
+    ck_assert_int_eq(access(out_file("diverge", "t-2_12.safetensors"), F_OK), -1);
+    ck_assert_int_eq(count_lines(out_file("diverge", "summary.json"), "\"failed\""), 1);
+    sm_config_free(c);
+}
+END_TEST
+
+START_TEST(test_finetune_from_pretraining)
+{
+    write_images(tmp, 32, true);
+    sm_error err;
+    sm_error_clear(&err);
+    sm_train_result pre, fin;
+    sm_config *cp = load(PRETRAIN_YAML("pre", 1, "1e-2"), "p.yaml");
+    ck_assert_int_eq(sm_train(reg, cp, NULL, &pre, &err), 0);
+    const char *ft =
+        "seed: 3\ntask: finetune\noutput_dir: fin\n"
+        "model: {backbone: vit, patch_size: 4, embed_dim: 16, depth: 2, num_heads: 2,"
+        " use_shared_rel_pos_bias: false, use_rel_pos_bias: true, use_mean_pooling: true}\n"
+        "train_config: {epoch: 2, batch_size: 4, image_size: 16, resume_ckpt: pre}\n"
+        "finetune_dataset: {reader: imagenet, train_path: images, eval_path: images,"
+        " num_workers: 1, mixup: 0.8, cutmix: 1.0, auto_augment: null}\n"
+        "optimizer: {layer_decay: 0.75}\n"
+        "lr_schedule: {lr_type: warmup_cosine_decay_simmim, base_lr: 1e-2, warmup_epochs: 0}\n"
+        "backend: {name: ref}\n";
+    sm_config *cf = load(ft, "f.yaml");
+    ck_assert_int_eq(sm_train(reg, cf, NULL, &fin, &err), 0);
+    ck_assert(fin.eval_top1 >= 0 && fin.eval_top1 <= 100);
+    ck_assert_int_eq(count_lines(out_file("fin", "metrics.jsonl"), "\"event\":\"eval\""), 2);
+    /* the pretrained shared table went into every block's own table */
+    float shared[52 * 2], block[52 * 2];
+    read_param(pre.checkpoint, "encoder.rel_pos_bias.relative_position_bias_table", shared, 52 * 2);
+    sm_st_file *f = NULL;
+    char note[512];
+    sm_model *m = NULL;
+    ck_assert_int_eq(sm_model_new_classes(reg, sm_config_root(cf), SM_TASK_CLASSIFY, 2, &m, &err), 0);
+    ck_assert_int_eq(sm_model_load_weights(m, pre.checkpoint, note, sizeof note, &err), 0);
+    ck_assert_msg(strstr(note, "2 shared tables copied per block") != NULL, "%s", note);
+    memcpy(block, sm_params_find(sm_model_params(m), "blocks.1.attn.relative_position_bias_table")->data,
+           sizeof block);
+    ck_assert(memcmp(shared, block, sizeof block) == 0);
+    sm_model_free(m);
+    (void)f;
+    sm_config_free(cp);
+    sm_config_free(cf);
+}
+END_TEST
+
+/* Window 2 -> 3 resize of a Swin table: the geometric grid keeps the offsets 0 and ±1 of the
+ * source exactly, so those rows/columns carry over unchanged; the rest is interpolated. */
+START_TEST(test_table_resize)
+{
+    const char *src_yaml = "task: finetune\nmodel: {backbone: swin, patch_size: 2, embed_dim: 8, depth: [2],"
+                           " num_heads: [2], window_size: 4}\ntrain_config: {image_size: 16,"
+                           " num_classes: 3}\n";
+    const char *dst_yaml = "task: finetune\nmodel: {backbone: swin, patch_size: 2, embed_dim: 8, depth: [2],"
+                           " num_heads: [2], window_size: 8}\ntrain_config: {image_size: 16,"
+                           " num_classes: 3}\n";
+    sm_error err;
+    sm_error_clear(&err);
+    sm_model *ms = NULL, *md = NULL;
+    sm_diag *d = sm_diag_new();
+    sm_config *cs = NULL, *cd = NULL;
+    ck_assert_int_eq(sm_config_read_string(src_yaml, strlen(src_yaml), "s", NULL, 0, &cs, d), 0);
+    ck_assert_int_eq(sm_config_validate_model(cs, reg, d), 0);
+    ck_assert_int_eq(sm_config_read_string(dst_yaml, strlen(dst_yaml), "d", NULL, 0, &cd, d), 0);
+    ck_assert_int_eq(sm_config_validate_model(cd, reg, d), 0);
+    ck_assert_int_eq(sm_model_new(reg, sm_config_root(cs), SM_TASK_CLASSIFY, &ms, &err), 0);
+    ck_assert_int_eq(sm_model_new(reg, sm_config_root(cd), SM_TASK_CLASSIFY, &md, &err), 0);
+    ck_assert_int_eq(sm_model_init(ms, 1, &err), 0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/w4.safetensors", tmp);
+    sm_st_writer *w = sm_st_writer_new();
+    sm_params *ps = sm_model_params(ms);
+    for (size_t i = 0; i < sm_params_count(ps); i++) {
+        sm_tensor *t = sm_params_at(ps, i);
+        ck_assert_int_eq(sm_st_writer_add(w, t->name, SM_DTYPE_F32, t->ndim, t->shape, t->data, &err), 0);
+    }
+    ck_assert_int_eq(sm_st_writer_write(w, path, &err), 0);
+    sm_st_writer_free(w);
+    char note[512];
+    ck_assert_int_eq(sm_model_load_weights(md, path, note, sizeof note, &err), 0);
+    ck_assert_msg(strstr(note, "2 tables resized") != NULL, "%s", note);
+    const char *tn = "layers.0.blocks.0.attn.relative_position_bias_table";
+    const float *src = sm_params_find(ps, tn)->data;                       /* 7x7 x 2 heads   */
+    const float *dst = sm_params_find(sm_model_params(md), tn)->data;      /* 15x15 x 2 heads */
+    for (int dy = -1; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++)
+            for (int h = 0; h < 2; h++) {
+                float a = src[((dy + 3) * 7 + (dx + 3)) * 2 + h];
+                float b = dst[((dy + 7) * 15 + (dx + 7)) * 2 + h];
+                ck_assert_msg(fabsf(a - b) <= 1e-6f * (1 + fabsf(a)), "(%d,%d,%d): %g vs %g", dy,
+                              dx, h, a, b);
+            }
+    /* the corners (offset ±7) extrapolate a little beyond the source's ±3.x: finite values */
+    for (int i = 0; i < 15 * 15 * 2; i++) ck_assert(isfinite(dst[i]));
+    sm_model_free(ms);
+    sm_model_free(md);
+    sm_config_free(cs);
+    sm_config_free(cd);
+    sm_diag_free(d);
+}
+END_TEST
+
+static Suite *train_suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_pretrain_outputs);
+    tcase_add_test(tc, test_resume_is_exact);
+    tcase_add_test(tc, test_corrupt_checkpoint_skipped);
+    tcase_add_test(tc, test_runtime_errors);
+    tcase_add_test(tc, test_finetune_from_pretraining);
+    tcase_add_test(tc, test_table_resize);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return sm_test_run(train_suite()); }
