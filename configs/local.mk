@@ -7,7 +7,9 @@ dist_configs_DATA += \
 	configs/pretrain_simmim_swin_base_p4_w6_imagenet1k_192_100ep.yaml \
 	configs/finetune_simmim_vit_base_p16_nwpu20_224_100ep.yaml \
 	configs/finetune_simmim_swin_base_p4_w7_nwpu_224_200ep.yaml \
-	configs/finetune_simmim_swin_base_p4_w7_imagenet1k_224_100ep.yaml
+	configs/finetune_simmim_swin_base_p4_w7_imagenet1k_224_100ep.yaml \
+	configs/demo_pretrain_vit_fashion_mnist.yaml \
+	configs/demo_finetune_vit_fashion_mnist.yaml
 
 configs_basedir = $(configsdir)/base
 dist_configs_base_DATA = configs/base/__base__.yaml

@@ -385,3 +385,22 @@ size_t sm_cfg_path(const sm_cfg *section, const char *key, char *buf, size_t n)
     free(joined);
     return len;
 }
+
+int sm_cfg_error(sm_diag *diag, const sm_cfg *section, const char *key, const char *fmt, ...)
+{
+    const sm_cfg *node = key ? sm_cfg_get(section, key) : NULL;
+    const sm_cfg *at = node ? node : section;
+    char path[160] = "";
+    if (at) sm_cfg_keypath(at, path, sizeof path);
+    if (!node && key && at) {
+        size_t len = strlen(path);
+        snprintf(path + len, sizeof path - len, "%s%s", len ? "." : "", key);
+    }
+    char msg[sizeof ((sm_error *)0)->text];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return sm_diag_addf(diag, SM_SEV_ERROR, SM_ECONFIG, at ? sm_cfg_file(at) : NULL,
+                        at ? sm_cfg_line(at) : 0, at ? sm_cfg_column(at) : 0, path, "%s", msg);
+}

@@ -45,20 +45,11 @@ static void teardown(void)
 /* Builds a model from YAML (task given), failing the test with the config errors if any. */
 static sm_model *build(const char *yaml, sm_task task)
 {
-    sm_diag *d = sm_diag_new();
-    sm_config *cfg = NULL;
-    int rc = sm_config_read_string(yaml, strlen(yaml), "test.yaml", NULL, 0, &cfg, d);
-    if (!rc) rc = sm_config_validate_model(cfg, reg, d);
-    if (rc) {
-        char line[1024] = "";
-        if (sm_diag_count(d)) sm_error_format(sm_diag_get(d, 0, NULL), line, sizeof line);
-        ck_abort_msg("config rejected: %s\n%s", line, yaml);
-    }
-    sm_diag_free(d);
+    sm_config *cfg = sm_test_config(reg, yaml, NULL, true);
     sm_model *m = NULL;
     sm_error err;
     sm_error_clear(&err);
-    rc = sm_model_new(reg, sm_config_root(cfg), task, &m, &err);
+    int rc = sm_model_new(reg, sm_config_root(cfg), task, &m, &err);
     ck_assert_msg(rc == 0, "sm_model_new: %s", err.text);
     sm_config_free(cfg);
     return m;

@@ -33,28 +33,7 @@ static void setup(void)
 
 static void teardown(void) { sm_registry_free(reg); }
 
-/* A validated section of `kind` from YAML text. */
-static sm_config *section_cfg(const char *yaml)
-{
-    sm_diag *d = sm_diag_new();
-    sm_config *cfg = NULL;
-    int rc = sm_config_read_string(yaml, strlen(yaml), "t.yaml", NULL, 0, &cfg, d);
-    if (!rc) rc = sm_config_validate(cfg, reg, d);
-    if (rc) {
-        char line[1024] = "";
-        for (size_t i = 0; i < sm_diag_count(d); i++) {
-            sm_severity sev;
-            const sm_error *e = sm_diag_get(d, i, &sev);
-            if (sev == SM_SEV_ERROR) {
-                sm_error_format(e, line, sizeof line);
-                break;
-            }
-        }
-        ck_abort_msg("config rejected: %s", line);
-    }
-    sm_diag_free(d);
-    return cfg;
-}
+static sm_config *section_cfg(const char *yaml) { return sm_test_config(reg, yaml, NULL, false); }
 
 static char *job_yaml(const char *extra)
 {

@@ -62,25 +62,7 @@ static sm_config *load(const char *yaml, const char *name)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", tmp, name);
-    ck_assert_int_eq(sm_test_write_file(path, yaml, strlen(yaml)), 0);
-    sm_diag *d = sm_diag_new();
-    sm_config *cfg = NULL;
-    int rc = sm_config_read(path, NULL, 0, &cfg, d);
-    if (!rc) rc = sm_config_validate(cfg, reg, d);
-    if (rc) {
-        char line[2048] = "";
-        for (size_t i = 0; i < sm_diag_count(d); i++) {
-            sm_severity sev;
-            const sm_error *e = sm_diag_get(d, i, &sev);
-            if (sev == SM_SEV_ERROR) {
-                sm_error_format(e, line, sizeof line);
-                break;
-            }
-        }
-        ck_abort_msg("config rejected: %s", line);
-    }
-    sm_diag_free(d);
-    return cfg;
+    return sm_test_config(reg, yaml, path, false);
 }
 
 #define PRETRAIN_YAML(out, epochs, lr)                                                         \

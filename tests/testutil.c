@@ -107,6 +107,35 @@ double sm_test_rel_err(const float *a, const float *b, int64_t n)
     return mr > 0 ? md / mr : md;
 }
 
+sm_config *sm_test_config(const sm_registry *reg, const char *yaml, const char *path,
+                          bool model_only)
+{
+    sm_diag *d = sm_diag_new();
+    sm_config *cfg = NULL;
+    int rc;
+    if (path) {
+        ck_assert_int_eq(sm_test_write_file(path, yaml, strlen(yaml)), 0);
+        rc = sm_config_read(path, NULL, 0, &cfg, d);
+    } else {
+        rc = sm_config_read_string(yaml, strlen(yaml), "test.yaml", NULL, 0, &cfg, d);
+    }
+    if (!rc) rc = model_only ? sm_config_validate_model(cfg, reg, d) : sm_config_validate(cfg, reg, d);
+    if (rc) {
+        char line[SM_ERROR_LINE_MAX] = "";
+        for (size_t i = 0; i < sm_diag_count(d); i++) {
+            sm_severity sev;
+            const sm_error *e = sm_diag_get(d, i, &sev);
+            if (sev == SM_SEV_ERROR) {
+                sm_error_format(e, line, sizeof line);
+                break;
+            }
+        }
+        ck_abort_msg("config rejected: %s\n%s", line, yaml);
+    }
+    sm_diag_free(d);
+    return cfg;
+}
+
 int sm_test_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

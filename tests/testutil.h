@@ -29,6 +29,12 @@ void sm_test_close(const char *what, const float *a, const float *b, int64_t n, 
 /* max|a - b| / max|b| (the golden metric). */
 double sm_test_rel_err(const float *a, const float *b, int64_t n);
 
+/* Reads YAML (written to `path` first when path is not NULL, so base_config and relative paths
+ * work) and validates it against reg (only the model part when model_only). Fails the current
+ * test with the first error. */
+sm_config *sm_test_config(const sm_registry *reg, const char *yaml, const char *path,
+                          bool model_only);
+
 /* Runs a suite and returns EXIT_SUCCESS / EXIT_FAILURE (Check's summary on stdout). */
 int sm_test_run(Suite *s);
 

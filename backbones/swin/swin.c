@@ -86,26 +86,6 @@ static const sm_key swin_keys[] = {
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
 
-static int swin_key_error(sm_diag *diag, const sm_cfg *section, const char *key, const char *fmt,
-                          ...) SM_PRINTF(4, 5);
-static int swin_key_error(sm_diag *diag, const sm_cfg *section, const char *key, const char *fmt,
-                          ...)
-{
-    const sm_cfg *node = sm_cfg_get(section, key);
-    char path[128];
-    if (node)
-        sm_cfg_keypath(node, path, sizeof path);
-    else
-        snprintf(path, sizeof path, "model.%s", key);
-    char msg[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return sm_diag_addf(diag, SM_SEV_ERROR, SM_ECONFIG, node ? sm_cfg_file(node) : NULL,
-                        node ? sm_cfg_line(node) : 0, node ? sm_cfg_column(node) : 0, path, "%s",
-                        msg);
-}
 
 /* Checks the stage geometry; writes the first problem into msg. Returns 0 if consistent. */
 static int swin_geometry(int64_t img_h, int64_t img_w, int patch, int window, int n_stages,
@@ -147,16 +127,16 @@ static int swin_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
     size_t nd = sm_cfg_int_list(m, "depth", depth, SWIN_MAX_STAGES + 1);
     size_t nh = sm_cfg_int_list(m, "num_heads", heads, SWIN_MAX_STAGES + 1);
     if (nd == 0 || nd > SWIN_MAX_STAGES)
-        rc = swin_key_error(diag, m, "depth", "expected 1 to %d stages, got %zu", SWIN_MAX_STAGES,
+        rc = sm_cfg_error(diag, m, "depth", "expected 1 to %d stages, got %zu", SWIN_MAX_STAGES,
                             nd);
     if (nd != nh)
-        rc = swin_key_error(diag, m, "num_heads",
+        rc = sm_cfg_error(diag, m, "num_heads",
                             "num_heads has %zu entries but depth has %zu (one per stage)", nh, nd);
     int64_t C = sm_cfg_int(m, "embed_dim");
     for (size_t s = 0; !rc && s < nd && s < nh; s++) {
         int64_t dim = C << s;
         if (heads[s] <= 0 || dim % heads[s]) {
-            rc = swin_key_error(diag, m, "num_heads",
+            rc = sm_cfg_error(diag, m, "num_heads",
                                 "stage %zu has %lld channels, not a multiple of its %lld heads", s,
                                 (long long)dim, (long long)heads[s]);
         }
@@ -166,12 +146,12 @@ static int swin_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
     if (!rc && nd >= 1 && nd <= SWIN_MAX_STAGES &&
         swin_geometry(img, img, (int)sm_cfg_int(m, "patch_size"), (int)sm_cfg_int(m, "window_size"),
                       (int)nd, msg, sizeof msg))
-        rc = swin_key_error(diag, m, "window_size", "%s", msg);
+        rc = sm_cfg_error(diag, m, "window_size", "%s", msg);
     if (sm_cfg_float(m, "drop_rate") != 0.0)
-        rc = swin_key_error(diag, m, "drop_rate",
+        rc = sm_cfg_error(diag, m, "drop_rate",
                             "dropout is not implemented (SimMIM recipes use 0); set 0");
     if (sm_cfg_float(m, "attn_drop_rate") != 0.0)
-        rc = swin_key_error(diag, m, "attn_drop_rate",
+        rc = sm_cfg_error(diag, m, "attn_drop_rate",
                             "attention dropout is not implemented (SimMIM recipes use 0); set 0");
     return rc ? SM_ECONFIG : 0;
 }

@@ -80,26 +80,6 @@ static const sm_key vit_keys[] = {
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
 
-static int vit_key_error(sm_diag *diag, const sm_cfg *section, const char *key, const char *fmt,
-                         ...) SM_PRINTF(4, 5);
-static int vit_key_error(sm_diag *diag, const sm_cfg *section, const char *key, const char *fmt,
-                         ...)
-{
-    const sm_cfg *node = sm_cfg_get(section, key);
-    char path[128];
-    if (node)
-        sm_cfg_keypath(node, path, sizeof path);
-    else
-        snprintf(path, sizeof path, "model.%s", key);
-    char msg[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return sm_diag_addf(diag, SM_SEV_ERROR, SM_ECONFIG, node ? sm_cfg_file(node) : NULL,
-                        node ? sm_cfg_line(node) : 0, node ? sm_cfg_column(node) : 0, path, "%s",
-                        msg);
-}
 
 /* Image size from the root config: train_config.image_size. */
 static int64_t vit_image_size(const sm_cfg *root) { return sm_cfg_int(root, "train_config.image_size"); }
@@ -110,19 +90,19 @@ static int vit_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
     int64_t dim = sm_cfg_int(m, "embed_dim"), heads = sm_cfg_int(m, "num_heads");
     int64_t p = sm_cfg_int(m, "patch_size"), img = vit_image_size(root);
     if (heads > 0 && dim % heads != 0)
-        rc = vit_key_error(diag, m, "num_heads",
+        rc = sm_cfg_error(diag, m, "num_heads",
                            "embed_dim %lld is not a multiple of num_heads %lld", (long long)dim,
                            (long long)heads);
     if (img > 0 && p > 0 && img % p != 0)
-        rc = vit_key_error(diag, m, "patch_size",
+        rc = sm_cfg_error(diag, m, "patch_size",
                            "image_size %lld (train_config.image_size) is not a multiple of "
                            "patch_size %lld",
                            (long long)img, (long long)p);
     if (sm_cfg_float(m, "drop_rate") != 0.0)
-        rc = vit_key_error(diag, m, "drop_rate",
+        rc = sm_cfg_error(diag, m, "drop_rate",
                            "dropout is not implemented (SimMIM recipes use 0); set 0");
     if (sm_cfg_float(m, "attn_drop_rate") != 0.0)
-        rc = vit_key_error(diag, m, "attn_drop_rate",
+        rc = sm_cfg_error(diag, m, "attn_drop_rate",
                            "attention dropout is not implemented (SimMIM recipes use 0); set 0");
     return rc ? SM_ECONFIG : 0;
 }

@@ -113,6 +113,12 @@ SM_API size_t sm_cfg_float_list(const sm_cfg *section, const char *key, double *
 /* (absolute paths unchanged). Writes into buf; returns the needed length; 0 if null/absent. */
 SM_API size_t sm_cfg_path(const sm_cfg *section, const char *key, char *buf, size_t n);
 
+/* For components' validate hooks: appends an error located at `key` of `section` (its
+ * file:line:col and key path, e.g. "model.num_heads"), or at the section itself when the key is
+ * absent. Returns SM_ECONFIG. */
+SM_API int sm_cfg_error(sm_diag *diag, const sm_cfg *section, const char *key, const char *fmt,
+                        ...) SM_PRINTF(4, 5);
+
 /* Scalar conversions with errors naming the node's location (usable before validation). */
 SM_API int sm_cfg_to_bool(const sm_cfg *node, bool *out, sm_error *err);
 SM_API int sm_cfg_to_int(const sm_cfg *node, int64_t *out, sm_error *err);
