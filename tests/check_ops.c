@@ -611,7 +611,6 @@ START_TEST(test_gradient)
     sm_rng_init(&rng, 99, 0, 0, 0);
     for (int64_t i = 0; i < f.n_out; i++) wf[i] = (float)(f.w[i] = sm_rng_uniform(&rng) * 2 - 1);
     ck_assert_int_eq(sm_backward_from(f.ctx, out, wf), 0);
-    free(wf);
     /* copy the analytic gradients before the arena is reused */
     float *ana[MAXIN] = {NULL};
     for (int k = 0; k < c->n_in; k++) {
@@ -624,6 +623,21 @@ START_TEST(test_gradient)
         ck_assert_ptr_nonnull(g);
         ana[k] = malloc((size_t)n * sizeof(float));
         memcpy(ana[k], g, (size_t)n * sizeof(float));
+    }
+    /* fan-out: the op used twice must give twice the gradient (first use overwrites a fresh
+     * buffer, the second accumulates) */
+    sm_ctx_reset(f.ctx);
+    sm_tensor *o1 = c->run(f.ctx, f.in), *o2 = c->run(f.ctx, f.in);
+    sm_tensor *twice = sm_add(f.ctx, sm_contiguous(f.ctx, o1), sm_contiguous(f.ctx, o2));
+    ck_assert_int_eq(sm_backward_from(f.ctx, twice, wf), 0);
+    free(wf);
+    for (int k = 0; k < c->n_in; k++) {
+        if (!ana[k]) continue;
+        const float *g2 = sm_tensor_grad(f.ctx, f.in[k]);
+        for (int64_t i = 0; i < sm_tensor_numel(f.in[k]); i++)
+            ck_assert_msg(fabs(g2[i] - 2.0 * ana[k][i]) <= 1e-6 * fabs(ana[k][i]) + 1e-7,
+                          "%s: input %d element %lld: used twice %.8g, once %.8g", c->name, k,
+                          (long long)i, g2[i], ana[k][i]);
     }
     for (int k = 0; k < c->n_in; k++) {
         if (!ana[k]) continue;

@@ -87,7 +87,9 @@ void sm__attention_backward(sm_ctx *ctx, sm__node *node)
     int64_t HD = H * D, NN = N * N, BH = B * H, sB = qkv->stride[0], sN = qkv->stride[1];
     float scale = sv->scale, *P = sv->P;
     const float *dO = node->out->grad;
-    float *gq = sm__grad(ctx, qkv), *gbias = sm__grad(ctx, bias);
+    bool fresh; /* a new dqkv buffer: dv, dq, dk each write their part once, with beta 0 */
+    float *gq = sm__grad_w(ctx, qkv, &fresh), *gbias = sm__grad(ctx, bias);
+    float beta = fresh ? 0.0f : 1.0f;
     int nt = sm__threads_for(ctx, BH * NN * D);
     if (nt > BH) nt = (int)(BH > 0 ? BH : 1);
     float *dP = sm_ctx_alloc(ctx, (size_t)(nt * NN) * sizeof(float));
@@ -99,7 +101,7 @@ void sm__attention_backward(sm_ctx *ctx, sm__node *node)
         const float *q = qkv->data + b * sB + h * D, *k = q + HD, *v = q + 2 * HD;
         const float *dOb = dO + b * N * HD + h * D;
         if (gq) /* dv (N×D) += Pᵀ (N×N) · dO (N×D) */
-            sm__gemm(ctx, N, D, N, 1.0f, Pb, 1, N, dOb, HD, 1, 1.0f,
+            sm__gemm(ctx, N, D, N, 1.0f, Pb, 1, N, dOb, HD, 1, beta,
                      gq + b * sB + 2 * HD + h * D, sN, 1);
         /* dP (N×N) = dO (N×D) · vᵀ (D×N) */
         sm__gemm(ctx, N, N, D, 1.0f, dOb, HD, 1, v, 1, sN, 0.0f, dPb, N, 1);
@@ -108,9 +110,9 @@ void sm__attention_backward(sm_ctx *ctx, sm__node *node)
         sm__softmax_rows_bwd(Pb, dPb, dS, N, N, false);
         if (gq) {
             /* dq (N×D) += scale · dS (N×N) · k (N×D) */
-            sm__gemm(ctx, N, D, N, scale, dS, N, 1, k, sN, 1, 1.0f, gq + b * sB + h * D, sN, 1);
+            sm__gemm(ctx, N, D, N, scale, dS, N, 1, k, sN, 1, beta, gq + b * sB + h * D, sN, 1);
             /* dk (N×D) += scale · dSᵀ (N×N) · q (N×D) */
-            sm__gemm(ctx, N, D, N, scale, dS, 1, N, q, sN, 1, 1.0f, gq + b * sB + HD + h * D,
+            sm__gemm(ctx, N, D, N, scale, dS, 1, N, q, sN, 1, beta, gq + b * sB + HD + h * D,
                      sN, 1);
         }
     }

@@ -1,5 +1,5 @@
 /* core/ops/softmax.c - softmax over the last dim, and the row kernels attention shares.
- *   x (..., n) -> same shape; p = exp(x - max) / Σ exp(x - max)   (sums in double)
+ *   x (..., n) -> same shape; p = exp(x - max) / Σ exp(x - max)
  *   backward: dx += p ⊙ (dy - Σ_j dy_j·p_j) */
 #include "ops_internal.h"
 
@@ -17,14 +17,14 @@ SM__KERNEL static void softmax_row(float *s, int64_t n, const float *bias, const
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
     for (int64_t j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-    double sum = 0.0;
+    float sum = 0.0f; /* terms in (0, 1], split over the vector lanes: float is enough */
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < n; j++) {
         float e = sm__expf(s[j] - mx);
         s[j] = e;
         sum += e;
     }
-    float inv = (float)(1.0 / sum);
+    float inv = 1.0f / sum;
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) s[j] *= inv;
 }
@@ -77,10 +77,11 @@ sm_tensor *sm_softmax(sm_ctx *ctx, sm_tensor *x)
 void sm__softmax_backward(sm_ctx *ctx, sm__node *node)
 {
     sm_tensor *x = node->in[0], *y = node->out;
-    float *gx = sm__grad(ctx, x);
+    bool fresh;
+    float *gx = sm__grad_w(ctx, x, &fresh);
     if (!gx) return;
     int64_t n = x->shape[x->ndim - 1], rows = sm__rows(x);
 #pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, rows * n * 2))
     for (int64_t r = 0; r < rows; r++)
-        softmax_row_bwd(y->data + r * n, y->grad + r * n, gx + r * n, n, true);
+        softmax_row_bwd(y->data + r * n, y->grad + r * n, gx + r * n, n, !fresh);
 }
