@@ -98,11 +98,14 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 
 static int fmt_err(sm_error *err, const char *path, const char *name, const char *fmt, ...)
     SM_PRINTF(4, 5);
+/* Header problems: the message itself names the tensor ("header: tensor 'a.b': ..."), so the
+ * error's path field stays empty (no "a.b: header: tensor 'a.b'" repetition). */
 static int fmt_err(sm_error *err, const char *path, const char *name, const char *fmt, ...)
 {
     va_list ap;
+    (void)name;
     va_start(ap, fmt);
-    sm_error_setv(err, SM_EFORMAT, path, 0, 0, name, fmt, ap);
+    sm_error_setv(err, SM_EFORMAT, path, 0, 0, NULL, fmt, ap);
     va_end(ap);
     return SM_EFORMAT;
 }
@@ -556,16 +559,15 @@ static int read_conv(const sm_st_file *f, const char *name, void *out, int64_t c
     static const char *want_name[] = {"F32", "F64", "I64"};
     const sm_st_info *t = sm_st_find(f, name);
     if (!t)
-        return sm_error_set(err, SM_ENOTFOUND, f->path, 0, 0, name, "no tensor named '%s'",
-                            name);
+        return sm_error_set(err, SM_ENOTFOUND, f->path, 0, 0, name, "no such tensor");
     if (!accepts(w, t->dtype))
         return sm_error_set(err, SM_EINVAL, f->path, 0, 0, name,
-                            "tensor '%s' is %s, which cannot be read as %s", name,
-                            dtypes[t->dtype].name, want_name[w]);
+                            "dtype %s cannot be read as %s", dtypes[t->dtype].name,
+                            want_name[w]);
     if (cap < t->numel)
         return sm_error_set(err, SM_EINVAL, f->path, 0, 0, name,
-                            "tensor '%s' has %lld elements, the buffer only %lld", name,
-                            (long long)t->numel, (long long)cap);
+                            "has %lld elements, the buffer only %lld", (long long)t->numel,
+                            (long long)cap);
     /* same type: straight into the output */
     if ((w == WANT_F32 && t->dtype == SM_DTYPE_F32) ||
         (w == WANT_F64 && t->dtype == SM_DTYPE_F64) ||
@@ -611,8 +613,7 @@ int sm_st_read_stats(const sm_st_file *f, const char *name, sm_st_stats *out, sm
     memset(out, 0, sizeof *out);
     const sm_st_info *t = sm_st_find(f, name);
     if (!t)
-        return sm_error_set(err, SM_ENOTFOUND, f->path, 0, 0, name, "no tensor named '%s'",
-                            name);
+        return sm_error_set(err, SM_ENOTFOUND, f->path, 0, 0, name, "no such tensor");
     stats_arg a = {out, 0.0};
     int rc = read_chunks(f, t, stats_chunk, &a, err);
     out->mean = out->count ? a.sum / (double)out->count : 0.0;

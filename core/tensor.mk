@@ -22,6 +22,7 @@ core_libsm_kernels_la_SOURCES = \
 	core/ops/shape.c \
 	core/ops/linear.c \
 	core/ops/matmul.c \
+	core/ops/small_gemm.c \
 	core/ops/elementwise.c \
 	core/ops/layernorm.c \
 	core/ops/gelu.c \

@@ -139,13 +139,14 @@ START_TEST(test_roundtrip)
 
     /* reading errors */
     ck_assert_int_eq(sm_st_read_f32(f, "nope", w2, 6, &err), SM_ENOTFOUND);
-    ck_assert_msg(strstr(err.text, "'nope'"), "%s", err.text);
+    ck_assert_str_eq(err.path, "nope");
+    ck_assert_str_eq(err.text, "no such tensor");
     sm_error_clear(&err);
     ck_assert_int_eq(sm_st_read_f32(f, "z.weight", w2, 5, &err), SM_EINVAL);
     ck_assert_msg(strstr(err.text, "6 elements"), "%s", err.text);
     sm_error_clear(&err);
     ck_assert_int_eq(sm_st_read_i64(f, "z.weight", idx2, 6, &err), SM_EINVAL);
-    ck_assert_msg(strstr(err.text, "F32, which cannot be read as I64"), "%s", err.text);
+    ck_assert_str_eq(err.text, "dtype F32 cannot be read as I64");
     sm_st_close(f);
 
     /* overwrite an existing file: replaced atomically */

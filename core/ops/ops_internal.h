@@ -193,6 +193,14 @@ void sm__gemm_batched(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha,
                       int64_t sb, float beta, float *c, int64_t cr, int64_t cc, int64_t sc,
                       int64_t batch);
 
+/* Small GEMM for window attention (small_gemm.c), same logical-stride convention as sm__gemm,
+ * for n <= SM__SMALL_N; scratch: k·SM__SMALL_N floats, 64-byte aligned, owned by the caller
+ * (one per thread). Deterministic; does not use the backend. */
+#define SM__SMALL_N 64
+void sm__gemm_small(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar,
+                    int64_t ac, const float *b, int64_t br, int64_t bc, float beta, float *c,
+                    int64_t cr, int64_t cc, float *scratch);
+
 /* dst[j] += Σ_r row_w[r]·src[r·ld + j] for j < cols, r < rows (row_w NULL: weights 1): fixed
  * row blocks, combined in double in block order, so the result does not depend on the thread
  * count. */
