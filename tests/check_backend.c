@@ -193,7 +193,7 @@ static float ops_chain(sm_backend *be, int threads, float *gw, float *gx)
     sm_ctx_set_threads(ctx, threads);
     sm_rng r;
     sm_rng_init(&r, 8, 0, 0, 0);
-    const int64_t B = 3, N = 37, C = 48, H = 3;
+    const int64_t B = 3, N = 67, C = 48, H = 3; /* N > 64: attention GEMMs on the backend */
     sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(B, N, C));
     sm_tensor *w = sm_ctx_tensor(ctx, 2, SM_SHAPE(3 * C, C));
     sm_init_uniform(x, -1, 1, &r);
@@ -218,7 +218,7 @@ static float ops_chain(sm_backend *be, int threads, float *gw, float *gx)
 
 START_TEST(test_ops_on_blis)
 {
-    const size_t nw = 3 * 48 * 48, nx = 3 * 37 * 48;
+    const size_t nw = 3 * 48 * 48, nx = 3 * 67 * 48;
     float *gw[4], *gx[4], l[4];
     sm_backend *ref = open_be("ref", 2);
     gw[0] = malloc(nw * 4);
