@@ -70,10 +70,16 @@ SM__KERNEL void sm__gemm_small(int64_t m, int64_t n, int64_t k, float alpha, con
     int nv = (int)((n + 15) / 16);
     SM__ASSERT(nv >= 1 && nv <= SM__SMALL_N / 16);
     int64_t np = 16 * (int64_t)nv;
-    for (int64_t p = 0; p < k; p++) { /* pack B: row p, zero-padded */
-        float *row = scratch + p * np;
-        for (int64_t j = 0; j < n; j++) row[j] = b[p * br + j * bc];
-        for (int64_t j = n; j < np; j++) row[j] = 0.0f;
+    /* pack B row-major, zero-padded to np columns; a transposed B (column stride > row
+     * stride, e.g. kᵀ read from the rows of k) is read along its contiguous direction */
+    for (int64_t p = 0; p < k; p++)
+        for (int64_t j = n; j < np; j++) scratch[p * np + j] = 0.0f;
+    if (br < bc) {
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t p = 0; p < k; p++) scratch[p * np + j] = b[p * br + j * bc];
+    } else {
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t j = 0; j < n; j++) scratch[p * np + j] = b[p * br + j * bc];
     }
     const v16 *bp = (const v16 *)scratch;
     for (int64_t i = 0; i < m; i += 4) {
