@@ -34,3 +34,5 @@ core_libsm_kernels_la_SOURCES = \
 	core/ops/tokens.c \
 	core/ops/drop_path.c \
 	core/ops/loss.c
+
+EXTRA_DIST += docs/tensor-format.md
