@@ -69,11 +69,23 @@ typedef struct lin_state {
     int64_t T, in, out;
 } lin_state;
 
-/* The upstream gradient of y, written before the backward pass is timed. */
-static void seed(sm_ctx *ctx, sm_tensor *y, const float *dy)
+/* After a timed forward (t0 = its start) that produced y: seeds dL/dy as the next op's
+ * backward would leave it (not timed), runs the timed backward, stores both times. */
+static void finish(sm_ctx *ctx, sm_tensor *y, const float *dy, double t0, double *tf,
+                   double *tb)
 {
+    double t1 = now();
     float *g = sm_tensor_grad(ctx, y);
     if (g) memcpy(g, dy, (size_t)sm_tensor_numel(y) * sizeof(float));
+    double t2 = now();
+    sm_backward_from(ctx, y, NULL);
+    double t3 = now();
+    if (sm_ctx_status(ctx)) {
+        fprintf(stderr, "bench: %s\n", sm_ctx_error(ctx)->text);
+        exit(1);
+    }
+    *tf = t1 - t0;
+    *tb = t3 - t2;
 }
 
 /* ours: forward then backward, timed separately */
@@ -84,17 +96,7 @@ static void lin_ours(lin_state *s, double *tf, double *tb)
     x->flags |= SM_TENSOR_REQUIRES_GRAD;
     double t0 = now();
     sm_tensor *y = sm_linear(s->ctx, x, s->w, s->b);
-    double t1 = now();
-    seed(s->ctx, y, s->dy); /* dL/dy, as the next op's backward would leave it */
-    double t2 = now();
-    sm_backward_from(s->ctx, y, NULL);
-    double t3 = now();
-    if (sm_ctx_status(s->ctx)) {
-        fprintf(stderr, "bench: %s\n", sm_ctx_error(s->ctx)->text);
-        exit(1);
-    }
-    *tf = t1 - t0;
-    *tb = t3 - t2;
+    finish(s->ctx, y, s->dy, t0, tf, tb);
 }
 
 /* raw BLIS: y = x·wᵀ ; dx = dy·w ; dw += dyᵀ·x */
@@ -179,17 +181,7 @@ static void att_ours(att_state *s, double *tf, double *tb)
     bias->flags |= SM_TENSOR_REQUIRES_GRAD;
     double t0 = now();
     sm_tensor *o = sm_attention(s->ctx, qkv, (int)H, 0.125f, bias, NULL);
-    double t1 = now();
-    seed(s->ctx, o, s->dout);
-    double t2 = now();
-    sm_backward_from(s->ctx, o, NULL);
-    double t3 = now();
-    if (sm_ctx_status(s->ctx)) {
-        fprintf(stderr, "bench: %s\n", sm_ctx_error(s->ctx)->text);
-        exit(1);
-    }
-    *tf = t1 - t0;
-    *tb = t3 - t2;
+    finish(s->ctx, o, s->dout, t0, tf, tb);
 }
 
 /* raw: per (b, h) S = q·kᵀ, O = S·v (fwd); dV = Sᵀ·dO, dP = dO·vᵀ, dq = dP·k, dk = dPᵀ·q (bwd),
