@@ -1,4 +1,14 @@
-# bench/local.mk: filled in by its area
+# bench/local.mk - benchmark programs (built by `make`, never run by `make check`; they print
+# figures and assert nothing).
+
+# ---- tensor engine bench (issue 3): our linear/attention ops vs raw BLIS sgemm --------------
+# Run from the build directory: bench/bench_ops [THREADS [REPS [FILTER]]]
+noinst_PROGRAMS += bench/bench_ops
+bench_bench_ops_SOURCES = bench/bench_ops.c
+bench_bench_ops_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DSM_BENCH_PLUGIN='"$(abs_top_builddir)/plugins/.libs/sm_blis.so"'
+bench_bench_ops_LDADD = core/libsimmim.la
+# ---- end of the tensor engine bench ---------------------------------------------------------
 
 # ---- data pipeline bench (issue 5): decode + augment throughput, bench/bench_data.c ---------
 noinst_PROGRAMS += bench/bench_data

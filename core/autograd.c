@@ -80,7 +80,7 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
 {
     if (!ctx) return SM_EINVAL;
     if (ctx->err.code) return ctx->err.code;
-    if (!out || !dout) return sm_ctx_fail(ctx, SM_EINVAL, "backward: NULL output or gradient");
+    if (!out) return sm_ctx_fail(ctx, SM_EINVAL, "backward: NULL output");
     if (!(out->flags & SM_TENSOR_REQUIRES_GRAD))
         return sm_ctx_fail(ctx, SM_EINVAL,
                            "backward: the output does not require grad (no input requires "
@@ -89,9 +89,17 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
         return sm_ctx_fail(ctx, SM_EINVAL,
                            "backward: already ran for this step (the tape is consumed; "
                            "sm_ctx_reset starts the next step)");
-    float *g = sm_tensor_grad(ctx, out);
-    if (!g) return ctx->err.code;
-    sm__strided_acc(ctx, out, g, dout);
+    if (dout) {
+        bool fresh; /* a fresh buffer belongs to a storage-owning, hence contiguous, tensor */
+        float *g = sm__grad_w(ctx, out, &fresh);
+        if (!g) return ctx->err.code;
+        if (fresh)
+            memcpy(g, dout, (size_t)sm_tensor_numel(out) * sizeof(float));
+        else
+            sm__strided_acc(ctx, out, g, dout);
+    } else if (!sm_tensor_grad(ctx, out)) {
+        return ctx->err.code;
+    }
     for (sm__node *n = ctx->tape; n && !ctx->err.code; n = n->prev)
         if (n->out->grad) op_table[n->op].backward(ctx, n);
     ctx->backward_done = true;

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,11 +98,14 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 
 static int fmt_err(sm_error *err, const char *path, const char *name, const char *fmt, ...)
     SM_PRINTF(4, 5);
+/* Header problems: the message itself names the tensor ("header: tensor 'a.b': ..."), so the
+ * error's path field stays empty (no "a.b: header: tensor 'a.b'" repetition). */
 static int fmt_err(sm_error *err, const char *path, const char *name, const char *fmt, ...)
 {
     va_list ap;
+    (void)name;
     va_start(ap, fmt);
-    sm_error_setv(err, SM_EFORMAT, path, 0, 0, name, fmt, ap);
+    sm_error_setv(err, SM_EFORMAT, path, 0, 0, NULL, fmt, ap);
     va_end(ap);
     return SM_EFORMAT;
 }
@@ -494,71 +498,126 @@ static int64_t elem_as_i64(sm_dtype dt, const unsigned char *p)
     }
 }
 
+/* Calls fn on the tensor's raw bytes in chunks of whole elements (first element index, count):
+ * memory stays bounded whatever the tensor size. */
+typedef void (*chunk_fn)(const sm_st_info *t, const unsigned char *buf, int64_t first,
+                         int64_t count, void *arg);
+
+static int read_chunks(const sm_st_file *f, const sm_st_info *t, chunk_fn fn, void *arg,
+                       sm_error *err)
+{
+    enum { CHUNK = 1 << 16 };
+    unsigned char buf[CHUNK];
+    size_t es = dtypes[t->dtype].size;
+    int64_t per = (int64_t)(CHUNK / es);
+    uint64_t off = f->data_start + t->begin;
+    for (int64_t i = 0; i < t->numel; i += per) {
+        int64_t k = SM__MIN(per, t->numel - i);
+        int rc = read_full(f->fd, buf, (size_t)k * es, off + (uint64_t)i * es);
+        if (rc)
+            return sm_error_set(err, SM_EIO, f->path, 0, 0, t->name, "cannot read: %s",
+                                strerror(-rc));
+        fn(t, buf, i, k, arg);
+    }
+    return 0;
+}
+
 enum want { WANT_F32, WANT_F64, WANT_I64 };
 
 static bool accepts(enum want w, sm_dtype dt)
 {
-    switch (w) {
-    case WANT_F32:
-    case WANT_F64:
-        return dt == SM_DTYPE_F32 || dt == SM_DTYPE_F64 || dt == SM_DTYPE_F16 ||
-               dt == SM_DTYPE_BF16;
-    case WANT_I64:
-        return dt == SM_DTYPE_I64 || dt == SM_DTYPE_I32 || dt == SM_DTYPE_I16 ||
-               dt == SM_DTYPE_I8 || dt == SM_DTYPE_U8 || dt == SM_DTYPE_BOOL;
-    }
-    return false;
+    bool is_float = dt == SM_DTYPE_F32 || dt == SM_DTYPE_F64 || dt == SM_DTYPE_F16 ||
+                    dt == SM_DTYPE_BF16;
+    return w == WANT_I64 ? !is_float : is_float;
 }
 
-/* Reads a tensor in chunks, converting each element. */
+typedef struct conv_arg {
+    enum want w;
+    void *out;
+} conv_arg;
+
+static void conv_chunk(const sm_st_info *t, const unsigned char *buf, int64_t first,
+                       int64_t count, void *arg)
+{
+    const conv_arg *c = arg;
+    size_t es = dtypes[t->dtype].size;
+    for (int64_t j = 0; j < count; j++) {
+        const unsigned char *p = buf + (size_t)j * es;
+        if (c->w == WANT_F32)
+            ((float *)c->out)[first + j] = (float)elem_as_double(t->dtype, p);
+        else if (c->w == WANT_F64)
+            ((double *)c->out)[first + j] = elem_as_double(t->dtype, p);
+        else
+            ((int64_t *)c->out)[first + j] = elem_as_i64(t->dtype, p);
+    }
+}
+
+/* Reads a tensor converted to the requested type. */
 static int read_conv(const sm_st_file *f, const char *name, void *out, int64_t cap, enum want w,
                      sm_error *err)
 {
     static const char *want_name[] = {"F32", "F64", "I64"};
     const sm_st_info *t = sm_st_find(f, name);
     if (!t)
-        return sm_error_set(err, SM_ENOTFOUND, f->path, 0, 0, name, "no tensor named '%s'",
-                            name);
+        return sm_error_set(err, SM_ENOTFOUND, f->path, 0, 0, name, "no such tensor");
     if (!accepts(w, t->dtype))
         return sm_error_set(err, SM_EINVAL, f->path, 0, 0, name,
-                            "tensor '%s' is %s, which cannot be read as %s", name,
-                            dtypes[t->dtype].name, want_name[w]);
+                            "dtype %s cannot be read as %s", dtypes[t->dtype].name,
+                            want_name[w]);
     if (cap < t->numel)
         return sm_error_set(err, SM_EINVAL, f->path, 0, 0, name,
-                            "tensor '%s' has %lld elements, the buffer only %lld", name,
-                            (long long)t->numel, (long long)cap);
-    size_t es = dtypes[t->dtype].size;
-    uint64_t off = f->data_start + t->begin;
+                            "has %lld elements, the buffer only %lld", (long long)t->numel,
+                            (long long)cap);
     /* same type: straight into the output */
     if ((w == WANT_F32 && t->dtype == SM_DTYPE_F32) ||
         (w == WANT_F64 && t->dtype == SM_DTYPE_F64) ||
         (w == WANT_I64 && t->dtype == SM_DTYPE_I64)) {
-        int rc = read_full(f->fd, out, (size_t)(t->end - t->begin), off);
+        int rc = read_full(f->fd, out, (size_t)(t->end - t->begin), f->data_start + t->begin);
         if (rc)
             return sm_error_set(err, SM_EIO, f->path, 0, 0, name, "cannot read: %s",
                                 strerror(-rc));
         return 0;
     }
-    enum { CHUNK = 1 << 16 };
-    unsigned char buf[CHUNK];
-    int64_t per = (int64_t)(CHUNK / es);
-    for (int64_t i = 0; i < t->numel; i += per) {
-        int64_t k = SM__MIN(per, t->numel - i);
-        int rc = read_full(f->fd, buf, (size_t)k * es, off + (uint64_t)i * es);
-        if (rc)
-            return sm_error_set(err, SM_EIO, f->path, 0, 0, name, "cannot read: %s",
-                                strerror(-rc));
-        for (int64_t j = 0; j < k; j++) {
-            const unsigned char *p = buf + (size_t)j * es;
-            if (w == WANT_F32)
-                ((float *)out)[i + j] = (float)elem_as_double(t->dtype, p);
-            else if (w == WANT_F64)
-                ((double *)out)[i + j] = elem_as_double(t->dtype, p);
-            else
-                ((int64_t *)out)[i + j] = elem_as_i64(t->dtype, p);
+    conv_arg c = {w, out};
+    return read_chunks(f, t, conv_chunk, &c, err);
+}
+
+typedef struct stats_arg {
+    sm_st_stats *s;
+    double sum;
+} stats_arg;
+
+static void stats_chunk(const sm_st_info *t, const unsigned char *buf, int64_t first,
+                        int64_t count, void *arg)
+{
+    stats_arg *a = arg;
+    size_t es = dtypes[t->dtype].size;
+    bool is_float = accepts(WANT_F64, t->dtype);
+    (void)first;
+    for (int64_t j = 0; j < count; j++) {
+        const unsigned char *p = buf + (size_t)j * es;
+        double v = is_float ? elem_as_double(t->dtype, p) : (double)elem_as_i64(t->dtype, p);
+        if (!isfinite(v)) {
+            a->s->nonfinite++;
+            continue;
         }
+        if (a->s->count == 0 || v < a->s->min) a->s->min = v;
+        if (a->s->count == 0 || v > a->s->max) a->s->max = v;
+        a->s->count++;
+        a->sum += v;
     }
-    return 0;
+}
+
+int sm_st_read_stats(const sm_st_file *f, const char *name, sm_st_stats *out, sm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const sm_st_info *t = sm_st_find(f, name);
+    if (!t)
+        return sm_error_set(err, SM_ENOTFOUND, f->path, 0, 0, name, "no such tensor");
+    stats_arg a = {out, 0.0};
+    int rc = read_chunks(f, t, stats_chunk, &a, err);
+    out->mean = out->count ? a.sum / (double)out->count : 0.0;
+    return rc;
 }
 
 int sm_st_read_f32(const sm_st_file *f, const char *name, float *out, int64_t cap, sm_error *err)

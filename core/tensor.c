@@ -90,21 +90,14 @@ void sm_tensor_free(sm_tensor *t)
     free(t);
 }
 
-float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t)
+/* Allocates the gradient of a storage-owning tensor (zeroed or not). */
+static float *grad_alloc(sm_ctx *ctx, sm_tensor *t, bool zero)
 {
-    if (!t || !(t->flags & SM_TENSOR_REQUIRES_GRAD)) return NULL;
-    if (t->grad) return t->grad;
-    if (t->base) {
-        float *g = sm_tensor_grad(ctx, t->base);
-        if (!g) return NULL;
-        t->grad = g + t->offset;
-        return t->grad;
-    }
     /* a storage-owning tensor: its data are contiguous (params already have their block) */
     size_t n = (size_t)sm_tensor_numel(t);
     float *g = sm_ctx_alloc(ctx, n * sizeof(float));
     if (!g) return NULL;
-    memset(g, 0, n * sizeof(float));
+    if (zero) memset(g, 0, n * sizeof(float));
     if (!(t->flags & SM__TENSOR_ARENA)) {
         /* a heap tensor: forget this arena gradient at the next reset */
         sm__foreign *fl = sm_ctx_alloc(ctx, sizeof *fl);
@@ -115,4 +108,26 @@ float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t)
     }
     t->grad = g;
     return g;
+}
+
+float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t)
+{
+    if (!t || !(t->flags & SM_TENSOR_REQUIRES_GRAD)) return NULL;
+    if (t->grad) return t->grad;
+    if (t->base) {
+        float *g = sm_tensor_grad(ctx, t->base);
+        if (!g) return NULL;
+        t->grad = g + t->offset;
+        return t->grad;
+    }
+    return grad_alloc(ctx, t, true);
+}
+
+float *sm__grad_w(sm_ctx *ctx, sm_tensor *t, bool *fresh)
+{
+    *fresh = false;
+    if (!t || !(t->flags & SM_TENSOR_REQUIRES_GRAD)) return NULL;
+    if (t->grad || t->base) return sm_tensor_grad(ctx, t);
+    *fresh = true;
+    return grad_alloc(ctx, t, false);
 }

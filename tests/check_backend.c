@@ -193,7 +193,7 @@ static float ops_chain(sm_backend *be, int threads, float *gw, float *gx)
     sm_ctx_set_threads(ctx, threads);
     sm_rng r;
     sm_rng_init(&r, 8, 0, 0, 0);
-    const int64_t B = 3, N = 37, C = 48, H = 3;
+    const int64_t B = 3, N = 67, C = 48, H = 3; /* N > 64: attention GEMMs on the backend */
     sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(B, N, C));
     sm_tensor *w = sm_ctx_tensor(ctx, 2, SM_SHAPE(3 * C, C));
     sm_init_uniform(x, -1, 1, &r);
@@ -218,7 +218,7 @@ static float ops_chain(sm_backend *be, int threads, float *gw, float *gx)
 
 START_TEST(test_ops_on_blis)
 {
-    const size_t nw = 3 * 48 * 48, nx = 3 * 37 * 48;
+    const size_t nw = 3 * 48 * 48, nx = 3 * 67 * 48;
     float *gw[4], *gx[4], l[4];
     sm_backend *ref = open_be("ref", 2);
     gw[0] = malloc(nw * 4);
@@ -245,6 +245,63 @@ START_TEST(test_ops_on_blis)
         free(gx[t]);
     }
     sm_backend_free(ref);
+}
+END_TEST
+
+/* The `backend` section of a config (read, not validated: only the backend keys matter). */
+static sm_config *backend_config(const char *arch)
+{
+    char text[256];
+    snprintf(text, sizeof text, "backend:\n  name: blis\n  arch: %s\n", arch);
+    sm_config *cfg = NULL;
+    sm_diag *d = sm_diag_new();
+    ck_assert_int_eq(sm_config_read_string(text, strlen(text), "inline.yaml", NULL, 0, &cfg, d), 0);
+    sm_diag_free(d);
+    return cfg;
+}
+
+/* Kernel selection is process-wide (BLIS initialises once); Check runs each test in its own
+ * process, so each test here starts with BLIS uninitialised. */
+START_TEST(test_arch_from_config)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
+        getenv("BLIS_ARCH_TYPE"))
+        return; /* nothing to select on this machine */
+    sm_config *cfg = backend_config("haswell");
+    const sm_cfg *sec = sm_cfg_get(sm_config_root(cfg), "backend");
+    sm_backend *be = NULL;
+    sm_error err = {0};
+    ck_assert_int_eq(sm_backend_new(reg, "blis", sec, 1, &be, &err), 0);
+    char buf[512];
+    sm_backend_describe(be, buf, sizeof buf);
+    ck_assert_msg(strstr(buf, "kernels haswell (config arch: haswell), 1 thread"), "%s", buf);
+    sm_backend_free(be);
+    /* once chosen, a different set cannot be asked for in the same process */
+    sm_config *cfg2 = backend_config("generic");
+    ck_assert_int_eq(sm_backend_new(reg, "blis", sm_cfg_get(sm_config_root(cfg2), "backend"),
+                                    1, &be, &err),
+                     SM_ECONFIG);
+    ck_assert_msg(strstr(err.text, "already selected in this process (arch haswell)"), "%s",
+                  err.text);
+    sm_config_free(cfg);
+    sm_config_free(cfg2);
+}
+END_TEST
+
+START_TEST(test_arch_unknown)
+{
+    sm_config *cfg = backend_config("pentium4");
+    sm_backend *be = NULL;
+    sm_error err = {0};
+    ck_assert_int_eq(sm_backend_new(reg, "blis", sm_cfg_get(sm_config_root(cfg), "backend"), 1,
+                                    &be, &err),
+                     SM_ECONFIG);
+    ck_assert_ptr_null(be);
+    ck_assert_str_eq(err.path, "backend.arch");
+    ck_assert_msg(strstr(err.text, "unknown BLIS kernel set 'pentium4' (available: auto, skx"),
+                  "%s", err.text);
+    sm_config_free(cfg);
 }
 END_TEST
 
@@ -275,6 +332,8 @@ int main(void)
     tc = tcase_create("errors");
     tcase_add_checked_fixture(tc, load_blis, unload);
     tcase_add_test(tc, test_unknown_backend);
+    tcase_add_test(tc, test_arch_from_config);
+    tcase_add_test(tc, test_arch_unknown);
     suite_add_tcase(s, tc);
     return sm_test_run(s);
 }

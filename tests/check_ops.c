@@ -178,7 +178,7 @@ static void att_ref(const float *q0, int64_t sb, int64_t sn, int B, int N, int H
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int i = 0; i < N; i++) {
-                double s[16], mx = -INFINITY, sum = 0;
+                double s[128], mx = -INFINITY, sum = 0;
                 for (int j = 0; j < N; j++) {
                     double d = 0;
                     for (int e = 0; e < D; e++)
@@ -218,6 +218,16 @@ static sm_tensor *run_att_view(sm_ctx *c, sm_tensor **in)
 static void ref_att_view(sm_tensor **in, double *o)
 {
     att_ref(T(0) + 18, 126, 18, 2, 5, 3, 2, 0.5f, NULL, NULL, 1, o);
+}
+
+/* N = 70 > 64: the heads go through the backend's GEMMs, not the small-matrix kernel */
+static sm_tensor *run_att_long(sm_ctx *c, sm_tensor **in)
+{
+    return sm_attention(c, in[0], 1, 0.7f, in[1], NULL);
+}
+static void ref_att_long(sm_tensor **in, double *o)
+{
+    att_ref(T(0), 70 * 6, 6, 2, 70, 1, 2, 0.7f, T(1), NULL, 1, o);
 }
 
 static const int64_t rp_index[9] = {0, 3, 6, 3, 1, 1, 2, 5, 4};
@@ -502,6 +512,7 @@ static const op_case cases[] = {
     {"softmax", 1, {3}, {S(2, 3, 6)}, 1, -3, 3, NULL, run_softmax, ref_softmax, NULL},
     {"attention", 3, {3, 3, 3}, {S(4, 5, 18), S(2, 5, 5), S(2, 5, 5)}, 3, -1, 1, init_att_mask, run_att, ref_att, NULL},
     {"attention_view", 1, {3}, {S(2, 7, 18)}, 1, -1, 1, NULL, run_att_view, ref_att_view, NULL},
+    {"attention_long", 2, {3, 3}, {S(2, 70, 6), S(1, 70, 70)}, 3, -1, 1, NULL, run_att_long, ref_att_long, NULL},
     {"relpos_bias", 1, {2}, {S(7, 2)}, 1, -1, 1, NULL, run_relpos, ref_relpos, NULL},
     {"window_partition", 1, {4}, {S(2, 4, 6, 3)}, 1, -1, 1, NULL, run_winpart, ref_winpart, NULL},
     {"window_reverse", 1, {3}, {S(12, 4, 3)}, 1, -1, 1, NULL, run_winrev, ref_winrev, NULL},
@@ -611,7 +622,6 @@ START_TEST(test_gradient)
     sm_rng_init(&rng, 99, 0, 0, 0);
     for (int64_t i = 0; i < f.n_out; i++) wf[i] = (float)(f.w[i] = sm_rng_uniform(&rng) * 2 - 1);
     ck_assert_int_eq(sm_backward_from(f.ctx, out, wf), 0);
-    free(wf);
     /* copy the analytic gradients before the arena is reused */
     float *ana[MAXIN] = {NULL};
     for (int k = 0; k < c->n_in; k++) {
@@ -624,6 +634,21 @@ START_TEST(test_gradient)
         ck_assert_ptr_nonnull(g);
         ana[k] = malloc((size_t)n * sizeof(float));
         memcpy(ana[k], g, (size_t)n * sizeof(float));
+    }
+    /* fan-out: the op used twice must give twice the gradient (first use overwrites a fresh
+     * buffer, the second accumulates) */
+    sm_ctx_reset(f.ctx);
+    sm_tensor *o1 = c->run(f.ctx, f.in), *o2 = c->run(f.ctx, f.in);
+    sm_tensor *twice = sm_add(f.ctx, sm_contiguous(f.ctx, o1), sm_contiguous(f.ctx, o2));
+    ck_assert_int_eq(sm_backward_from(f.ctx, twice, wf), 0);
+    free(wf);
+    for (int k = 0; k < c->n_in; k++) {
+        if (!ana[k]) continue;
+        const float *g2 = sm_tensor_grad(f.ctx, f.in[k]);
+        for (int64_t i = 0; i < sm_tensor_numel(f.in[k]); i++)
+            ck_assert_msg(fabs(g2[i] - 2.0 * ana[k][i]) <= 1e-6 * fabs(ana[k][i]) + 1e-7,
+                          "%s: input %d element %lld: used twice %.8g, once %.8g", c->name, k,
+                          (long long)i, g2[i], ana[k][i]);
     }
     for (int k = 0; k < c->n_in; k++) {
         if (!ana[k]) continue;

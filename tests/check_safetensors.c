@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -138,13 +139,14 @@ START_TEST(test_roundtrip)
 
     /* reading errors */
     ck_assert_int_eq(sm_st_read_f32(f, "nope", w2, 6, &err), SM_ENOTFOUND);
-    ck_assert_msg(strstr(err.text, "'nope'"), "%s", err.text);
+    ck_assert_str_eq(err.path, "nope");
+    ck_assert_str_eq(err.text, "no such tensor");
     sm_error_clear(&err);
     ck_assert_int_eq(sm_st_read_f32(f, "z.weight", w2, 5, &err), SM_EINVAL);
     ck_assert_msg(strstr(err.text, "6 elements"), "%s", err.text);
     sm_error_clear(&err);
     ck_assert_int_eq(sm_st_read_i64(f, "z.weight", idx2, 6, &err), SM_EINVAL);
-    ck_assert_msg(strstr(err.text, "F32, which cannot be read as I64"), "%s", err.text);
+    ck_assert_str_eq(err.text, "dtype F32 cannot be read as I64");
     sm_st_close(f);
 
     /* overwrite an existing file: replaced atomically */
@@ -334,6 +336,96 @@ START_TEST(test_hostile)
 }
 END_TEST
 
+/* ---- simmimctl inspect ------------------------------------------------------------------- */
+
+/* Runs `simmimctl inspect ARGS` under a 256 MiB address-space limit (a hostile header must
+ * never make it allocate much); returns the exit code, stdout and stderr (malloc'd). */
+static int run_inspect(const char *args, char **out, char **errs)
+{
+    const char *ctl = getenv("SIMMIMCTL") ? getenv("SIMMIMCTL")
+                                          : sm_test_build("../core/cli/simmimctl");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "ulimit -v 262144; '%s' inspect %s >'%s/out.txt' 2>'%s/err.txt'",
+             ctl, args, tmpdir, tmpdir);
+    int st = system(cmd);
+    ck_assert_msg(st != -1 && WIFEXITED(st), "inspect did not exit normally (status %d)", st);
+    *out = sm_test_read_file(tpath("out.txt"), NULL);
+    *errs = sm_test_read_file(tpath("err.txt"), NULL);
+    ck_assert(*out && *errs);
+    return WEXITSTATUS(st);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+START_TEST(test_inspect_hostile)
+{
+    const hostile *h = &cases[_i];
+    const char *p = tpath(h->name);
+    write_st(p, h->header, h->data);
+    char args[4200], *out, *errs;
+    snprintf(args, sizeof args, "'%s'", p);
+    int rc = run_inspect(args, &out, &errs);
+    ck_assert_msg(rc == 1, "%s: exit %d (stderr: %s)", h->name, rc, errs);
+    ck_assert_msg(out[0] == '\0', "%s: printed to stdout: %s", h->name, out);
+    ck_assert_msg(count_lines(errs) == 1 && strstr(errs, p) && strstr(errs, h->expect),
+                  "%s: stderr should be one line naming the file and '%s': %s", h->name,
+                  h->expect, errs);
+    free(out);
+    free(errs);
+}
+END_TEST
+
+START_TEST(test_inspect_valid)
+{
+    const char *p = tpath("ok.safetensors");
+    float w[4] = {-1.5f, 2.0f, 0.5f, NAN};
+    int64_t idx[3] = {3, 9, 0};
+    char longval[400];
+    memset(longval, 'x', sizeof longval - 1);
+    longval[sizeof longval - 1] = '\0';
+    sm_error err = {0};
+    sm_st_writer *wr = sm_st_writer_new();
+    ck_assert_int_eq(sm_st_writer_add(wr, "layer.weight", SM_DTYPE_F32, 2, SM_SHAPE(2, 2), w, &err), 0);
+    ck_assert_int_eq(sm_st_writer_add(wr, "layer.index", SM_DTYPE_I64, 1, SM_SHAPE(3), idx, &err), 0);
+    ck_assert_int_eq(sm_st_writer_meta(wr, "format", "simmim-test-1", &err), 0);
+    ck_assert_int_eq(sm_st_writer_meta(wr, "long", longval, &err), 0);
+    ck_assert_int_eq(sm_st_writer_write(wr, p, &err), 0);
+    sm_st_writer_free(wr);
+    char args[4200], *out, *errs;
+    snprintf(args, sizeof args, "'%s'", p);
+    ck_assert_int_eq(run_inspect(args, &out, &errs), 0);
+    ck_assert_msg(strstr(out, "2 tensors, 40 B of data"), "%s", out);
+    ck_assert_msg(strstr(out, "layer.weight  F32   [2, 2]") && strstr(out, "-1.5") &&
+                      strstr(out, "(1 NaN/Inf)"),
+                  "%s", out);
+    ck_assert_msg(strstr(out, "layer.index   I64   [3]") && strstr(out, "  4\n"), "%s", out);
+    ck_assert_msg(strstr(out, "format: simmim-test-1") && strstr(out, "... (399 bytes)"), "%s",
+                  out);
+    ck_assert_str_eq(errs, "");
+    free(out);
+    free(errs);
+    /* usage errors exit 2 */
+    ck_assert_int_eq(run_inspect("", &out, &errs), 2);
+    ck_assert_msg(strstr(errs, "missing FILE"), "%s", errs);
+    free(out);
+    free(errs);
+    ck_assert_int_eq(run_inspect("--bogus x", &out, &errs), 2);
+    free(out);
+    free(errs);
+    /* a missing file is a runtime failure with the reason */
+    snprintf(args, sizeof args, "'%s/none.safetensors'", tmpdir);
+    ck_assert_int_eq(run_inspect(args, &out, &errs), 1);
+    ck_assert_msg(strstr(errs, "none.safetensors: cannot open: No such file"), "%s", errs);
+    free(out);
+    free(errs);
+}
+END_TEST
+
 /* Truncations of a valid file at every offset class: inside the length, inside the JSON,
  * inside the data. */
 START_TEST(test_truncated)
@@ -359,6 +451,14 @@ START_TEST(test_truncated)
                              : cut < 8 + hl     ? "runs past the end of the file"
                                                 : "file truncated";
         ck_assert_msg(strstr(err.text, expect), "cut at %zu: '%s'", cut, err.text);
+        if (cut == 5 || cut == 8 + hl / 2 || cut == total - 3) { /* and through the CLI */
+            char args[4200], *out, *errs;
+            snprintf(args, sizeof args, "'%s'", q);
+            ck_assert_int_eq(run_inspect(args, &out, &errs), 1);
+            ck_assert_msg(strstr(errs, expect), "inspect, cut at %zu: %s", cut, errs);
+            free(out);
+            free(errs);
+        }
     }
 }
 END_TEST
@@ -371,6 +471,13 @@ START_TEST(test_huge_length)
     sm_error err = {0};
     ck_assert_int_eq(sm_st_open(p, &f, &err), SM_EFORMAT);
     ck_assert_msg(strstr(err.text, "exceeds the limit"), "%s", err.text);
+    char args[4200], *out, *errs;
+    snprintf(args, sizeof args, "'%s'", p);
+    ck_assert_int_eq(run_inspect(args, &out, &errs), 1);
+    ck_assert_msg(strstr(errs, "header length 18446744073709551615 exceeds the limit"), "%s",
+                  errs);
+    free(out);
+    free(errs);
     sm_error_clear(&err);
     write_raw(p, (uint64_t)SM_ST_MAX_HEADER + 1, "{}", 2, 0);
     ck_assert_int_eq(sm_st_open(p, &f, &err), SM_EFORMAT);
@@ -416,6 +523,11 @@ static Suite *safetensors_suite(void)
     tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_huge_length);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("inspect");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, test_inspect_hostile, 0, (int)(sizeof cases / sizeof cases[0]));
+    tcase_add_test(tc, test_inspect_valid);
     suite_add_tcase(s, tc);
     return s;
 }

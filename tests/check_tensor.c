@@ -87,6 +87,13 @@ START_TEST(test_heap_tensor_grad_detached_on_reset)
     ck_assert_float_eq(x->grad[2], 3.0f);
     sm_ctx_reset(ctx); /* the arena gradient is gone: the pointer must not dangle */
     ck_assert_ptr_null(x->grad);
+    /* dout NULL: the caller seeded out's gradient itself */
+    y = sm_scale(ctx, x, -2.0f);
+    float *gy = sm_tensor_grad(ctx, y);
+    for (int i = 0; i < 5; i++) gy[i] = (float)i;
+    ck_assert_int_eq(sm_backward_from(ctx, y, NULL), 0);
+    ck_assert_float_eq(x->grad[0], 0.0f);
+    ck_assert_float_eq(x->grad[4], -8.0f);
     sm_ctx_free(ctx);
     sm_tensor_free(x);
 }

@@ -45,6 +45,22 @@ static void print_keys(const sm_key *keys, const char *indent)
     }
 }
 
+/* A backend opened with its defaults: what it would run with (kernels, threads). */
+static void print_backend_state(const sm_registry *reg, const char *name)
+{
+    sm_backend *be = NULL;
+    sm_error err;
+    sm_error_clear(&err);
+    if (sm_backend_new(reg, name, NULL, 0, &be, &err) != 0) {
+        printf("    runs as: cannot open: %s\n", err.text);
+        return;
+    }
+    char desc[512];
+    sm_backend_describe(be, desc, sizeof desc);
+    printf("    runs as: %s\n", desc);
+    sm_backend_free(be);
+}
+
 static void print_core(void)
 {
     printf("core keys\n");
@@ -87,6 +103,7 @@ int sm_cmd_plugins(int argc, char **argv)
             printf("    file:    %s\n", sm_registry_source(reg, c));
             if (ver[0]) printf("    version: %s\n", ver);
             printf("    about:   %s\n", c->description);
+            if (k == SM_KIND_BACKEND) print_backend_state(reg, c->name);
             print_keys(c->keys, "    ");
         }
         printf("\n");

@@ -4,7 +4,9 @@
  *   mask (nW, N, N) or NULL (constant; item b uses mask[b % nW])
  *   -> out (B, N, H·D), head-major channels
  * For each (b, h), run as an OpenMP loop with single-threaded GEMMs (performance.md: small
- * GEMMs threaded inside are slower), reading q, k, v straight from qkv through strides:
+ * GEMMs threaded inside are slower), reading q, k, v straight from qkv through strides. Window
+ * sized heads (N, D <= 64: Swin) use the core's small-matrix kernel, where BLIS 0.9 is slow;
+ * longer sequences (ViT) go to the backend.
  *   S = scale·q·kᵀ (N×N) ; P = softmax(S + bias[h] + mask[b % nW]) ; out[b, :, h] = P·v
  * Only P is kept for backward (B·H·N·N floats); without gradients each thread reuses one N×N
  * scratch. Backward, per (b, h):
@@ -20,6 +22,24 @@ typedef struct att_saved {
     float scale;
     float *P;
 } att_saved;
+
+/* One attention GEMM (sm__gemm's convention): the small kernel when scratch is set. */
+static void att_gemm(sm_ctx *ctx, float *scratch, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t ar, int64_t ac, const float *b, int64_t br,
+                     int64_t bc, float beta, float *c, int64_t cr, int64_t cc)
+{
+    if (scratch)
+        sm__gemm_small(m, n, k, alpha, a, ar, ac, b, br, bc, beta, c, cr, cc, scratch);
+    else
+        sm__gemm(ctx, m, n, k, alpha, a, ar, ac, b, br, bc, beta, c, cr, cc);
+}
+
+/* Per-thread scratch for the small kernel (NULL when the heads are too large for it). */
+static float *att_scratch(sm_ctx *ctx, int64_t N, int64_t D, int nt)
+{
+    if (N > SM__SMALL_N || D > SM__SMALL_N) return NULL;
+    return sm_ctx_alloc(ctx, (size_t)(nt * SM__SMALL_N * SM__SMALL_N) * sizeof(float));
+}
 
 typedef struct att_geom {
     int64_t B, N, H, D, sB, sN; /* qkv strides of batch and token */
@@ -61,19 +81,22 @@ sm_tensor *sm_attention(sm_ctx *ctx, sm_tensor *qkv, int heads, float scale, sm_
     int nt = sm__threads_for(ctx, BH * NN * D);
     if (nt > BH) nt = (int)(BH > 0 ? BH : 1);
     float *P = sm_ctx_alloc(ctx, (size_t)((grad ? BH : nt) * NN) * sizeof(float));
-    if (!P) return NULL;
+    float *small = att_scratch(ctx, N, D, nt);
+    if (!P || ctx->err.code) return NULL;
     const float *bd = bias ? bias->data : NULL, *md = mask ? mask->data : NULL;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t bh = 0; bh < BH; bh++) {
         int64_t b = bh / H, h = bh % H;
-        float *S = P + (grad ? bh : omp_get_thread_num()) * NN;
+        int tid = omp_get_thread_num();
+        float *S = P + (grad ? bh : tid) * NN;
+        float *sc = small ? small + tid * SM__SMALL_N * SM__SMALL_N : NULL;
         const float *q = qkv->data + b * g.sB + h * D, *k = q + HD, *v = q + 2 * HD;
         /* S (N×N) = scale · q (N×D) · kᵀ (D×N), kᵀ(p, j) = k[j·sN + p] */
-        sm__gemm(ctx, N, N, D, scale, q, g.sN, 1, k, 1, g.sN, 0.0f, S, N, 1);
+        att_gemm(ctx, sc, N, N, D, scale, q, g.sN, 1, k, 1, g.sN, 0.0f, S, N, 1);
         sm__softmax_rows(S, N, N, bd ? bd + h * NN : NULL, md ? md + (b % g.nW) * NN : NULL);
         /* out[b, :, h·D:(h+1)·D] (N×D, row stride HD) = P (N×N) · v (N×D) */
-        sm__gemm(ctx, N, D, N, 1.0f, S, N, 1, v, g.sN, 1, 0.0f, out->data + b * N * HD + h * D,
-                 HD, 1);
+        att_gemm(ctx, sc, N, D, N, 1.0f, S, N, 1, v, g.sN, 1, 0.0f,
+                 out->data + b * N * HD + h * D, HD, 1);
     }
     att_saved sv = {.heads = heads, .scale = scale, .P = P};
     return sm__track(ctx, SM__OP_ATTENTION, out, 2, ins, &sv, sizeof sv);
@@ -87,30 +110,36 @@ void sm__attention_backward(sm_ctx *ctx, sm__node *node)
     int64_t HD = H * D, NN = N * N, BH = B * H, sB = qkv->stride[0], sN = qkv->stride[1];
     float scale = sv->scale, *P = sv->P;
     const float *dO = node->out->grad;
-    float *gq = sm__grad(ctx, qkv), *gbias = sm__grad(ctx, bias);
+    bool fresh; /* a new dqkv buffer: dv, dq, dk each write their part once, with beta 0 */
+    float *gq = sm__grad_w(ctx, qkv, &fresh), *gbias = sm__grad(ctx, bias);
+    float beta = fresh ? 0.0f : 1.0f;
     int nt = sm__threads_for(ctx, BH * NN * D);
     if (nt > BH) nt = (int)(BH > 0 ? BH : 1);
     float *dP = sm_ctx_alloc(ctx, (size_t)(nt * NN) * sizeof(float));
-    if (!dP) return;
+    float *small = att_scratch(ctx, N, D, nt);
+    if (!dP || ctx->err.code) return;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t bh = 0; bh < BH; bh++) {
         int64_t b = bh / H, h = bh % H;
-        float *Pb = P + bh * NN, *dPb = dP + omp_get_thread_num() * NN;
+        int tid = omp_get_thread_num();
+        float *Pb = P + bh * NN, *dPb = dP + tid * NN;
+        float *sc = small ? small + tid * SM__SMALL_N * SM__SMALL_N : NULL;
         const float *q = qkv->data + b * sB + h * D, *k = q + HD, *v = q + 2 * HD;
         const float *dOb = dO + b * N * HD + h * D;
         if (gq) /* dv (N×D) += Pᵀ (N×N) · dO (N×D) */
-            sm__gemm(ctx, N, D, N, 1.0f, Pb, 1, N, dOb, HD, 1, 1.0f,
+            att_gemm(ctx, sc, N, D, N, 1.0f, Pb, 1, N, dOb, HD, 1, beta,
                      gq + b * sB + 2 * HD + h * D, sN, 1);
         /* dP (N×N) = dO (N×D) · vᵀ (D×N) */
-        sm__gemm(ctx, N, N, D, 1.0f, dOb, HD, 1, v, 1, sN, 0.0f, dPb, N, 1);
+        att_gemm(ctx, sc, N, N, D, 1.0f, dOb, HD, 1, v, 1, sN, 0.0f, dPb, N, 1);
         /* dS = P ⊙ (dP - rowsum(dP ⊙ P)), into P's buffer if the bias needs it */
         float *dS = gbias ? Pb : dPb;
         sm__softmax_rows_bwd(Pb, dPb, dS, N, N, false);
         if (gq) {
             /* dq (N×D) += scale · dS (N×N) · k (N×D) */
-            sm__gemm(ctx, N, D, N, scale, dS, N, 1, k, sN, 1, 1.0f, gq + b * sB + h * D, sN, 1);
+            att_gemm(ctx, sc, N, D, N, scale, dS, N, 1, k, sN, 1, beta, gq + b * sB + h * D, sN,
+                     1);
             /* dk (N×D) += scale · dSᵀ (N×N) · q (N×D) */
-            sm__gemm(ctx, N, D, N, scale, dS, 1, N, q, sN, 1, 1.0f, gq + b * sB + HD + h * D,
+            att_gemm(ctx, sc, N, D, N, scale, dS, 1, N, q, sN, 1, beta, gq + b * sB + HD + h * D,
                      sN, 1);
         }
     }

@@ -126,8 +126,12 @@ static void binary_backward(sm_ctx *ctx, sm__node *node, bool mul)
     broadcast(a, b, &bc);
     int64_t total = sm_tensor_numel(a), n = a->ndim ? a->shape[a->ndim - 1] : 1;
     int64_t rows = n ? total / n : 0, bs = a->ndim ? bc.bstride[a->ndim - 1] : 1;
-    float *ga = sm__grad(ctx, a), *gb = sm__grad(ctx, b);
-    if (ga) {
+    bool fresh;
+    float *ga = sm__grad_w(ctx, a, &fresh), *gb = sm__grad(ctx, b);
+    if (ga && fresh && !mul) {
+        memcpy(ga, g, (size_t)total * sizeof(float));
+    } else if (ga) {
+        if (fresh) memset(ga, 0, (size_t)total * sizeof(float));
         if (!mul) {
 #pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, total))
             for (int64_t i = 0; i < total; i++) ga[i] += g[i];

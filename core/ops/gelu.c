@@ -10,8 +10,10 @@ SM__KERNEL static void gelu_fwd(const float *x, float *y, int64_t n)
         y[i] = 0.5f * x[i] * (1.0f + sm__erff(x[i] * 0.70710678118654752f));
 }
 
-SM__KERNEL static void gelu_bwd(const float *x, const float *dy, float *dx, int64_t n)
+SM__KERNEL static void gelu_bwd(const float *x, const float *dy, float *dx, int64_t n, bool acc)
 {
+    if (!acc) /* fresh buffer: never read it */
+        for (int64_t i = 0; i < n; i++) dx[i] = 0.0f;
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
@@ -35,7 +37,10 @@ sm_tensor *sm_gelu(sm_ctx *ctx, sm_tensor *x)
 void sm__gelu_backward(sm_ctx *ctx, sm__node *n)
 {
     sm_tensor *x = n->in[0];
-    float *gx = sm__grad(ctx, x);
+    bool fresh;
+    float *gx = sm__grad_w(ctx, x, &fresh);
     const float *dy = n->out->grad;
-    if (gx) SM__CHUNKED(ctx, sm_tensor_numel(x), gelu_bwd(x->data + i0, dy + i0, gx + i0, len));
+    if (gx)
+        SM__CHUNKED(ctx, sm_tensor_numel(x),
+                    gelu_bwd(x->data + i0, dy + i0, gx + i0, len, !fresh));
 }

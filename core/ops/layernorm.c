@@ -67,7 +67,7 @@ sm_tensor *sm_layernorm(sm_ctx *ctx, sm_tensor *x, sm_tensor *w, sm_tensor *b, f
 /* One block of rows: dx for each row, and this block's partial dw, db. */
 SM__KERNEL static void ln_back_block(const float *x, const float *dy, int64_t rows, int64_t C,
                                      const float *w, const float *mean, const float *rstd,
-                                     float *dx, float *pw, float *pb)
+                                     float *dx, bool acc, float *pw, float *pb)
 {
     if (pw)
         for (int64_t j = 0; j < C; j++) pw[j] = 0.0f;
@@ -86,6 +86,8 @@ SM__KERNEL static void ln_back_block(const float *x, const float *dy, int64_t ro
             }
             float m1 = (float)(s1 / (double)C), m2 = (float)(s2 / (double)C);
             float *dxr = dx + r * C;
+            if (!acc) /* fresh buffer: never read it */
+                for (int64_t j = 0; j < C; j++) dxr[j] = 0.0f;
 #pragma omp simd
             for (int64_t j = 0; j < C; j++) {
                 float g = gr[j] * (w ? w[j] : 1.0f), xh = (xr[j] - mu) * rs;
@@ -109,7 +111,8 @@ void sm__layernorm_backward(sm_ctx *ctx, sm__node *n)
     const ln_saved *sv = n->saved;
     const float *dy = n->out->grad;
     int64_t C = x->shape[x->ndim - 1], T = sm__rows(x);
-    float *gx = sm__grad(ctx, x), *gw = sm__grad(ctx, w), *gb = sm__grad(ctx, b);
+    bool fresh;
+    float *gx = sm__grad_w(ctx, x, &fresh), *gw = sm__grad(ctx, w), *gb = sm__grad(ctx, b);
     int64_t nb = (T + SM__ROW_BLOCK - 1) / SM__ROW_BLOCK;
     float *pw = gw ? sm_ctx_alloc(ctx, (size_t)(nb * C) * sizeof(float)) : NULL;
     float *pb = gb ? sm_ctx_alloc(ctx, (size_t)(nb * C) * sizeof(float)) : NULL;
@@ -119,7 +122,7 @@ void sm__layernorm_backward(sm_ctx *ctx, sm__node *n)
     for (int64_t blk = 0; blk < nb; blk++) {
         int64_t r0 = blk * SM__ROW_BLOCK, rows = SM__MIN(T - r0, SM__ROW_BLOCK);
         ln_back_block(x->data + r0 * C, dy + r0 * C, rows, C, wd, sv->mean + r0, sv->rstd + r0,
-                      gx ? gx + r0 * C : NULL, pw ? pw + blk * C : NULL,
+                      gx ? gx + r0 * C : NULL, !fresh, pw ? pw + blk * C : NULL,
                       pb ? pb + blk * C : NULL);
     }
 #pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, nb * C))

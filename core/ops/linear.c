@@ -42,10 +42,11 @@ void sm__linear_backward(sm_ctx *ctx, sm__node *n)
     sm_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *dy = n->out->grad;
     int64_t in = w->shape[1], nout = w->shape[0], T = sm__rows(x);
-    float *gx = sm__grad(ctx, x), *gw = sm__grad(ctx, w), *gb = sm__grad(ctx, b);
-    if (gx) /* dX (T×in) += dY (T×out) · W (out×in) */
-        sm__gemm(ctx, T, in, nout, 1.0f, dy, nout, 1, w->data, w->stride[0], w->stride[1], 1.0f,
-                 gx, in, 1);
+    bool fx;
+    float *gx = sm__grad_w(ctx, x, &fx), *gw = sm__grad(ctx, w), *gb = sm__grad(ctx, b);
+    if (gx) /* dX (T×in) (+)= dY (T×out) · W (out×in) */
+        sm__gemm(ctx, T, in, nout, 1.0f, dy, nout, 1, w->data, w->stride[0], w->stride[1],
+                 fx ? 0.0f : 1.0f, gx, in, 1);
     if (gw) /* dW (out×in) += dYᵀ · X: dYᵀ(i, p) = dy[p·out + i] */
         sm__gemm(ctx, nout, in, T, 1.0f, dy, 1, nout, x->data, in, 1, 1.0f, gw, w->stride[0],
                  w->stride[1]);

@@ -166,6 +166,12 @@ static inline float *sm__grad(sm_ctx *ctx, sm_tensor *t)
     return (t && (t->flags & SM_TENSOR_REQUIRES_GRAD)) ? sm_tensor_grad(ctx, t) : NULL;
 }
 
+/* Gradient buffer of t for a backward that writes ALL of it: when *fresh comes back true the
+ * buffer was just allocated and is uninitialised, so the caller must overwrite it (GEMM beta 0,
+ * "=" instead of "+="), saving a zeroing pass and a read; otherwise it already holds gradient
+ * and the caller accumulates. NULL if t does not require grad. */
+float *sm__grad_w(sm_ctx *ctx, sm_tensor *t, bool *fresh);
+
 /* Rows × last dim of a contiguous tensor. */
 static inline int64_t sm__rows(const sm_tensor *t)
 {
@@ -186,6 +192,14 @@ void sm__gemm_batched(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha,
                       int64_t ar, int64_t ac, int64_t sa, const float *b, int64_t br, int64_t bc,
                       int64_t sb, float beta, float *c, int64_t cr, int64_t cc, int64_t sc,
                       int64_t batch);
+
+/* Small GEMM for window attention (small_gemm.c), same logical-stride convention as sm__gemm,
+ * for n <= SM__SMALL_N; scratch: k·SM__SMALL_N floats, 64-byte aligned, owned by the caller
+ * (one per thread). Deterministic; does not use the backend. */
+#define SM__SMALL_N 64
+void sm__gemm_small(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar,
+                    int64_t ac, const float *b, int64_t br, int64_t bc, float beta, float *c,
+                    int64_t cr, int64_t cc, float *scratch);
 
 /* dst[j] += Σ_r row_w[r]·src[r·ld + j] for j < cols, r < rows (row_w NULL: weights 1): fixed
  * row blocks, combined in double in block order, so the result does not depend on the thread
@@ -236,7 +250,8 @@ static inline void sm__move(float *a, float *b, int64_t n, bool a_to_b, bool acc
  * vectorise. */
 static inline float sm__expf(float x)
 {
-    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    x = x < -87.3f ? -87.3f : x; /* two plain selects: both vectorise (AVX2 too) */
+    x = x > 88.3f ? 88.3f : x;
     /* n = nearest integer to x·log2(e) (adding 1.5·2^23 rounds without SSE4.1) */
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f; /* ln 2 in two parts: exact reduction */
@@ -259,7 +274,7 @@ static inline float sm__expf(float x)
  * exp; Numerical Recipes' erfc Chebyshev fit). */
 static inline float sm__erff(float x)
 {
-    float z = x < 0 ? -x : x;
+    float z = fabsf(x); /* fabsf/copysignf, not ?:, so that AVX2 loops vectorise */
     float t = 1.0f / (1.0f + 0.5f * z);
     float p = 0.17087277f;
     p = p * t - 0.82215223f;
@@ -272,8 +287,7 @@ static inline float sm__erff(float x)
     p = p * t + 1.00002368f;
     p = p * t - 1.26551223f;
     float erfc = t * sm__expf(-z * z + p);
-    float r = 1.0f - erfc;
-    return x < 0 ? -r : r;
+    return copysignf(1.0f - erfc, x);
 }
 
 #endif /* SIMMIM_OPS_INTERNAL_H */

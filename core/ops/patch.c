@@ -40,8 +40,9 @@ sm_tensor *sm_patch_merge(sm_ctx *ctx, sm_tensor *x)
 
 void sm__patch_merge_backward(sm_ctx *ctx, sm__node *n)
 {
-    float *gx = sm__grad(ctx, n->in[0]);
-    if (gx) merge_map(ctx, n->in[0], gx, n->out->grad, false, true);
+    bool fresh; /* a bijection: a fresh buffer is overwritten whole */
+    float *gx = sm__grad_w(ctx, n->in[0], &fresh);
+    if (gx) merge_map(ctx, n->in[0], gx, n->out->grad, false, !fresh);
 }
 
 /* ---- patch embedding ------------------------------------------------------------------ */

@@ -69,8 +69,9 @@ sm_tensor *sm_window_partition(sm_ctx *ctx, sm_tensor *x, int window, int shift)
 
 void sm__window_partition_backward(sm_ctx *ctx, sm__node *node)
 {
-    float *gx = sm__grad(ctx, node->in[0]);
-    if (gx) window_map(ctx, &((win_saved *)node->saved)->g, node->out->grad, gx, false, true);
+    bool fresh; /* a bijection: a fresh buffer is overwritten whole */
+    float *gx = sm__grad_w(ctx, node->in[0], &fresh);
+    if (gx) window_map(ctx, &((win_saved *)node->saved)->g, node->out->grad, gx, false, !fresh);
 }
 
 sm_tensor *sm_window_reverse(sm_ctx *ctx, sm_tensor *windows, int64_t H, int64_t W, int window,
@@ -98,6 +99,7 @@ sm_tensor *sm_window_reverse(sm_ctx *ctx, sm_tensor *windows, int64_t H, int64_t
 
 void sm__window_reverse_backward(sm_ctx *ctx, sm__node *node)
 {
-    float *gw = sm__grad(ctx, node->in[0]);
-    if (gw) window_map(ctx, &((win_saved *)node->saved)->g, gw, node->out->grad, true, true);
+    bool fresh;
+    float *gw = sm__grad_w(ctx, node->in[0], &fresh);
+    if (gw) window_map(ctx, &((win_saved *)node->saved)->g, gw, node->out->grad, true, !fresh);
 }

@@ -80,6 +80,15 @@ SM_API int sm_st_read_f64(const sm_st_file *f, const char *name, double *out, in
 SM_API int sm_st_read_i64(const sm_st_file *f, const char *name, int64_t *out, int64_t cap,
                           sm_error *err);
 
+/* Statistics of one tensor, read in bounded chunks (any size, any dtype): min, max and mean of
+ * the finite values, their count, and the number of NaN/Inf elements. */
+typedef struct sm_st_stats {
+    double min, max, mean;
+    int64_t count, nonfinite;
+} sm_st_stats;
+SM_API int sm_st_read_stats(const sm_st_file *f, const char *name, sm_st_stats *out,
+                            sm_error *err);
+
 /* __metadata__ entries. Borrowed; NULL if absent. */
 SM_API const char *sm_st_meta(const sm_st_file *f, const char *key);
 SM_API size_t sm_st_meta_count(const sm_st_file *f);

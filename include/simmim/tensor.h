@@ -131,7 +131,9 @@ SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
  * status. Backward consumes the tape: it runs once per step (a second call before
  * sm_ctx_reset is an SM_EINVAL error). */
 SM_API int sm_backward(sm_ctx *ctx, sm_tensor *loss);
-/* Same from any tensor with an explicit upstream gradient (contiguous, numel(out) floats). */
+/* Same from any tensor with an explicit upstream gradient (contiguous, numel(out) floats),
+ * which is added to out's gradient. dout NULL: out's gradient was already filled by the caller
+ * through sm_tensor_grad(ctx, out) and is used as it is. */
 SM_API int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout);
 
 /* Number of entries on the tape (for tests and debugging). */
