@@ -92,6 +92,49 @@ static bool sm__valid_name(const char *name)
 
 static int sm__registry_add(sm_registry *reg, const sm_component *comp, sm_error *err);
 
+/* The first required slot a component's vtable leaves NULL, or NULL if none. */
+static const char *sm__missing_slot(const sm_component *c)
+{
+#define SM__NEED(T, slot)                                                                      \
+    if (!((const T *)(const void *)c)->slot) return #slot
+    switch (c->kind) {
+    case SM_KIND_BACKEND:
+        SM__NEED(sm_backend_vtbl, create);
+        SM__NEED(sm_backend_vtbl, destroy);
+        SM__NEED(sm_backend_vtbl, sgemm);
+        break;
+    case SM_KIND_BACKBONE:
+        SM__NEED(sm_backbone_vtbl, create);
+        SM__NEED(sm_backbone_vtbl, destroy);
+        SM__NEED(sm_backbone_vtbl, info);
+        SM__NEED(sm_backbone_vtbl, init);
+        SM__NEED(sm_backbone_vtbl, forward);
+        break;
+    case SM_KIND_DATASET:
+        SM__NEED(sm_dataset_vtbl, open);
+        SM__NEED(sm_dataset_vtbl, close);
+        SM__NEED(sm_dataset_vtbl, count);
+        SM__NEED(sm_dataset_vtbl, num_classes);
+        SM__NEED(sm_dataset_vtbl, get);
+        break;
+    case SM_KIND_OPTIMIZER:
+        SM__NEED(sm_optimizer_vtbl, create);
+        SM__NEED(sm_optimizer_vtbl, destroy);
+        SM__NEED(sm_optimizer_vtbl, step);
+        SM__NEED(sm_optimizer_vtbl, state_count);
+        SM__NEED(sm_optimizer_vtbl, state_name);
+        break;
+    case SM_KIND_SCHEDULER:
+        SM__NEED(sm_scheduler_vtbl, create);
+        SM__NEED(sm_scheduler_vtbl, destroy);
+        SM__NEED(sm_scheduler_vtbl, lr);
+        break;
+    default: break;
+    }
+#undef SM__NEED
+    return NULL;
+}
+
 int sm_registry_add(sm_registry *reg, const sm_component *comp, sm_error *err)
 {
     sm_error local;
@@ -137,6 +180,11 @@ static int sm__registry_add(sm_registry *reg, const sm_component *comp, sm_error
     if (sm__key_table_check(comp->keys, comp->kind, why, sizeof why) != 0)
         return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL, "%s '%s': bad config key table: %s",
                             sm_kind_name(comp->kind), comp->name, why);
+    const char *slot = sm__missing_slot(comp);
+    if (slot)
+        return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL,
+                            "%s '%s' leaves the required vtable slot '%s' empty",
+                            sm_kind_name(comp->kind), comp->name, slot);
     for (size_t i = 0; i < reg->n[comp->kind]; i++) {
         const sm__entry *e = &reg->entries[comp->kind][i];
         if (sm__strcasecmp(e->comp->name, comp->name) == 0)

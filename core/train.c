@@ -62,8 +62,10 @@ static double sm__now(void)
 
 /* ---- output directory ---------------------------------------------------------------------- */
 
-static int sm__mkdirs(const char *path, sm_error *err)
+/* mkdir -p; *created tells whether the last component was made here. */
+static int sm__mkdirs(const char *path, bool *created, sm_error *err)
 {
+    *created = false;
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
         return sm_error_set(err, SM_EINVAL, path, 0, 0, "output_dir", "path too long");
@@ -71,7 +73,9 @@ static int sm__mkdirs(const char *path, sm_error *err)
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            if (mkdir(buf, 0777) == 0)
+                *created = !c;
+            else if (errno != EEXIST)
                 return sm_error_set(err, SM_EIO, buf, 0, 0, "output_dir",
                                     "cannot create the output directory: %s", strerror(errno));
             *p = c;
@@ -597,18 +601,10 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     snprintf(r.prefix, sizeof r.prefix, "%s", sm_cfg_str(r.root, "callback.ckpt_config.prefix"));
     if (!sm_cfg_path(r.root, "output_dir", r.out_dir, sizeof r.out_dir))
         snprintf(r.out_dir, sizeof r.out_dir, "output");
-    int rc = sm__mkdirs(r.out_dir, err);
-    if (!rc) rc = sm__lock_dir(&r, err);
-    size_t ylen = 0;
-    if (!rc && (rc = sm_config_to_yaml(cfg, &r.yaml, &ylen)))
-        sm_error_set(err, rc, NULL, 0, 0, NULL, "cannot render the effective config");
-    if (!rc) rc = sm__write_file(r.out_dir, "config.yaml", r.yaml, err);
-    if (!rc) {
-        char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", r.out_dir);
-        if (!(r.metrics = fopen(path, "a")))
-            rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
-    }
+    /* Everything that can fail on the user's data or components happens before anything is
+     * written; a directory made for the run is removed again if setting up fails. */
+    bool created = false;
+    int rc = sm__mkdirs(r.out_dir, &created, err);
     const sm_cfg *bsec = sm_cfg_get(r.root, "backend");
     if (!rc) rc = sm_backend_new(reg, sm_cfg_str(bsec, "name"), bsec,
                                  (int)sm_cfg_int(bsec, "threads"), &r.be, err);
@@ -632,6 +628,18 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
                               (long long)r.ds.vt->count(r.ds.self), (long long)r.batch_size);
     }
     if (!rc && r.loader) rc = sm__setup_optim(&r, err);
+    if (rc && created) rmdir(r.out_dir); /* only if still empty */
+    if (!rc) rc = sm__lock_dir(&r, err);
+    size_t ylen = 0;
+    if (!rc && (rc = sm_config_to_yaml(cfg, &r.yaml, &ylen)))
+        sm_error_set(err, rc, NULL, 0, 0, NULL, "cannot render the effective config");
+    if (!rc) rc = sm__write_file(r.out_dir, "config.yaml", r.yaml, err);
+    if (!rc) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", r.out_dir);
+        if (!(r.metrics = fopen(path, "a")))
+            rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
+    }
     if (!rc) {
         const sm_backbone_info *info = sm_model_info(r.model);
         sm_log(SM_LOG_INFO, "model: %s %s, %lld parameters, patch %d, stride %d",

@@ -121,10 +121,10 @@ for cmd in check-config run; do
 done
 rm -f "$work/config.yaml"
 
-# ---- run: validates, opens the backend, then stops: training is not there yet ----------------
+# ---- run: a component that fails while the run is being set up leaves nothing behind ---------
 run run "$good" $fx --options backend.name=ref output_dir=out
 expect_rc 1 "run"
-expect_in "$tmp/err" "training is not implemented yet" "run"
+expect_in "$tmp/err" "fixture stand-in: computes nothing" "run"
 expect_untouched "run (output_dir must not be created)"
 run run "$good" $fx
 expect_rc 1 "run with the fixture backend"

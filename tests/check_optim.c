@@ -7,17 +7,21 @@
 
 #include "simmim/optim.h"
 
+#include "fixtures/plugins/fx_stubs.h"
+
 static sm_registry *reg;
 
 /* Stand-ins so that a whole job config validates without the dataset and backbone plugins. */
 static const sm_dataset_vtbl fake_dataset = {
     .hdr = SM_COMPONENT_INIT(sm_dataset_vtbl, SM_KIND_DATASET, "fake_reader", "test stand-in",
-                             NULL, NULL)};
+                             NULL, NULL),
+    FX_DATASET_SLOTS};
 static const sm_key fake_backbone_keys[] = {
     {"patch_size", SM_KEY_INT, "4", "[1,)", 0, "patch"}, {NULL, SM_KEY_END, NULL, NULL, 0, NULL}};
 static const sm_backbone_vtbl fake_backbone = {
     .hdr = SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "fake_backbone", "test stand-in",
-                             fake_backbone_keys, NULL)};
+                             fake_backbone_keys, NULL),
+    FX_BACKBONE_SLOTS};
 
 static void setup(void)
 {

@@ -2,6 +2,8 @@
  * table checks), case-insensitive lookups, "not found" messages that list what exists. */
 #include "testutil.h"
 
+#include "fixtures/plugins/fx_stubs.h"
+
 #include <string.h>
 
 static const sm_key opt_keys[] = {
@@ -15,17 +17,19 @@ static const sm_key opt_keys[] = {
 
 static const sm_optimizer_vtbl opt_a_vt = {
     .hdr = SM_COMPONENT_INIT(sm_optimizer_vtbl, SM_KIND_OPTIMIZER, "opt_a", "first optimizer",
-                             opt_keys, NULL)};
+                             opt_keys, NULL),
+    FX_OPTIMIZER_SLOTS};
 static const sm_optimizer_vtbl opt_b_vt = {
     .hdr = SM_COMPONENT_INIT(sm_optimizer_vtbl, SM_KIND_OPTIMIZER, "opt_b", "second optimizer",
-                             NULL, NULL)};
+                             NULL, NULL),
+    FX_OPTIMIZER_SLOTS};
 #define opt_a (opt_a_vt.hdr)
 #define opt_b (opt_b_vt.hdr)
 
 /* Adds a copy of opt_a's header changed by the caller; returns the status and the message. */
 static int add_variant(sm_component c, sm_error *e)
 {
-    static sm_optimizer_vtbl vt;
+    static sm_optimizer_vtbl vt = {FX_OPTIMIZER_SLOTS};
     vt.hdr = c;
     sm_component *slot_p = &vt.hdr;
     sm_registry *reg = sm_registry_new();
