@@ -39,3 +39,6 @@ TESTS += tests/check_train
 tests_check_train_SOURCES = tests/check_train.c
 tests_check_train_CFLAGS = $(TEST_CFLAGS)
 tests_check_train_LDADD = $(TEST_LIBS)
+
+TESTS += tests/check_run.sh
+EXTRA_DIST += tests/check_run.sh

@@ -1,0 +1,89 @@
+#!/bin/sh
+# simmimctl run end to end on the embedded default data (Fashion-MNIST, Debian's
+# dataset-fashion-mnist): a short run writes its outputs and exits 0; Ctrl-C (SIGINT) stops it
+# after the current step with a checkpoint and exit status 1; the same command resumes.
+set -u
+: "${SIMMIMCTL:?run through make check}"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/simmim-run-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+if [ ! -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    echo "FAIL: Fashion-MNIST is missing: install the Debian package dataset-fashion-mnist" >&2
+    exit 1
+fi
+
+cat >"$tmp/tiny.yaml" <<'YAML'
+seed: 1
+task: pretrain
+output_dir: out
+model: {backbone: vit, patch_size: 4, in_chans: 1, embed_dim: 16, depth: 1, num_heads: 2,
+        mask_patch_size: 8}
+train_config: {epoch: 2, batch_size: 8, image_size: 16, per_epoch_size: 3}
+pretrain_dataset: {reader: idx, num_workers: 1, norm_mean: [0.286], norm_std: [0.353]}
+lr_schedule: {lr_type: warmup_cosine_decay_simmim, base_lr: 1e-3, warmup_epochs: 0}
+callback: {ckpt_config: {prefix: tiny}}
+backend: {name: ref}
+YAML
+
+# ---- a short run -------------------------------------------------------------------------------
+"$SIMMIMCTL" run "$tmp/tiny.yaml" >"$tmp/stdout" 2>"$tmp/err"
+rc=$?
+[ "$rc" = 0 ] || { cat "$tmp/err" >&2; fail "run: exit $rc, want 0"; }
+[ -s "$tmp/stdout" ] && fail "run printed to stdout (progress belongs on stderr)"
+for f in config.yaml metrics.jsonl summary.json tiny-2_6.safetensors; do
+    [ -s "$tmp/out/$f" ] || fail "run did not write out/$f"
+done
+grep -q '"status": "completed"' "$tmp/out/summary.json" || fail "summary.json: not completed"
+[ "$(grep -c '"event":"step"' "$tmp/out/metrics.jsonl")" = 6 ] || fail "metrics.jsonl: not 6 steps"
+grep -q "done: 2 epochs, 6 steps" "$tmp/err" || fail "run: no final line"
+"$SIMMIMCTL" inspect "$tmp/out/tiny-2_6.safetensors" >"$tmp/inspect" 2>&1 ||
+    fail "the checkpoint does not pass inspect"
+grep -q "encoder.blocks.0.attn.qkv.weight" "$tmp/inspect" || fail "checkpoint lacks the encoder"
+
+# ---- Ctrl-C: checkpoint, exit 1; the same command resumes ---------------------------------------
+sed -e 's/epoch: 2,/epoch: 1000,/' -e 's/per_epoch_size: 3/per_epoch_size: 50/' \
+    -e 's/output_dir: out/output_dir: long/' "$tmp/tiny.yaml" >"$tmp/long.yaml"
+"$SIMMIMCTL" run "$tmp/long.yaml" >/dev/null 2>"$tmp/err1" &
+pid=$!
+i=0
+until grep -q "step [0-9]*/50" "$tmp/err1" 2>/dev/null || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" = 1 ] || fail "SIGINT: exit $rc, want 1"
+grep -q "stop requested" "$tmp/err1" || fail "SIGINT: no stop message"
+grep -q '"status": "stopped"' "$tmp/long/summary.json" || fail "SIGINT: summary not 'stopped'"
+ls "$tmp/long"/tiny-*.safetensors >/dev/null 2>&1 || fail "SIGINT: no checkpoint written"
+ls "$tmp/long"/*.tmp* >/dev/null 2>&1 && fail "SIGINT: a temporary file was left"
+steps1=$(grep -c '"event":"step"' "$tmp/long/metrics.jsonl")
+
+"$SIMMIMCTL" run "$tmp/long.yaml" >/dev/null 2>"$tmp/err2" &
+pid=$!
+i=0
+until grep -q "step [0-9]*/50" "$tmp/err2" 2>/dev/null || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
+kill -INT "$pid"
+wait "$pid"
+grep -q "resuming from .*tiny-" "$tmp/err2" || { cat "$tmp/err2" >&2; fail "the second run did not resume"; }
+steps2=$(grep -c '"event":"step"' "$tmp/long/metrics.jsonl")
+[ "$steps2" -gt "$steps1" ] || fail "the resumed run did not add steps"
+# the resumed run continues the step count
+last=$(grep '"event":"step"' "$tmp/long/metrics.jsonl" | tail -n 1 | sed 's/.*"step":\([0-9]*\).*/\1/')
+[ "$last" = "$((steps2 - 1))" ] || fail "step numbers do not continue across the resume ($last vs $steps2)"
+
+# ---- a second run on a directory in use is refused ----------------------------------------------
+"$SIMMIMCTL" run "$tmp/long.yaml" >/dev/null 2>"$tmp/err3" &
+pid=$!
+i=0
+until grep -q "step [0-9]*/50" "$tmp/err3" 2>/dev/null || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
+"$SIMMIMCTL" run "$tmp/long.yaml" >/dev/null 2>"$tmp/err4"
+rc=$?
+kill -INT "$pid"
+wait "$pid"
+[ "$rc" = 1 ] || fail "a second run on the same output_dir: exit $rc, want 1"
+grep -q "another run (pid $pid) is using this output directory" "$tmp/err4" ||
+    { cat "$tmp/err4" >&2; fail "a second run: no clear message"; }
+
+[ "$failures" = 0 ] && echo "PASS: simmimctl run: outputs, Ctrl-C, resume, lock"
+exit $((failures > 0))
