@@ -23,7 +23,7 @@ int sm__checkpoint_save(const char *path, sm_model *m, const sm_optimizer_vtbl *
     sm_st_writer *w = sm_st_writer_new();
     if (!w) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     int rc = 0;
-    char (*names)[320] = NULL;
+    char(*names)[320] = NULL;
     int slots = ovt ? ovt->state_count(oself) : 0;
     size_t np = sm_params_count(p);
     if (slots > 0 && !(names = malloc((size_t)slots * np * sizeof *names)))
@@ -47,7 +47,7 @@ int sm__checkpoint_save(const char *path, sm_model *m, const sm_optimizer_vtbl *
         }
     }
     char num[64];
-#define META(k, v)                                                                             \
+#define META(k, v)                                                                                 \
     if (!rc) rc = sm_st_writer_meta(w, k, v, err)
     META("format", SM__CKPT_FORMAT);
     META("task", sm_model_task(m) == SM_TASK_SIMMIM ? "pretrain" : "finetune");
@@ -96,8 +96,8 @@ int sm__checkpoint_load(const char *path, sm_model *m, const sm_optimizer_vtbl *
         goto out;
     }
     if (!task || strcmp(task, want) != 0) {
-        rc = sm_error_set(err, SM_EDATA, path, 0, 0, NULL,
-                          "a %s checkpoint cannot resume a %s run", task ? task : "?", want);
+        rc = sm_error_set(err, SM_EDATA, path, 0, 0, NULL, "a %s checkpoint cannot resume a %s run",
+                          task ? task : "?", want);
         goto out;
     }
     if ((rc = sm__meta_int(f, "epoch", &st->epoch, err)) ||

@@ -38,8 +38,8 @@ int sm_model_new(const sm_registry *reg, const sm_cfg *root, sm_task task, sm_mo
     return sm_model_new_classes(reg, root, task, 0, out, err);
 }
 
-int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task task,
-                         int num_classes, sm_model **out, sm_error *err)
+int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task task, int num_classes,
+                         sm_model **out, sm_error *err)
 {
     *out = NULL;
     const sm_cfg *msec = sm_cfg_get(root, "model");
@@ -66,7 +66,8 @@ int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task tas
     int64_t F = m->info.num_features;
     if (task == SM_TASK_SIMMIM) {
         int64_t s = m->info.encoder_stride, C = m->info.in_chans;
-        if (!(m->dec_w = sm_params_add(m->params, "decoder.0.weight", 4, SM_SHAPE(s * s * C, F, 1, 1), err)) ||
+        if (!(m->dec_w = sm_params_add(m->params, "decoder.0.weight", 4,
+                                       SM_SHAPE(s * s * C, F, 1, 1), err)) ||
             !(m->dec_b = sm_params_add(m->params, "decoder.0.bias", 1, SM_SHAPE(s * s * C), err))) {
             rc = SM_EINVAL;
             goto fail;
@@ -79,8 +80,8 @@ int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task tas
                               "a classifier needs train_config.num_classes >= 1");
             goto fail;
         }
-        m->num_classes = num_classes > 0 ? num_classes
-                                         : (int)sm_cfg_int(root, "train_config.num_classes");
+        m->num_classes =
+            num_classes > 0 ? num_classes : (int)sm_cfg_int(root, "train_config.num_classes");
         int64_t K = m->num_classes;
         if (!(m->head_w = sm_params_add(m->params, "head.weight", 2, SM_SHAPE(K, F), err)) ||
             !(m->head_b = sm_params_add(m->params, "head.bias", 1, SM_SHAPE(K), err))) {
@@ -142,8 +143,8 @@ sm_tensor *sm_model_simmim(sm_model *m, sm_ctx *ctx, sm_tensor *images, const sm
         sm_ctx_fail(ctx, SM_EINVAL, "model: SimMIM needs a mask");
         return NULL;
     }
-    sm_tensor *z = m->bb->forward(m->bb_self, ctx, images, mask); /* (B, F, H/s, W/s) */
-    sm_tensor *d = sm_conv1x1(ctx, z, m->dec_w, m->dec_b);        /* (B, s²·C, H/s, W/s) */
+    sm_tensor *z = m->bb->forward(m->bb_self, ctx, images, mask);      /* (B, F, H/s, W/s) */
+    sm_tensor *d = sm_conv1x1(ctx, z, m->dec_w, m->dec_b);             /* (B, s²·C, H/s, W/s) */
     sm_tensor *rec = sm_pixel_shuffle(ctx, d, m->info.encoder_stride); /* (B, C, H, W) */
     if (x_rec) *x_rec = rec;
     return sm_masked_l1(ctx, rec, images, mask, m->info.patch_size);
@@ -156,7 +157,7 @@ sm_tensor *sm_model_logits(sm_model *m, sm_ctx *ctx, sm_tensor *images)
         return NULL;
     }
     sm_tensor *f = m->bb->forward(m->bb_self, ctx, images, NULL); /* (B, F) */
-    return sm_linear(ctx, f, m->head_w, m->head_b);                /* (B, K) */
+    return sm_linear(ctx, f, m->head_w, m->head_b);               /* (B, K) */
 }
 
 /* Strips the backbone prefix; NULL if the name is not the backbone's. */

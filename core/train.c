@@ -148,8 +148,8 @@ static int sm__metric(sm__run *r, json_t *obj, sm_error *err)
     int rc = 0;
     if (json_dumpf(obj, r->metrics, JSON_COMPACT) != 0 || fputc('\n', r->metrics) == EOF ||
         fflush(r->metrics) != 0) {
-        rc = sm_error_set(err, SM_EIO, r->out_dir, 0, 0, NULL,
-                          "cannot append to metrics.jsonl: %s", strerror(errno));
+        rc = sm_error_set(err, SM_EIO, r->out_dir, 0, 0, NULL, "cannot append to metrics.jsonl: %s",
+                          strerror(errno));
     }
     json_decref(obj);
     return rc;
@@ -178,8 +178,8 @@ static int sm__setup_data(sm__run *r, sm_error *err)
         sm_loader_opts lo;
         dopts.split = SM_SPLIT_EVAL;
         if ((rc = sm_dataset_open(&r->eval_ds, r->reg, r->root, r->data_section, &dopts, err)) ||
-            (rc = sm_pipeline_from_config(&r->eval_pipe, r->root, r->data_section,
-                                          SM_PIPELINE_EVAL, err)))
+            (rc = sm_pipeline_from_config(&r->eval_pipe, r->root, r->data_section, SM_PIPELINE_EVAL,
+                                          err)))
             return rc;
         sm_loader_opts_from_config(&lo, r->root, r->data_section, SM_SPLIT_EVAL);
         if ((rc = sm_loader_new(&r->eval_ds, &r->eval_pipe, &lo, &r->eval_loader, err))) return rc;
@@ -194,14 +194,15 @@ static int sm__setup_model(sm__run *r, sm_error *err)
     if (!pre) {
         const sm_dataset *ds = r->loader ? &r->ds : &r->eval_ds;
         int dc = ds->vt->num_classes(ds->self);
-        if (sm_cfg_is_null(r->root, "train_config.num_classes")) classes = dc;
+        if (sm_cfg_is_null(r->root, "train_config.num_classes"))
+            classes = dc;
         else if (sm_cfg_int(r->root, "train_config.num_classes") < dc)
             return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.num_classes",
                                 "%lld is fewer than the %d classes of the dataset",
                                 (long long)sm_cfg_int(r->root, "train_config.num_classes"), dc);
     }
-    int rc = sm_model_new_classes(r->reg, r->root, pre ? SM_TASK_SIMMIM : SM_TASK_CLASSIFY,
-                                  classes, &r->model, err);
+    int rc = sm_model_new_classes(r->reg, r->root, pre ? SM_TASK_SIMMIM : SM_TASK_CLASSIFY, classes,
+                                  &r->model, err);
     if (!rc) rc = sm_model_init(r->model, r->seed, err);
     return rc;
 }
@@ -209,11 +210,10 @@ static int sm__setup_model(sm__run *r, sm_error *err)
 static int sm__setup_optim(sm__run *r, sm_error *err)
 {
     const sm_cfg *os = sm_cfg_get(r->root, "optimizer"), *ls = sm_cfg_get(r->root, "lr_schedule");
-    const sm_component *oc = sm_registry_lookup(r->reg, SM_KIND_OPTIMIZER,
-                                                sm_cfg_str(os, "optim_name"), err);
-    const sm_component *sc = oc ? sm_registry_lookup(r->reg, SM_KIND_SCHEDULER,
-                                                     sm_cfg_str(ls, "lr_type"), err)
-                                : NULL;
+    const sm_component *oc =
+        sm_registry_lookup(r->reg, SM_KIND_OPTIMIZER, sm_cfg_str(os, "optim_name"), err);
+    const sm_component *sc =
+        oc ? sm_registry_lookup(r->reg, SM_KIND_SCHEDULER, sm_cfg_str(ls, "lr_type"), err) : NULL;
     if (!oc || !sc) return SM_ENOTFOUND;
     r->ovt = (const sm_optimizer_vtbl *)oc;
     r->svt = (const sm_scheduler_vtbl *)sc;
@@ -251,7 +251,8 @@ static int sm__setup_optim(sm__run *r, sm_error *err)
     return 0;
 }
 
-/* ---- one step --------------------------------------------------------------------------------- */
+/* ---- one step ---------------------------------------------------------------------------------
+ */
 
 /* Global L2 norm of all gradients, summed in fixed blocks (thread-count independent). */
 static double sm__grad_norm(sm_params *p)
@@ -292,10 +293,12 @@ static int sm__forward_backward(sm__run *r, const sm_batch *b, int64_t step, dou
     sm_ctx_set_train(ctx, true);
     sm_ctx_set_grad(ctx, true);
     sm_ctx_set_rng(ctx, r->seed, (uint64_t)step);
-    sm_tensor *x = sm_ctx_wrap(ctx, b->images, 4, SM_SHAPE(b->size, b->channels, b->height, b->width));
+    sm_tensor *x =
+        sm_ctx_wrap(ctx, b->images, 4, SM_SHAPE(b->size, b->channels, b->height, b->width));
     sm_tensor *loss = NULL;
     if (sm_model_task(r->model) == SM_TASK_SIMMIM) {
-        sm_tensor *mask = sm_ctx_wrap(ctx, b->mask, 3, SM_SHAPE(b->size, b->mask_side, b->mask_side));
+        sm_tensor *mask =
+            sm_ctx_wrap(ctx, b->mask, 3, SM_SHAPE(b->size, b->mask_side, b->mask_side));
         loss = sm_model_simmim(r->model, ctx, x, mask, NULL);
     } else {
         sm_tensor *logits = sm_model_logits(r->model, ctx, x);
@@ -306,7 +309,8 @@ static int sm__forward_backward(sm__run *r, const sm_batch *b, int64_t step, dou
             int64_t *labels = sm_ctx_alloc(ctx, (size_t)b->size * sizeof *labels);
             for (int i = 0; labels && i < b->size; i++) labels[i] = b->labels[i];
             const sm_cfg *ds = sm_cfg_get(r->root, r->data_section);
-            loss = sm_cross_entropy(ctx, logits, labels, (float)sm_cfg_float(ds, "label_smoothing"));
+            loss =
+                sm_cross_entropy(ctx, logits, labels, (float)sm_cfg_float(ds, "label_smoothing"));
         }
     }
     sm_params_zero_grad(sm_model_params(r->model));
@@ -319,7 +323,8 @@ static int sm__forward_backward(sm__run *r, const sm_batch *b, int64_t step, dou
     return 0;
 }
 
-/* ---- evaluation ------------------------------------------------------------------------------- */
+/* ---- evaluation -------------------------------------------------------------------------------
+ */
 
 static int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, sm_error *err)
 {
@@ -332,8 +337,8 @@ static int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, s
         sm_ctx_reset(r->ctx);
         sm_ctx_set_train(r->ctx, false);
         sm_ctx_set_grad(r->ctx, false);
-        sm_tensor *x = sm_ctx_wrap(r->ctx, b->images, 4,
-                                   SM_SHAPE(b->size, b->channels, b->height, b->width));
+        sm_tensor *x =
+            sm_ctx_wrap(r->ctx, b->images, 4, SM_SHAPE(b->size, b->channels, b->height, b->width));
         sm_tensor *logits = sm_model_logits(r->model, r->ctx, x);
         if (!logits) {
             *err = *sm_ctx_error(r->ctx);
@@ -368,19 +373,21 @@ static int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, s
     *top1 = n ? 100.0 * (double)c1 / (double)n : 0;
     *top5 = n ? 100.0 * (double)c5 / (double)n : 0;
     double loss = n ? loss_sum / (double)n : NAN;
-    sm_log(SM_LOG_INFO, "eval epoch %lld: %lld images, top-1 %.2f %%, top-5 %.2f %%, loss %.4f (%.1f s)",
+    sm_log(SM_LOG_INFO,
+           "eval epoch %lld: %lld images, top-1 %.2f %%, top-5 %.2f %%, loss %.4f (%.1f s)",
            (long long)epoch, (long long)n, *top1, *top5, loss, sm__now() - t0);
-    return sm__metric(r, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "event", "eval", "epoch",
-                                   (json_int_t)epoch, "images", (json_int_t)n, "top1",
-                                   sm__jnum(*top1), "top5", sm__jnum(*top5), "loss",
-                                   sm__jnum(loss)),
+    return sm__metric(r,
+                      json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "event", "eval", "epoch",
+                                (json_int_t)epoch, "images", (json_int_t)n, "top1", sm__jnum(*top1),
+                                "top5", sm__jnum(*top5), "loss", sm__jnum(loss)),
                       err);
 }
 
-/* ---- checkpoints ------------------------------------------------------------------------------ */
+/* ---- checkpoints ------------------------------------------------------------------------------
+ */
 
-static int sm__save(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done,
-                    sm_train_result *res, sm_error *err)
+static int sm__save(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done, sm_train_result *res,
+                    sm_error *err)
 {
     char path[PATH_MAX + 256];
     snprintf(path, sizeof path, "%s/%s-%lld_%lld.safetensors", r->out_dir, r->prefix,
@@ -433,7 +440,8 @@ static int sm__auto_resume(sm__run *r, sm__ckpt_state *st, sm_error *err)
     return resumed < 0 ? err->code : resumed;
 }
 
-/* ---- the run ---------------------------------------------------------------------------------- */
+/* ---- the run ----------------------------------------------------------------------------------
+ */
 
 static void sm__run_free(sm__run *r)
 {
@@ -454,18 +462,20 @@ static void sm__run_free(sm__run *r)
     if (r->lock_fd >= 0) close(r->lock_fd);
 }
 
-static int sm__write_summary(sm__run *r, const sm_train_result *res, int status,
-                             const sm_error *e)
+static int sm__write_summary(sm__run *r, const sm_train_result *res, int status, const sm_error *e)
 {
     char line[SM_ERROR_LINE_MAX] = "";
     if (status) sm_error_format(e, line, sizeof line);
     double secs = sm__now() - r->t_start;
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:s, s:f, s:o, s:I}", "task", r->task,
-                          "status", status == 0 ? "completed" : status == SM_ECANCELED ? "stopped" : "failed",
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:s, s:f, s:o, s:I}", "task",
+                          r->task, "status",
+                          status == 0              ? "completed"
+                          : status == SM_ECANCELED ? "stopped"
+                                                   : "failed",
                           "epochs", (json_int_t)res->epochs, "steps", (json_int_t)res->steps,
                           "last_loss", sm__jnum(res->last_loss), "eval_top1",
-                          res->eval_top1 >= 0 ? sm__jnum(res->eval_top1) : json_null(),
-                          "eval_top5", res->eval_top5 >= 0 ? sm__jnum(res->eval_top5) : json_null(),
+                          res->eval_top1 >= 0 ? sm__jnum(res->eval_top1) : json_null(), "eval_top5",
+                          res->eval_top5 >= 0 ? sm__jnum(res->eval_top5) : json_null(),
                           "checkpoint", res->checkpoint, "seconds", secs, "images_per_second",
                           sm__jnum(secs > 0 ? (double)r->images_seen / secs : 0.0), "bad_images",
                           (json_int_t)(r->loader ? sm_loader_bad_count(r->loader) : 0));
@@ -510,9 +520,10 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
             if ((rc = sm__forward_backward(r, b, st->step, &loss, err))) break;
             double gnorm = sm__grad_norm(p);
             if (!isfinite(loss) || !isfinite(gnorm)) {
-                sm__metric(r, json_pack("{s:s, s:I, s:I, s:o, s:o}", "event", "step", "epoch",
-                                        (json_int_t)epoch, "step", (json_int_t)st->step, "loss",
-                                        sm__jnum(loss), "grad_norm", sm__jnum(gnorm)),
+                sm__metric(r,
+                           json_pack("{s:s, s:I, s:I, s:o, s:o}", "event", "step", "epoch",
+                                     (json_int_t)epoch, "step", (json_int_t)st->step, "loss",
+                                     sm__jnum(loss), "grad_norm", sm__jnum(gnorm)),
                            NULL);
                 rc = sm_error_set(err, SM_EDATA, NULL, 0, 0, NULL,
                                   "the %s is not finite at epoch %lld, step %lld: stopping "
@@ -542,8 +553,8 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
                             err);
             if ((bi + 1) % log_every == 0 || bi + 1 == r->spe) {
                 double ips = (double)img_log / (now - t_log);
-                double eta = (double)((r->epochs - epoch) * r->spe - (bi + 1)) *
-                             (now - t_epoch) / (double)done;
+                double eta = (double)((r->epochs - epoch) * r->spe - (bi + 1)) * (now - t_epoch) /
+                             (double)done;
                 sm_log(SM_LOG_INFO,
                        "epoch %lld/%lld step %lld/%lld loss %.5f lr %.3e grad %.3f %.1f img/s "
                        "eta %.0f s",
@@ -557,10 +568,11 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
                 sm_log(SM_LOG_WARN, "stop requested: saving a checkpoint at epoch %lld, step %lld",
                        (long long)epoch + 1, (long long)bi + 1);
                 rc = sm__save(r, st, epoch, res, err);
-                if (!rc) rc = sm_error_set(err, SM_ECANCELED, NULL, 0, 0, NULL,
-                                           "stopped at epoch %lld, step %lld; resume with the same "
-                                           "command",
-                                           (long long)epoch + 1, (long long)bi + 1);
+                if (!rc)
+                    rc = sm_error_set(err, SM_ECANCELED, NULL, 0, 0, NULL,
+                                      "stopped at epoch %lld, step %lld; resume with the same "
+                                      "command",
+                                      (long long)epoch + 1, (long long)bi + 1);
             }
         }
         if (rc) break;
@@ -570,9 +582,10 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
         double secs = sm__now() - t_epoch;
         sm_log(SM_LOG_INFO, "epoch %lld/%lld done: mean loss %.5f, %.1f s", (long long)epoch + 1,
                (long long)r->epochs, res->last_loss, secs);
-        rc = sm__metric(r, json_pack("{s:s, s:I, s:o, s:f, s:I}", "event", "epoch", "epoch",
-                                     (json_int_t)epoch, "loss", sm__jnum(res->last_loss),
-                                     "seconds", secs, "steps", (json_int_t)st->step),
+        rc = sm__metric(r,
+                        json_pack("{s:s, s:I, s:o, s:f, s:I}", "event", "epoch", "epoch",
+                                  (json_int_t)epoch, "loss", sm__jnum(res->last_loss), "seconds",
+                                  secs, "steps", (json_int_t)st->step),
                         err);
         st->epoch = epoch + 1;
         st->batch = 0;
@@ -606,11 +619,13 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     bool created = false;
     int rc = sm__mkdirs(r.out_dir, &created, err);
     const sm_cfg *bsec = sm_cfg_get(r.root, "backend");
-    if (!rc) rc = sm_backend_new(reg, sm_cfg_str(bsec, "name"), bsec,
-                                 (int)sm_cfg_int(bsec, "threads"), &r.be, err);
+    if (!rc)
+        rc = sm_backend_new(reg, sm_cfg_str(bsec, "name"), bsec, (int)sm_cfg_int(bsec, "threads"),
+                            &r.be, err);
     if (!rc && !(r.ctx = sm_ctx_new(r.be)))
         rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-    if (!rc && sm_cfg_int(bsec, "threads") > 0) sm_ctx_set_threads(r.ctx, (int)sm_cfg_int(bsec, "threads"));
+    if (!rc && sm_cfg_int(bsec, "threads") > 0)
+        sm_ctx_set_threads(r.ctx, (int)sm_cfg_int(bsec, "threads"));
     if (!rc) {
         char desc[256];
         sm_backend_describe(r.be, desc, sizeof desc);
@@ -620,7 +635,8 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     if (!rc) rc = sm__setup_data(&r, err);
     if (!rc) rc = sm__setup_model(&r, err);
     if (!rc && r.loader) {
-        int64_t nb = sm_loader_num_batches(r.loader), cap = sm_cfg_int(r.root, "train_config.per_epoch_size");
+        int64_t nb = sm_loader_num_batches(r.loader),
+                cap = sm_cfg_int(r.root, "train_config.per_epoch_size");
         r.spe = cap > 0 && cap < nb ? cap : nb;
         if (r.spe < 1)
             rc = sm_error_set(err, SM_EDATA, NULL, 0, 0, "train_config.batch_size",

@@ -14,8 +14,7 @@
 /* ---- geometric resize of a relative position table (spec §9.5) ---------------------------- */
 
 /* Not-a-knot cubic spline through (x[i], y[i]), i < n (n >= 4), evaluated at t[j], j < m. */
-static int sm__spline(const double *x, const double *y, int n, const double *t, int m,
-                      double *out)
+static int sm__spline(const double *x, const double *y, int n, const double *t, int m, double *out)
 {
     int N = n;
     double *A = calloc((size_t)N * N, sizeof *A), *b = calloc((size_t)N, sizeof *b);
@@ -24,7 +23,7 @@ static int sm__spline(const double *x, const double *y, int n, const double *t, 
         free(b);
         return SM_ENOMEM;
     }
-#define Aij(i, j) A[(i) * N + (j)]
+#define Aij(i, j) A[(i)*N + (j)]
     for (int i = 1; i < n - 1; i++) {
         double h0 = x[i] - x[i - 1], h1 = x[i + 1] - x[i];
         Aij(i, i - 1) = h0;
@@ -103,7 +102,8 @@ static int sm__resize_table(const float *table, int src, int dst, int heads, flo
 {
     if (src < 4) return SM_EUNSUPPORTED;
     double *x = malloc((size_t)src * sizeof *x), *t = malloc((size_t)dst * sizeof *t);
-    double *z = malloc((size_t)src * src * sizeof *z), *row = malloc((size_t)src * dst * sizeof *row);
+    double *z = malloc((size_t)src * src * sizeof *z),
+           *row = malloc((size_t)src * dst * sizeof *row);
     double *col = malloc((size_t)src * sizeof *col), *res = malloc((size_t)dst * sizeof *res);
     int rc = (!x || !t || !z || !row || !col || !res) ? SM_ENOMEM : 0;
     if (!rc) {
@@ -113,11 +113,13 @@ static int sm__resize_table(const float *table, int src, int dst, int heads, flo
     for (int h = 0; h < heads && !rc; h++) {
         for (int i = 0; i < src * src; i++) z[i] = table[(int64_t)i * heads + h];
         /* along each row (x = Δw), then along each column (y = Δh) */
-        for (int r = 0; r < src && !rc; r++) rc = sm__spline(x, z + r * src, src, t, dst, row + r * dst);
+        for (int r = 0; r < src && !rc; r++)
+            rc = sm__spline(x, z + r * src, src, t, dst, row + r * dst);
         for (int c = 0; c < dst && !rc; c++) {
             for (int r = 0; r < src; r++) col[r] = row[r * dst + c];
             rc = sm__spline(x, col, src, t, dst, res);
-            for (int r = 0; r < dst && !rc; r++) out[((int64_t)r * dst + c) * heads + h] = (float)res[r];
+            for (int r = 0; r < dst && !rc; r++)
+                out[((int64_t)r * dst + c) * heads + h] = (float)res[r];
         }
     }
     free(x);
@@ -179,8 +181,7 @@ static int sm__load_tensor(sm_tensor *t, const sm_st_file *f, const sm_st_info *
     return rc;
 }
 
-int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note_len,
-                          sm_error *err)
+int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note_len, sm_error *err)
 {
     sm_st_file *f = NULL;
     int rc = sm_st_open(path, &f, err);
@@ -198,7 +199,8 @@ int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note
         char name[300];
         snprintf(name, sizeof name, "%s%s", strip ? "encoder." : "", t->name);
         const sm_st_info *in = sm_st_find(f, name);
-        if (!in && strstr(t->name, "attn.relative_position_bias_table") && !strstr(t->name, "layers.")) {
+        if (!in && strstr(t->name, "attn.relative_position_bias_table") &&
+            !strstr(t->name, "layers.")) {
             /* ViT fine-tuning: every block starts from the shared pretraining table */
             snprintf(name, sizeof name, "%srel_pos_bias.relative_position_bias_table",
                      strip ? "encoder." : "");
@@ -222,7 +224,9 @@ int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note
                  "%s: %zu tensors loaded (%zu shared tables copied per block, %zu tables "
                  "resized), %zu kept their initialisation%s%s%s",
                  path, loaded, copied, resized, kept, kept ? " (" : "", first_kept,
-                 kept > 1 ? ", ...)" : kept ? ")" : "");
+                 kept > 1 ? ", ...)"
+                 : kept   ? ")"
+                          : "");
     sm_st_close(f);
     return rc;
 }

@@ -30,16 +30,16 @@ static void teardown(void)
 }
 
 /* Model section texts for the full-size models (RingMo's base model files, spec §11.2). */
-#define VIT_B_PRETRAIN                                                                         \
-    "model: {backbone: vit, patch_size: 16, embed_dim: 768, depth: 12, num_heads: 12,\n"       \
-    "  init_values: 0.1, use_abs_pos_emb: false, use_rel_pos_bias: false,\n"                    \
+#define VIT_B_PRETRAIN                                                                             \
+    "model: {backbone: vit, patch_size: 16, embed_dim: 768, depth: 12, num_heads: 12,\n"           \
+    "  init_values: 0.1, use_abs_pos_emb: false, use_rel_pos_bias: false,\n"                       \
     "  use_shared_rel_pos_bias: true, use_mean_pooling: false}\n"
-#define VIT_B_FINETUNE                                                                         \
-    "model: {backbone: vit, patch_size: 16, embed_dim: 768, depth: 12, num_heads: 12,\n"       \
-    "  init_values: 0.1, use_abs_pos_emb: false, use_rel_pos_bias: true,\n"                     \
+#define VIT_B_FINETUNE                                                                             \
+    "model: {backbone: vit, patch_size: 16, embed_dim: 768, depth: 12, num_heads: 12,\n"           \
+    "  init_values: 0.1, use_abs_pos_emb: false, use_rel_pos_bias: true,\n"                        \
     "  use_shared_rel_pos_bias: false, use_mean_pooling: true}\n"
-#define SWIN_B(w)                                                                              \
-    "model: {backbone: swin, patch_size: 4, embed_dim: 128, depth: [2, 2, 18, 2],\n"           \
+#define SWIN_B(w)                                                                                  \
+    "model: {backbone: swin, patch_size: 4, embed_dim: 128, depth: [2, 2, 18, 2],\n"               \
     "  num_heads: [4, 8, 16, 32], window_size: " #w ", ape: false, patch_norm: true}\n"
 
 /* Builds a model from YAML (task given), failing the test with the config errors if any. */
@@ -63,18 +63,21 @@ static const struct count_case {
 } count_cases[] = {
     {"SimMIM-ViT-B/16 @224", VIT_B_PRETRAIN "train_config: {image_size: 224}\n", SM_TASK_SIMMIM,
      86256720},
-    {"ViT-B/16 @224, 1000 classes", VIT_B_FINETUNE "train_config: {image_size: 224, num_classes: 1000}\n",
-     SM_TASK_CLASSIFY, 86530984},
-    {"ViT-B/16 @224, 45 classes", VIT_B_FINETUNE "train_config: {image_size: 224, num_classes: 45}\n",
-     SM_TASK_CLASSIFY, 85796589},
-    {"ViT-B/16 @224, 46 classes", VIT_B_FINETUNE "train_config: {image_size: 224, num_classes: 46}\n",
-     SM_TASK_CLASSIFY, 85797358},
+    {"ViT-B/16 @224, 1000 classes",
+     VIT_B_FINETUNE "train_config: {image_size: 224, num_classes: 1000}\n", SM_TASK_CLASSIFY,
+     86530984},
+    {"ViT-B/16 @224, 45 classes",
+     VIT_B_FINETUNE "train_config: {image_size: 224, num_classes: 45}\n", SM_TASK_CLASSIFY,
+     85796589},
+    {"ViT-B/16 @224, 46 classes",
+     VIT_B_FINETUNE "train_config: {image_size: 224, num_classes: 46}\n", SM_TASK_CLASSIFY,
+     85797358},
     {"SimMIM-Swin-B @192 w6", SWIN_B(6) "train_config: {image_size: 192}\n", SM_TASK_SIMMIM,
      89874104},
-    {"Swin-B @192 w6, 1000 classes", SWIN_B(6) "train_config: {image_size: 192, num_classes: 1000}\n",
-     SM_TASK_CLASSIFY, 87750176},
-    {"Swin-B @224 w7, 1000 classes", SWIN_B(7) "train_config: {image_size: 224, num_classes: 1000}\n",
-     SM_TASK_CLASSIFY, 87768224},
+    {"Swin-B @192 w6, 1000 classes",
+     SWIN_B(6) "train_config: {image_size: 192, num_classes: 1000}\n", SM_TASK_CLASSIFY, 87750176},
+    {"Swin-B @224 w7, 1000 classes",
+     SWIN_B(7) "train_config: {image_size: 224, num_classes: 1000}\n", SM_TASK_CLASSIFY, 87768224},
     {"Swin-B @224 w7, 45 classes", SWIN_B(7) "train_config: {image_size: 224, num_classes: 45}\n",
      SM_TASK_CLASSIFY, 86789349},
     {"Swin-B @224 w7, 46 classes", SWIN_B(7) "train_config: {image_size: 224, num_classes: 46}\n",
@@ -145,8 +148,7 @@ static void full_step(const char *yaml, sm_task task, int64_t img)
     if (task == SM_TASK_SIMMIM) {
         int64_t g = img / info->patch_size;
         sm_tensor *mask = sm_ctx_tensor(ctx, 3, SM_SHAPE(2, g, g));
-        for (int64_t i = 0; i < sm_tensor_numel(mask); i++)
-            mask->data[i] = (float)((i / 3) % 2);
+        for (int64_t i = 0; i < sm_tensor_numel(mask); i++) mask->data[i] = (float)((i / 3) % 2);
         sm_tensor *rec = NULL;
         loss = sm_model_simmim(m, ctx, x, mask, &rec);
         ck_assert_ptr_nonnull(rec);
@@ -177,13 +179,20 @@ static void full_step(const char *yaml, sm_task task, int64_t img)
     sm_model_free(m);
 }
 
-START_TEST(test_full_vit_b16_224) { full_step(VIT_B_PRETRAIN "train_config: {image_size: 224}\n", SM_TASK_SIMMIM, 224); }
+START_TEST(test_full_vit_b16_224)
+{
+    full_step(VIT_B_PRETRAIN "train_config: {image_size: 224}\n", SM_TASK_SIMMIM, 224);
+}
 END_TEST
-START_TEST(test_full_swin_b_192_w6) { full_step(SWIN_B(6) "train_config: {image_size: 192}\n", SM_TASK_SIMMIM, 192); }
+START_TEST(test_full_swin_b_192_w6)
+{
+    full_step(SWIN_B(6) "train_config: {image_size: 192}\n", SM_TASK_SIMMIM, 192);
+}
 END_TEST
 START_TEST(test_full_swin_b_224_w7)
 {
-    full_step(SWIN_B(7) "train_config: {image_size: 224, num_classes: 46}\n", SM_TASK_CLASSIFY, 224);
+    full_step(SWIN_B(7) "train_config: {image_size: 224, num_classes: 46}\n", SM_TASK_CLASSIFY,
+              224);
 }
 END_TEST
 
@@ -282,7 +291,8 @@ START_TEST(test_init)
     double s0 = stddev(sm_params_find(p, "encoder.blocks.0.attn.qkv.weight"));
     double s3 = stddev(sm_params_find(p, "encoder.blocks.3.attn.proj.weight"));
     ck_assert_msg(fabs(s3 * sqrt(8.0) / s0 - 1.0) < 0.1, "proj std %g vs qkv std %g", s3, s0);
-    ck_assert(max_abs(sm_params_find(p, "encoder.blocks.3.attn.proj.weight")) <= 0.02 / sqrt(8.0) + 1e-7);
+    ck_assert(max_abs(sm_params_find(p, "encoder.blocks.3.attn.proj.weight")) <=
+              0.02 / sqrt(8.0) + 1e-7);
     sm_model_free(m);
 
     m = build(tiny_vit, SM_TASK_CLASSIFY);
@@ -304,7 +314,8 @@ START_TEST(test_init)
     double bound = 1.0 / sqrt(12.0);
     sm_tensor *pw = sm_params_find(p, "encoder.patch_embed.proj.weight");
     ck_assert(max_abs(pw) <= bound && max_abs(pw) > 0.8 * bound);
-    ck_assert(stddev(sm_params_find(p, "encoder.layers.0.blocks.0.attn.relative_position_bias_table")) > 0.01);
+    ck_assert(stddev(sm_params_find(
+                  p, "encoder.layers.0.blocks.0.attn.relative_position_bias_table")) > 0.01);
     /* decoder: U(±1/sqrt(F)), F = 32 */
     ck_assert(max_abs(sm_params_find(p, "decoder.0.weight")) <= 1.0 / sqrt(32.0));
     sm_model_free(m);
@@ -339,7 +350,8 @@ START_TEST(test_config_errors)
     static const struct {
         const char *yaml, *expect;
     } cases[] = {
-        {"model: {backbone: swin, depth: [2, 2, 6], num_heads: [3, 6]}\ntrain_config: {image_size: 224}\n",
+        {"model: {backbone: swin, depth: [2, 2, 6], num_heads: [3, 6]}\ntrain_config: {image_size: "
+         "224}\n",
          "model.num_heads: num_heads has 2 entries but depth has 3"},
         {"model: {backbone: swin, window_size: 7}\ntrain_config: {image_size: 256}\n",
          "model.window_size: stage 0 has 64x64 tokens, not a multiple of window_size 7"},
@@ -351,8 +363,8 @@ START_TEST(test_config_errors)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sm_diag *d = sm_diag_new();
         sm_config *cfg = NULL;
-        int rc = sm_config_read_string(cases[i].yaml, strlen(cases[i].yaml), "t.yaml", NULL, 0,
-                                       &cfg, d);
+        int rc =
+            sm_config_read_string(cases[i].yaml, strlen(cases[i].yaml), "t.yaml", NULL, 0, &cfg, d);
         ck_assert_int_eq(rc, 0);
         rc = sm_config_validate_model(cfg, reg, d);
         ck_assert_int_eq(rc, SM_ECONFIG);
@@ -386,12 +398,18 @@ static int run_cmd(const char *cmd, char **out)
 
 /* The public golden set and the extra cases in tests/reference (README there). */
 static const char *golden_files[] = {
-    "golden/simmim_swin.safetensors",           "golden/simmim_vit_shared_rpb.safetensors",
-    "golden/simmim_vit_abs_rpb.safetensors",     "golden/cls_swin.safetensors",
-    "golden/cls_vit_meanpool.safetensors",       "golden/cls_vit_clstoken.safetensors",
-    "reference/x_simmim_swin_w3.safetensors",    "reference/x_simmim_swin_3stage_ape.safetensors",
-    "reference/x_simmim_swin_bigwindow.safetensors", "reference/x_simmim_vit_both_rpb.safetensors",
-    "reference/x_simmim_vit_plain.safetensors",  "reference/x_cls_vit_meanpool_nobias.safetensors",
+    "golden/simmim_swin.safetensors",
+    "golden/simmim_vit_shared_rpb.safetensors",
+    "golden/simmim_vit_abs_rpb.safetensors",
+    "golden/cls_swin.safetensors",
+    "golden/cls_vit_meanpool.safetensors",
+    "golden/cls_vit_clstoken.safetensors",
+    "reference/x_simmim_swin_w3.safetensors",
+    "reference/x_simmim_swin_3stage_ape.safetensors",
+    "reference/x_simmim_swin_bigwindow.safetensors",
+    "reference/x_simmim_vit_both_rpb.safetensors",
+    "reference/x_simmim_vit_plain.safetensors",
+    "reference/x_cls_vit_meanpool_nobias.safetensors",
     "reference/x_cls_swin_3stage.safetensors",
 };
 #define N_GOLDEN ((int)(sizeof golden_files / sizeof golden_files[0]))
@@ -430,7 +448,8 @@ START_TEST(test_verify_detects_errors)
     sm_st_file *f = NULL;
     sm_error err;
     sm_error_clear(&err);
-    ck_assert_int_eq(sm_st_open(sm_test_src("golden/simmim_vit_shared_rpb.safetensors"), &f, &err), 0);
+    ck_assert_int_eq(sm_st_open(sm_test_src("golden/simmim_vit_shared_rpb.safetensors"), &f, &err),
+                     0);
     sm_st_writer *w = sm_st_writer_new();
     void **bufs = calloc(sm_st_count(f), sizeof *bufs);
     const char *victim = "grad.encoder.blocks.1.attn.qkv.weight";
@@ -448,7 +467,8 @@ START_TEST(test_verify_detects_errors)
             if (!strcmp(in->name, victim))
                 for (int64_t k = 0; k < in->numel; k++) v[k] *= 1.01f;
         }
-        ck_assert_int_eq(sm_st_writer_add(w, in->name, in->dtype, in->ndim, in->shape, bufs[i], &err), 0);
+        ck_assert_int_eq(
+            sm_st_writer_add(w, in->name, in->dtype, in->ndim, in->shape, bufs[i], &err), 0);
     }
     for (size_t i = 0; i < sm_st_meta_count(f); i++)
         sm_st_writer_meta(w, sm_st_meta_key(f, i), sm_st_meta_value(f, i), &err);
@@ -476,7 +496,8 @@ START_TEST(test_verify_detects_errors)
     snprintf(cmd, sizeof cmd, "'%s' verify '%s'", ctl, bad);
     rc = run_cmd(cmd, &out);
     ck_assert_msg(rc == 1, "verify exited %d on a truncated file:\n%s", rc, out);
-    ck_assert_msg(strstr(out, "truncated.safetensors") && strstr(out, "could not be checked"), "%s", out);
+    ck_assert_msg(strstr(out, "truncated.safetensors") && strstr(out, "could not be checked"), "%s",
+                  out);
     free(out);
 
     snprintf(cmd, sizeof cmd, "'%s' verify", ctl);
@@ -494,7 +515,8 @@ static Suite *models_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_param_counts, 0, (int)(sizeof count_cases / sizeof count_cases[0]));
+    tcase_add_loop_test(tc, test_param_counts, 0,
+                        (int)(sizeof count_cases / sizeof count_cases[0]));
     tcase_add_test(tc, test_simmim_parts);
     tcase_add_test(tc, test_layer_ids_and_decay);
     tcase_add_test(tc, test_init);

@@ -13,11 +13,11 @@ static sm_registry *reg;
 
 /* Stand-ins so that a whole job config validates without the dataset and backbone plugins. */
 static const sm_dataset_vtbl fake_dataset = {
-    .hdr = SM_COMPONENT_INIT(sm_dataset_vtbl, SM_KIND_DATASET, "fake_reader", "test stand-in",
-                             NULL, NULL),
+    .hdr = SM_COMPONENT_INIT(sm_dataset_vtbl, SM_KIND_DATASET, "fake_reader", "test stand-in", NULL,
+                             NULL),
     FX_DATASET_SLOTS};
-static const sm_key fake_backbone_keys[] = {
-    {"patch_size", SM_KEY_INT, "4", "[1,)", 0, "patch"}, {NULL, SM_KEY_END, NULL, NULL, 0, NULL}};
+static const sm_key fake_backbone_keys[] = {{"patch_size", SM_KEY_INT, "4", "[1,)", 0, "patch"},
+                                            {NULL, SM_KEY_END, NULL, NULL, 0, NULL}};
 static const sm_backbone_vtbl fake_backbone = {
     .hdr = SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "fake_backbone", "test stand-in",
                              fake_backbone_keys, NULL),
@@ -89,7 +89,8 @@ START_TEST(test_adamw_matches_torch)
         void *self = NULL;
         sm_error err;
         sm_error_clear(&err);
-        ck_assert_int_eq(vt->create(sm_cfg_get(sm_config_root(cfg), "optimizer"), p, &self, &err), 0);
+        ck_assert_int_eq(vt->create(sm_cfg_get(sm_config_root(cfg), "optimizer"), p, &self, &err),
+                         0);
         const float lr[2] = {0.01f, 0.003f}, wd[2] = {0.05f, 0.0f};
         for (int step = 1; step <= 4; step++) {
             set_grads(p, step);
@@ -110,8 +111,8 @@ START_TEST(test_adamw_matches_torch)
         }
         for (int64_t i = 0; i < n; i++)
             ck_assert_msg(fabs(w[i] - ref[i]) <= 2e-6 * (1 + fabs(ref[i])),
-                          "bias_correction %d, element %lld: %.9g vs %.9g", bias_corr,
-                          (long long)i, w[i], ref[i]);
+                          "bias_correction %d, element %lld: %.9g vs %.9g", bias_corr, (long long)i,
+                          w[i], ref[i]);
         ck_assert_int_eq(vt->state_count(self), 2);
         ck_assert_str_eq(vt->state_name(self, 1), "exp_avg_sq");
         vt->destroy(self);
@@ -123,7 +124,8 @@ END_TEST
 
 START_TEST(test_sgd_matches_torch)
 {
-    sm_config *cfg = section_cfg(job_yaml("optimizer: {optim_name: sgd, momentum: 0.9, nesterov: true}\n"));
+    sm_config *cfg =
+        section_cfg(job_yaml("optimizer: {optim_name: sgd, momentum: 0.9, nesterov: true}\n"));
     const sm_optimizer_vtbl *vt =
         (const sm_optimizer_vtbl *)sm_registry_find(reg, SM_KIND_OPTIMIZER, "sgd");
     sm_params *p = make_params();
@@ -144,7 +146,8 @@ START_TEST(test_sgd_matches_torch)
             ref[i] = ref[i] * (1.0 - (double)lr[t] * wd[t]) - lr[t] * d;
         }
     }
-    for (int i = 0; i < 22; i++) ck_assert_msg(fabs(w[i] - ref[i]) < 1e-5, "%d: %g vs %g", i, w[i], ref[i]);
+    for (int i = 0; i < 22; i++)
+        ck_assert_msg(fabs(w[i] - ref[i]) < 1e-5, "%d: %g vs %g", i, w[i], ref[i]);
     vt->destroy(self);
     sm_params_free(p);
     sm_config_free(cfg);
@@ -180,7 +183,8 @@ START_TEST(test_schedules)
     /* then the cosine measured over the whole run: at t = 8 it is already below base */
     double c8 = 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + cos(M_PI * 8 / 40));
     ck_assert_double_eq_tol(lr_at(simmim, 8), c8, 1e-15);
-    ck_assert_double_eq_tol(lr_at(simmim, 39), 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + cos(M_PI * 39 / 40)), 1e-15);
+    ck_assert_double_eq_tol(lr_at(simmim, 39),
+                            1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + cos(M_PI * 39 / 40)), 1e-15);
     ck_assert_double_eq_tol(lr_at(simmim, 1000), lr_at(simmim, 39), 1e-18);
 
     const char *v1 = "{lr_type: warmup_cosine_decay, base_lr: 1e-3, min_lr: 0, warmup_lr: 0,"

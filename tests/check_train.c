@@ -65,15 +65,15 @@ static sm_config *load(const char *yaml, const char *name)
     return sm_test_config(reg, yaml, path, false);
 }
 
-#define PRETRAIN_YAML(out, epochs, lr)                                                         \
-    "seed: 3\ntask: pretrain\noutput_dir: " out "\n"                                           \
-    "model: {backbone: vit, patch_size: 4, embed_dim: 16, depth: 2, num_heads: 2,"             \
-    " drop_path_rate: 0.1, mask_patch_size: 8}\n"                                              \
-    "train_config: {epoch: " #epochs ", batch_size: 4, image_size: 16}\n"                      \
-    "pretrain_dataset: {reader: aircas, data_path: images, num_workers: 2}\n"                 \
-    "lr_schedule: {lr_type: warmup_cosine_decay_simmim, base_lr: " lr ", min_lr: 1e-5,"       \
-    " warmup_lr: 1e-6, warmup_epochs: 1}\n"                                                    \
-    "callback: {ckpt_config: {prefix: t, keep_checkpoint_max: 3}}\n"                           \
+#define PRETRAIN_YAML(out, epochs, lr)                                                             \
+    "seed: 3\ntask: pretrain\noutput_dir: " out "\n"                                               \
+    "model: {backbone: vit, patch_size: 4, embed_dim: 16, depth: 2, num_heads: 2,"                 \
+    " drop_path_rate: 0.1, mask_patch_size: 8}\n"                                                  \
+    "train_config: {epoch: " #epochs ", batch_size: 4, image_size: 16}\n"                          \
+    "pretrain_dataset: {reader: aircas, data_path: images, num_workers: 2}\n"                      \
+    "lr_schedule: {lr_type: warmup_cosine_decay_simmim, base_lr: " lr ", min_lr: 1e-5,"            \
+    " warmup_lr: 1e-6, warmup_epochs: 1}\n"                                                        \
+    "callback: {ckpt_config: {prefix: t, keep_checkpoint_max: 3}}\n"                               \
     "backend: {name: ref}\n"
 
 static char *out_file(const char *out, const char *name)
@@ -281,10 +281,12 @@ START_TEST(test_finetune_from_pretraining)
     sm_st_file *f = NULL;
     char note[512];
     sm_model *m = NULL;
-    ck_assert_int_eq(sm_model_new_classes(reg, sm_config_root(cf), SM_TASK_CLASSIFY, 2, &m, &err), 0);
+    ck_assert_int_eq(sm_model_new_classes(reg, sm_config_root(cf), SM_TASK_CLASSIFY, 2, &m, &err),
+                     0);
     ck_assert_int_eq(sm_model_load_weights(m, pre.checkpoint, note, sizeof note, &err), 0);
     ck_assert_msg(strstr(note, "2 shared tables copied per block") != NULL, "%s", note);
-    memcpy(block, sm_params_find(sm_model_params(m), "blocks.1.attn.relative_position_bias_table")->data,
+    memcpy(block,
+           sm_params_find(sm_model_params(m), "blocks.1.attn.relative_position_bias_table")->data,
            sizeof block);
     ck_assert(memcmp(shared, block, sizeof block) == 0);
     sm_model_free(m);
@@ -298,12 +300,14 @@ END_TEST
  * source exactly, so those rows/columns carry over unchanged; the rest is interpolated. */
 START_TEST(test_table_resize)
 {
-    const char *src_yaml = "task: finetune\nmodel: {backbone: swin, patch_size: 2, embed_dim: 8, depth: [2],"
-                           " num_heads: [2], window_size: 4}\ntrain_config: {image_size: 16,"
-                           " num_classes: 3}\n";
-    const char *dst_yaml = "task: finetune\nmodel: {backbone: swin, patch_size: 2, embed_dim: 8, depth: [2],"
-                           " num_heads: [2], window_size: 8}\ntrain_config: {image_size: 16,"
-                           " num_classes: 3}\n";
+    const char *src_yaml =
+        "task: finetune\nmodel: {backbone: swin, patch_size: 2, embed_dim: 8, depth: [2],"
+        " num_heads: [2], window_size: 4}\ntrain_config: {image_size: 16,"
+        " num_classes: 3}\n";
+    const char *dst_yaml =
+        "task: finetune\nmodel: {backbone: swin, patch_size: 2, embed_dim: 8, depth: [2],"
+        " num_heads: [2], window_size: 8}\ntrain_config: {image_size: 16,"
+        " num_classes: 3}\n";
     sm_error err;
     sm_error_clear(&err);
     sm_model *ms = NULL, *md = NULL;
@@ -322,7 +326,8 @@ START_TEST(test_table_resize)
     sm_params *ps = sm_model_params(ms);
     for (size_t i = 0; i < sm_params_count(ps); i++) {
         sm_tensor *t = sm_params_at(ps, i);
-        ck_assert_int_eq(sm_st_writer_add(w, t->name, SM_DTYPE_F32, t->ndim, t->shape, t->data, &err), 0);
+        ck_assert_int_eq(
+            sm_st_writer_add(w, t->name, SM_DTYPE_F32, t->ndim, t->shape, t->data, &err), 0);
     }
     ck_assert_int_eq(sm_st_writer_write(w, path, &err), 0);
     sm_st_writer_free(w);
@@ -330,8 +335,8 @@ START_TEST(test_table_resize)
     ck_assert_int_eq(sm_model_load_weights(md, path, note, sizeof note, &err), 0);
     ck_assert_msg(strstr(note, "2 tables resized") != NULL, "%s", note);
     const char *tn = "layers.0.blocks.0.attn.relative_position_bias_table";
-    const float *src = sm_params_find(ps, tn)->data;                       /* 7x7 x 2 heads   */
-    const float *dst = sm_params_find(sm_model_params(md), tn)->data;      /* 15x15 x 2 heads */
+    const float *src = sm_params_find(ps, tn)->data;                  /* 7x7 x 2 heads   */
+    const float *dst = sm_params_find(sm_model_params(md), tn)->data; /* 15x15 x 2 heads */
     for (int dy = -1; dy <= 1; dy++)
         for (int dx = -1; dx <= 1; dx++)
             for (int h = 0; h < 2; h++) {

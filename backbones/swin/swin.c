@@ -86,7 +86,6 @@ static const sm_key swin_keys[] = {
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
 
-
 /* Checks the stage geometry; writes the first problem into msg. Returns 0 if consistent. */
 static int swin_geometry(int64_t img_h, int64_t img_w, int patch, int window, int n_stages,
                          char *msg, size_t n)
@@ -109,8 +108,8 @@ static int swin_geometry(int64_t img_h, int64_t img_w, int patch, int window, in
         }
         if (s + 1 < n_stages) {
             if (H % 2 || W % 2) {
-                snprintf(msg, n, "stage %d has %lldx%lld tokens: patch merging needs even sizes",
-                         s, (long long)H, (long long)W);
+                snprintf(msg, n, "stage %d has %lldx%lld tokens: patch merging needs even sizes", s,
+                         (long long)H, (long long)W);
                 return -1;
             }
             H /= 2;
@@ -127,18 +126,18 @@ static int swin_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
     size_t nd = sm_cfg_int_list(m, "depth", depth, SWIN_MAX_STAGES + 1);
     size_t nh = sm_cfg_int_list(m, "num_heads", heads, SWIN_MAX_STAGES + 1);
     if (nd == 0 || nd > SWIN_MAX_STAGES)
-        rc = sm_cfg_error(diag, m, "depth", "expected 1 to %d stages, got %zu", SWIN_MAX_STAGES,
-                            nd);
+        rc =
+            sm_cfg_error(diag, m, "depth", "expected 1 to %d stages, got %zu", SWIN_MAX_STAGES, nd);
     if (nd != nh)
         rc = sm_cfg_error(diag, m, "num_heads",
-                            "num_heads has %zu entries but depth has %zu (one per stage)", nh, nd);
+                          "num_heads has %zu entries but depth has %zu (one per stage)", nh, nd);
     int64_t C = sm_cfg_int(m, "embed_dim");
     for (size_t s = 0; !rc && s < nd && s < nh; s++) {
         int64_t dim = C << s;
         if (heads[s] <= 0 || dim % heads[s]) {
             rc = sm_cfg_error(diag, m, "num_heads",
-                                "stage %zu has %lld channels, not a multiple of its %lld heads", s,
-                                (long long)dim, (long long)heads[s]);
+                              "stage %zu has %lld channels, not a multiple of its %lld heads", s,
+                              (long long)dim, (long long)heads[s]);
         }
     }
     int64_t img = sm_cfg_int(root, "train_config.image_size");
@@ -149,10 +148,10 @@ static int swin_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
         rc = sm_cfg_error(diag, m, "window_size", "%s", msg);
     if (sm_cfg_float(m, "drop_rate") != 0.0)
         rc = sm_cfg_error(diag, m, "drop_rate",
-                            "dropout is not implemented (SimMIM recipes use 0); set 0");
+                          "dropout is not implemented (SimMIM recipes use 0); set 0");
     if (sm_cfg_float(m, "attn_drop_rate") != 0.0)
         rc = sm_cfg_error(diag, m, "attn_drop_rate",
-                            "attention dropout is not implemented (SimMIM recipes use 0); set 0");
+                          "attention dropout is not implemented (SimMIM recipes use 0); set 0");
     return rc ? SM_ECONFIG : 0;
 }
 
@@ -257,14 +256,14 @@ static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params 
 
     int64_t C = s->embed_dim, H = s->hp, W = s->wp;
     int rc = 0, gidx = 0;
-#define P(field, name, ...)                                                                    \
-    do {                                                                                       \
-        const int64_t shp_[] = {__VA_ARGS__};                                                  \
-        char full_[256];                                                                       \
-        snprintf(full_, sizeof full_, "%s%s", s->prefix, name);                                \
-        if (!rc && !((field) = sm_params_add(params, full_, (int)(sizeof shp_ / sizeof shp_[0]),\
-                                             shp_, err)))                                      \
-            rc = SM_EINVAL;                                                                    \
+#define P(field, name, ...)                                                                        \
+    do {                                                                                           \
+        const int64_t shp_[] = {__VA_ARGS__};                                                      \
+        char full_[256];                                                                           \
+        snprintf(full_, sizeof full_, "%s%s", s->prefix, name);                                    \
+        if (!rc && !((field) = sm_params_add(params, full_, (int)(sizeof shp_ / sizeof shp_[0]),   \
+                                             shp_, err)))                                          \
+            rc = SM_EINVAL;                                                                        \
     } while (0)
     /* Declaration order = the official state_dict order (module's own parameters first). */
     if (s->ape) P(s->abs_pos, "absolute_pos_embed", 1, H * W, C);
@@ -297,8 +296,7 @@ static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params 
             swin_block *bl = &st->blocks[b];
             char n[128];
             bl->global_index = gidx;
-            bl->drop_path =
-                s->total_depth > 1 ? (float)(dpr * gidx / (s->total_depth - 1)) : 0.0f;
+            bl->drop_path = s->total_depth > 1 ? (float)(dpr * gidx / (s->total_depth - 1)) : 0.0f;
             bl->shift = (no_shift || b % 2 == 0) ? 0 : w / 2;
             snprintf(st->index_names[b], sizeof st->index_names[b],
                      "layers.%d.blocks.%d.attn.relative_position_index", k, b);
@@ -310,10 +308,10 @@ static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params 
                     break;
                 }
             }
-#define B(field, suffix, ...)                                                                  \
-    do {                                                                                       \
-        snprintf(n, sizeof n, "layers.%d.blocks.%d.%s", k, b, suffix);                         \
-        P(field, n, __VA_ARGS__);                                                              \
+#define B(field, suffix, ...)                                                                      \
+    do {                                                                                           \
+        snprintf(n, sizeof n, "layers.%d.blocks.%d.%s", k, b, suffix);                             \
+        P(field, n, __VA_ARGS__);                                                                  \
     } while (0)
             B(bl->norm1_w, "norm1.weight", D);
             B(bl->norm1_b, "norm1.bias", D);
@@ -465,8 +463,8 @@ static sm_tensor *swin_forward(void *self, sm_ctx *ctx, sm_tensor *images, const
             char t[64];
             sm_tensor_shape_str(mask, t, sizeof t);
             sm_ctx_fail(ctx, SM_ESHAPE,
-                        "swin: expected a contiguous mask (%lld, %lld, %lld), got %s",
-                        (long long)B, (long long)s->hp, (long long)s->wp, t);
+                        "swin: expected a contiguous mask (%lld, %lld, %lld), got %s", (long long)B,
+                        (long long)s->hp, (long long)s->wp, t);
             return NULL;
         }
         sm_tensor *m2 = sm_ctx_wrap(ctx, mask->data, 2, SM_SHAPE(B, L));
@@ -475,7 +473,8 @@ static sm_tensor *swin_forward(void *self, sm_ctx *ctx, sm_tensor *images, const
     if (s->abs_pos) x = sm_add(ctx, x, s->abs_pos);
     for (int k = 0; k < s->n_stages; k++) {
         const swin_stage *st = &s->stages[k];
-        for (int b = 0; b < st->depth; b++) x = swin_block_forward(s, st, &st->blocks[b], ctx, x, B);
+        for (int b = 0; b < st->depth; b++)
+            x = swin_block_forward(s, st, &st->blocks[b], ctx, x, B);
         if (st->down_red_w) {
             x = sm_reshape(ctx, x, 4, SM_SHAPE(B, st->H, st->W, st->dim));
             x = sm_patch_merge(ctx, x); /* (B, H/2·W/2, 4C) */

@@ -80,9 +80,11 @@ static const sm_key vit_keys[] = {
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
 
-
 /* Image size from the root config: train_config.image_size. */
-static int64_t vit_image_size(const sm_cfg *root) { return sm_cfg_int(root, "train_config.image_size"); }
+static int64_t vit_image_size(const sm_cfg *root)
+{
+    return sm_cfg_int(root, "train_config.image_size");
+}
 
 static int vit_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
 {
@@ -90,20 +92,20 @@ static int vit_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
     int64_t dim = sm_cfg_int(m, "embed_dim"), heads = sm_cfg_int(m, "num_heads");
     int64_t p = sm_cfg_int(m, "patch_size"), img = vit_image_size(root);
     if (heads > 0 && dim % heads != 0)
-        rc = sm_cfg_error(diag, m, "num_heads",
-                           "embed_dim %lld is not a multiple of num_heads %lld", (long long)dim,
-                           (long long)heads);
+        rc =
+            sm_cfg_error(diag, m, "num_heads", "embed_dim %lld is not a multiple of num_heads %lld",
+                         (long long)dim, (long long)heads);
     if (img > 0 && p > 0 && img % p != 0)
         rc = sm_cfg_error(diag, m, "patch_size",
-                           "image_size %lld (train_config.image_size) is not a multiple of "
-                           "patch_size %lld",
-                           (long long)img, (long long)p);
+                          "image_size %lld (train_config.image_size) is not a multiple of "
+                          "patch_size %lld",
+                          (long long)img, (long long)p);
     if (sm_cfg_float(m, "drop_rate") != 0.0)
         rc = sm_cfg_error(diag, m, "drop_rate",
-                           "dropout is not implemented (SimMIM recipes use 0); set 0");
+                          "dropout is not implemented (SimMIM recipes use 0); set 0");
     if (sm_cfg_float(m, "attn_drop_rate") != 0.0)
         rc = sm_cfg_error(diag, m, "attn_drop_rate",
-                           "attention dropout is not implemented (SimMIM recipes use 0); set 0");
+                          "attention dropout is not implemented (SimMIM recipes use 0); set 0");
     return rc ? SM_ECONFIG : 0;
 }
 
@@ -149,8 +151,8 @@ static void vit_destroy(void *self)
     free(v);
 }
 
-static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *params,
-                      void **self, sm_error *err)
+static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *params, void **self,
+                      sm_error *err)
 {
     *self = NULL;
     vit *v = calloc(1, sizeof *v);
@@ -173,8 +175,8 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
     v->eps = sm_cfg_float(m, "layer_norm_eps");
     v->init_scale = sm_cfg_float(m, "init_scale");
     int head_dim = v->heads > 0 ? v->dim / v->heads : 0;
-    v->scale = sm_cfg_is_null(m, "qk_scale") ? 1.0 / sqrt((double)head_dim)
-                                             : sm_cfg_float(m, "qk_scale");
+    v->scale =
+        sm_cfg_is_null(m, "qk_scale") ? 1.0 / sqrt((double)head_dim) : sm_cfg_float(m, "qk_scale");
     if (v->patch <= 0 || v->dim <= 0 || v->heads <= 0 || v->dim % v->heads || v->depth <= 0 ||
         v->depth > VIT_MAX_DEPTH || v->hidden <= 0 || opts->img_h % v->patch ||
         opts->img_w % v->patch || opts->img_h <= 0 || opts->img_w <= 0) {
@@ -198,12 +200,12 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
 
     int64_t D = v->dim, Hd = v->hidden, L1 = v->tokens + 1;
     int rc = 0;
-#define P(field, name, ...)                                                                    \
-    do {                                                                                       \
-        const int64_t shp_[] = {__VA_ARGS__};                                                  \
-        if (!rc && !((field) = vit_param(params, v, name, (int)(sizeof shp_ / sizeof shp_[0]),  \
-                                         shp_, err)))                                          \
-            rc = SM_EINVAL;                                                                    \
+#define P(field, name, ...)                                                                        \
+    do {                                                                                           \
+        const int64_t shp_[] = {__VA_ARGS__};                                                      \
+        if (!rc && !((field) = vit_param(params, v, name, (int)(sizeof shp_ / sizeof shp_[0]),     \
+                                         shp_, err)))                                              \
+            rc = SM_EINVAL;                                                                        \
     } while (0)
     /* Declaration order = the official state_dict order. */
     P(v->cls_token, "cls_token", 1, 1, D);
@@ -218,10 +220,10 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
         char n[128];
         b->drop_path = v->depth > 1 ? (float)(dpr * i / (v->depth - 1)) : 0.0f;
         snprintf(b->index_name, sizeof b->index_name, "blocks.%d.attn.relative_position_index", i);
-#define B(field, suffix, ...)                                                                  \
-    do {                                                                                       \
-        snprintf(n, sizeof n, "blocks.%d.%s", i, suffix);                                      \
-        P(field, n, __VA_ARGS__);                                                              \
+#define B(field, suffix, ...)                                                                      \
+    do {                                                                                           \
+        snprintf(n, sizeof n, "blocks.%d.%s", i, suffix);                                          \
+        P(field, n, __VA_ARGS__);                                                                  \
     } while (0)
         if (v->layer_scale) {
             B(b->gamma_1, "gamma_1", D);
@@ -318,7 +320,8 @@ static int vit_init(void *self, sm_rng *rng, sm_error *err)
         for (int64_t k = 0; k < n1; k++) b->proj_w->data[k] *= s;
         for (int64_t k = 0; k < n2; k++) b->fc2_w->data[k] *= s;
     }
-    sm_tensor *nw = v->norm_w ? v->norm_w : v->fc_norm_w, *nb = v->norm_b ? v->norm_b : v->fc_norm_b;
+    sm_tensor *nw = v->norm_w ? v->norm_w : v->fc_norm_w,
+              *nb = v->norm_b ? v->norm_b : v->fc_norm_b;
     sm_init_const(nw, 1.0f);
     sm_init_const(nb, 0.0f);
     return 0;
@@ -374,8 +377,8 @@ static sm_tensor *vit_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
         images->shape[2] != v->hp * v->patch || images->shape[3] != v->wp * v->patch) {
         char s[64];
         sm_tensor_shape_str(images, s, sizeof s);
-        sm_ctx_fail(ctx, SM_ESHAPE, "vit: expected images (B, %d, %lld, %lld), got %s",
-                    v->in_chans, (long long)(v->hp * v->patch), (long long)(v->wp * v->patch), s);
+        sm_ctx_fail(ctx, SM_ESHAPE, "vit: expected images (B, %d, %lld, %lld), got %s", v->in_chans,
+                    (long long)(v->hp * v->patch), (long long)(v->wp * v->patch), s);
         return NULL;
     }
     int64_t B = images->shape[0], L = v->tokens, D = v->dim;
@@ -389,8 +392,9 @@ static sm_tensor *vit_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
             mask->shape[2] != v->wp || !sm_tensor_is_contiguous(mask)) {
             char s[64];
             sm_tensor_shape_str(mask, s, sizeof s);
-            sm_ctx_fail(ctx, SM_ESHAPE, "vit: expected a contiguous mask (%lld, %lld, %lld), got %s",
-                        (long long)B, (long long)v->hp, (long long)v->wp, s);
+            sm_ctx_fail(ctx, SM_ESHAPE,
+                        "vit: expected a contiguous mask (%lld, %lld, %lld), got %s", (long long)B,
+                        (long long)v->hp, (long long)v->wp, s);
             return NULL;
         }
         sm_tensor *m2 = sm_ctx_wrap(ctx, mask->data, 2, SM_SHAPE(B, L));
@@ -405,8 +409,8 @@ static sm_tensor *vit_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
 
     if (v->task == SM_TASK_SIMMIM) {
         if (v->norm_w) x = sm_layernorm(ctx, x, v->norm_w, v->norm_b, (float)v->eps);
-        x = sm_slice(ctx, x, 1, 1, L);                      /* drop cls: (B, L, D)  */
-        x = sm_permute(ctx, x, (const int[]){0, 2, 1});     /* (B, D, L)            */
+        x = sm_slice(ctx, x, 1, 1, L);                  /* drop cls: (B, L, D)  */
+        x = sm_permute(ctx, x, (const int[]){0, 2, 1}); /* (B, D, L)            */
         return sm_reshape(ctx, x, 4, SM_SHAPE(B, D, v->hp, v->wp));
     }
     if (v->mean_pool) {

@@ -81,9 +81,10 @@ int sm_cmd_model(int argc, char **argv)
     const sm_cfg *root = sm_config_root(cfg);
     if (!task_s) {
         const char *t = sm_cfg_str(root, "task");
-        task_s = t ? t : sm_cfg_get(root, "finetune_dataset") && !sm_cfg_get(root, "pretrain_dataset")
-                             ? "finetune"
-                             : "pretrain";
+        task_s = t ? t
+                 : sm_cfg_get(root, "finetune_dataset") && !sm_cfg_get(root, "pretrain_dataset")
+                     ? "finetune"
+                     : "pretrain";
         if (!strcmp(task_s, "eval")) task_s = "finetune";
     }
     sm_task task = !strcmp(task_s, "pretrain") ? SM_TASK_SIMMIM : SM_TASK_CLASSIFY;
@@ -101,9 +102,12 @@ int sm_cmd_model(int argc, char **argv)
     for (size_t i = 0; i < sm_params_count(p); i++) {
         sm_tensor *t = sm_params_at(p, i);
         int64_t n = sm_tensor_numel(t);
-        if (!strncmp(t->name, "decoder.", 8)) n_dec += n;
-        else if (!strncmp(t->name, "head.", 5)) n_head += n;
-        else n_enc += n;
+        if (!strncmp(t->name, "decoder.", 8))
+            n_dec += n;
+        else if (!strncmp(t->name, "head.", 5))
+            n_head += n;
+        else
+            n_enc += n;
     }
     printf("model: %s with backbone %s (%s)\n", task == SM_TASK_SIMMIM ? "SimMIM" : "classifier",
            bc->name, sm_registry_source(reg, bc));
@@ -114,8 +118,10 @@ int sm_cmd_model(int argc, char **argv)
            info->encoder_stride, info->num_features, info->num_layers);
     printf("  parameters: %lld (%zu tensors): backbone %lld", (long long)sm_params_numel(p),
            sm_params_count(p), (long long)n_enc);
-    if (task == SM_TASK_SIMMIM) printf(", decoder %lld\n", (long long)n_dec);
-    else printf(", head %lld (%d classes)\n", (long long)n_head, sm_model_num_classes(m));
+    if (task == SM_TASK_SIMMIM)
+        printf(", decoder %lld\n", (long long)n_dec);
+    else
+        printf(", head %lld (%d classes)\n", (long long)n_head, sm_model_num_classes(m));
     fflush(stdout);
     if (steps == 0) {
         exit_code = SM_EXIT_OK;
@@ -126,7 +132,8 @@ int sm_cmd_model(int argc, char **argv)
         const char *b = sm_cfg_str(root, "backend.name");
         backend_name = b ? b : sm_registry_find(reg, SM_KIND_BACKEND, "blis") ? "blis" : "ref";
     }
-    int threads = sm_cfg_get(root, "backend.threads") ? (int)sm_cfg_int(root, "backend.threads") : 0;
+    int threads =
+        sm_cfg_get(root, "backend.threads") ? (int)sm_cfg_int(root, "backend.threads") : 0;
     if (sm_backend_new(reg, backend_name, sm_cfg_get(root, "backend"), threads, &be, &err) ||
         sm_model_init(m, 0, &err) || !(ctx = sm_ctx_new(be))) {
         if (!err.code) sm_error_set(&err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");

@@ -104,8 +104,8 @@ static int build_yaml(json_t *cfg, sm_task task, sbuf *out, sm_error *err)
                             "needs \"arch\" and an \"encoder\" object");
     json_t *img = json_object_get(enc, "img_size");
     if (json_is_array(img)) {
-        if (json_array_size(img) != 2 ||
-            json_integer_value(json_array_get(img, 0)) != json_integer_value(json_array_get(img, 1)))
+        if (json_array_size(img) != 2 || json_integer_value(json_array_get(img, 0)) !=
+                                             json_integer_value(json_array_get(img, 1)))
             return sm_error_set(err, SM_EUNSUPPORTED, NULL, 0, 0, "__metadata__.config.encoder",
                                 "non-square img_size is not supported");
         img = json_array_get(img, 0);
@@ -113,10 +113,12 @@ static int build_yaml(json_t *cfg, sm_task task, sbuf *out, sm_error *err)
     if (!json_is_integer(img))
         return sm_error_set(err, SM_EFORMAT, NULL, 0, 0, "__metadata__.config.encoder",
                             "img_size must be an integer");
-    sb_printf(out, "task: %s\nmodel:\n  backbone: \"%s\"\n", task == SM_TASK_SIMMIM ? "pretrain" : "finetune", arch);
+    sb_printf(out, "task: %s\nmodel:\n  backbone: \"%s\"\n",
+              task == SM_TASK_SIMMIM ? "pretrain" : "finetune", arch);
     const char *key;
     json_t *v;
-    json_object_foreach(enc, key, v) {
+    json_object_foreach(enc, key, v)
+    {
         if (!strcmp(key, "img_size") || !strcmp(key, "num_classes") ||
             !strcmp(key, "use_checkpoint"))
             continue;
@@ -160,7 +162,8 @@ static int build_yaml(json_t *cfg, sm_task task, sbuf *out, sm_error *err)
     return 0;
 }
 
-/* ---- comparisons ------------------------------------------------------------------------------ */
+/* ---- comparisons ------------------------------------------------------------------------------
+ */
 
 static double rel_err(const float *a, const float *ref, int64_t n)
 {
@@ -256,7 +259,8 @@ static void check_buffers(vstate *st, sm_model *model, sm_st_file *f, const char
     if (!st->quiet) printf("  buffers: %zu of %zu equal to the file's\n", ok, nb);
 }
 
-/* ---- one file --------------------------------------------------------------------------------- */
+/* ---- one file ---------------------------------------------------------------------------------
+ */
 
 static int verify_file(const char *path, sm_registry *reg, sm_backend *be, bool quiet,
                        bool *strict_out)
@@ -324,13 +328,13 @@ static int verify_file(const char *path, sm_registry *reg, sm_backend *be, bool 
         if (!same) {
             char s[64];
             sm_tensor_shape_str(t, s, sizeof s);
-            sm_error_set(&err, SM_EDATA, path, 0, 0, t->name,
-                         "shape differs: simmim builds %s", s);
+            sm_error_set(&err, SM_EDATA, path, 0, 0, t->name, "shape differs: simmim builds %s", s);
             goto fail;
         }
         if (sm_st_read_f32(f, t->name, t->data, sm_tensor_numel(t), &err)) goto fail;
     }
-    json_t *plist = json_loads(sm_st_meta(f, "parameters") ? sm_st_meta(f, "parameters") : "[]", 0, NULL);
+    json_t *plist =
+        json_loads(sm_st_meta(f, "parameters") ? sm_st_meta(f, "parameters") : "[]", 0, NULL);
     for (size_t i = 0; plist && i < json_array_size(plist); i++) {
         const char *name = json_string_value(json_array_get(plist, i));
         if (name && !sm_params_find(params, name)) {

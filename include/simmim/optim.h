@@ -46,8 +46,7 @@ typedef struct sm_scheduler_vtbl {
     sm_component hdr; /* kind SM_KIND_SCHEDULER; keys live in the `lr_schedule` section       */
     /* Required. section: the validated `lr_schedule` section (base_lr, min_lr, warmup_lr,
      * warmup_epochs and the scheduler's own keys). */
-    int (*create)(const sm_cfg *section, const sm_schedule_opts *opts, void **self,
-                  sm_error *err);
+    int (*create)(const sm_cfg *section, const sm_schedule_opts *opts, void **self, sm_error *err);
     /* Required. */
     void (*destroy)(void *self);
     /* Required. Learning rate of global update `step` (0-based); steps past the end of the

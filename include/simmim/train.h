@@ -36,10 +36,10 @@ typedef struct sm_train_opts {
 } sm_train_opts;
 
 typedef struct sm_train_result {
-    int64_t epochs;       /* epochs completed                                  */
-    int64_t steps;        /* optimizer steps completed (global)               */
-    double last_loss;     /* mean training loss of the last epoch             */
-    double eval_top1;     /* last evaluation (fine-tuning / eval), else -1     */
+    int64_t epochs;   /* epochs completed                                  */
+    int64_t steps;    /* optimizer steps completed (global)               */
+    double last_loss; /* mean training loss of the last epoch             */
+    double eval_top1; /* last evaluation (fine-tuning / eval), else -1     */
     double eval_top5;
     char checkpoint[4096]; /* the last checkpoint written ("" if none)        */
 } sm_train_result;

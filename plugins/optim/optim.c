@@ -84,12 +84,16 @@ static void adamw_step(void *self, sm_params *params, const float *lr, const flo
     for (size_t i = 0; i < sm_params_count(params); i++) {
         sm_tensor *t = sm_params_at(params, i);
         int64_t off = t->data - base;
-        adamw_update(a, t->data, t->grad, a->m + off, a->v + off, sm_tensor_numel(t), lr[i],
-                     wd[i], step);
+        adamw_update(a, t->data, t->grad, a->m + off, a->v + off, sm_tensor_numel(t), lr[i], wd[i],
+                     step);
     }
 }
 
-static int adamw_state_count(const void *self) { (void)self; return 2; }
+static int adamw_state_count(const void *self)
+{
+    (void)self;
+    return 2;
+}
 static const char *adamw_state_name(const void *self, int slot)
 {
     (void)self;
@@ -137,8 +141,7 @@ static int sgd_create(const sm_cfg *section, sm_params *params, void **self, sm_
 
 static void sgd_destroy(void *self) { free(self); }
 
-static void sgd_step(void *self, sm_params *params, const float *lr, const float *wd,
-                     int64_t step)
+static void sgd_step(void *self, sm_params *params, const float *lr, const float *wd, int64_t step)
 {
     sgd *s = self;
     float *base = sm_params_data(params);
@@ -163,7 +166,11 @@ static void sgd_step(void *self, sm_params *params, const float *lr, const float
     }
 }
 
-static int sgd_state_count(const void *self) { (void)self; return 1; }
+static int sgd_state_count(const void *self)
+{
+    (void)self;
+    return 1;
+}
 static const char *sgd_state_name(const void *self, int slot)
 {
     (void)self;

@@ -32,8 +32,8 @@ typedef struct sched {
     size_t n_milestones;
 } sched;
 
-static int sched_create(kind k, const sm_cfg *section, const sm_schedule_opts *opts,
-                        void **self, sm_error *err)
+static int sched_create(kind k, const sm_cfg *section, const sm_schedule_opts *opts, void **self,
+                        sm_error *err)
 {
     if (opts->steps_per_epoch < 1 || opts->epochs < 1)
         return sm_error_set(err, SM_EINVAL, NULL, 0, 0, "lr_schedule",
@@ -75,7 +75,8 @@ static double sched_lr(const void *self, int64_t t)
         if (t < s->Tw) return s->base * td / Tw + s->warm;
         return s->min + 0.5 * (s->base - s->min) * (1.0 + cos(M_PI * (td - Tw) / (T - Tw)));
     case COSINE:
-        return s->min + 0.5 * (s->base - s->min) * (1.0 + cos(M_PI * td / (T - Tw > 0 ? T - Tw : T)));
+        return s->min +
+               0.5 * (s->base - s->min) * (1.0 + cos(M_PI * td / (T - Tw > 0 ? T - Tw : T)));
     case WARMUP:
         if (t < s->Tw && s->Tw > 1) return s->warm + td * (s->base - s->warm) / (Tw - 1.0);
         return s->base;
@@ -92,11 +93,10 @@ static double sched_lr(const void *self, int64_t t)
 
 static void sched_destroy(void *self) { free(self); }
 
-#define SCHED_CREATE(fn, k)                                                                    \
-    static int fn(const sm_cfg *section, const sm_schedule_opts *opts, void **self,            \
-                  sm_error *err)                                                               \
-    {                                                                                          \
-        return sched_create(k, section, opts, self, err);                                      \
+#define SCHED_CREATE(fn, k)                                                                        \
+    static int fn(const sm_cfg *section, const sm_schedule_opts *opts, void **self, sm_error *err) \
+    {                                                                                              \
+        return sched_create(k, section, opts, self, err);                                          \
     }
 SCHED_CREATE(create_cosine_simmim, WARMUP_COSINE_SIMMIM)
 SCHED_CREATE(create_warmup_cosine, WARMUP_COSINE)
@@ -111,12 +111,12 @@ static const sm_key multistep_keys[] = {
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
 
-#define SCHED_VTBL(var, name, desc, keys, fn)                                                  \
-    static const sm_scheduler_vtbl var = {                                                     \
-        .hdr = SM_COMPONENT_INIT(sm_scheduler_vtbl, SM_KIND_SCHEDULER, name, desc, keys, NULL), \
-        .create = fn,                                                                          \
-        .destroy = sched_destroy,                                                              \
-        .lr = sched_lr,                                                                        \
+#define SCHED_VTBL(var, name, desc, keys, fn)                                                      \
+    static const sm_scheduler_vtbl var = {                                                         \
+        .hdr = SM_COMPONENT_INIT(sm_scheduler_vtbl, SM_KIND_SCHEDULER, name, desc, keys, NULL),    \
+        .create = fn,                                                                              \
+        .destroy = sched_destroy,                                                                  \
+        .lr = sched_lr,                                                                            \
     };
 SCHED_VTBL(v_cosine_simmim, "warmup_cosine_decay_simmim",
            "linear warmup, then cosine over the whole run (timm/SimMIM)", NULL,

@@ -51,14 +51,13 @@ static int toy_create(const sm_cfg *model, const sm_backbone_opts *opts, sm_para
     int64_t D = t->dim;
     char name[128];
     int ok = 1;
-#define PARAM(field, n, ...)                                                                   \
-    do {                                                                                       \
-        snprintf(name, sizeof name, "%s%s", opts->prefix, n);                                  \
-        const int64_t shape_[] = {__VA_ARGS__};                                                \
-        if (ok && !(t->field = sm_params_add(params, name,                                     \
-                                             (int)(sizeof shape_ / sizeof shape_[0]), shape_,  \
-                                             err)))                                            \
-            ok = 0;                                                                            \
+#define PARAM(field, n, ...)                                                                       \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "%s%s", opts->prefix, n);                                      \
+        const int64_t shape_[] = {__VA_ARGS__};                                                    \
+        if (ok && !(t->field = sm_params_add(                                                      \
+                        params, name, (int)(sizeof shape_ / sizeof shape_[0]), shape_, err)))      \
+            ok = 0;                                                                                \
     } while (0)
     if (t->task == SM_TASK_SIMMIM) PARAM(mask_token, "mask_token", 1, 1, D);
     PARAM(proj_w, "patch_embed.proj.weight", D, t->in_chans, t->patch, t->patch);
@@ -125,9 +124,9 @@ static sm_tensor *toy_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
 }
 
 static const sm_backbone_vtbl toy_vtbl = {
-    .hdr = SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "toy",
-                             "example backbone: patch embedding + one residual MLP", toy_keys,
-                             NULL),
+    .hdr =
+        SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "toy",
+                          "example backbone: patch embedding + one residual MLP", toy_keys, NULL),
     .create = toy_create,
     .destroy = toy_destroy,
     .info = toy_info,
