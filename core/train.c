@@ -618,6 +618,8 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
      * written; a directory made for the run is removed again if setting up fails. */
     bool created = false;
     int rc = sm__mkdirs(r.out_dir, &created, err);
+    char real[PATH_MAX];
+    if (!rc && realpath(r.out_dir, real)) memcpy(r.out_dir, real, strlen(real) + 1);
     const sm_cfg *bsec = sm_cfg_get(r.root, "backend");
     if (!rc)
         rc = sm_backend_new(reg, sm_cfg_str(bsec, "name"), bsec, (int)sm_cfg_int(bsec, "threads"),
