@@ -187,3 +187,33 @@ bool sm_model_no_weight_decay(const sm_model *m, const char *name)
     const char *bn = sm__backbone_name(m, name);
     return bn && m->bb->no_weight_decay && m->bb->no_weight_decay(m->bb_self, bn);
 }
+
+int sm_backbone_check_input(sm_ctx *ctx, const char *who, const sm_tensor *images,
+                            const sm_tensor *mask, int in_chans, int patch, int64_t hp, int64_t wp,
+                            bool has_mask_token, sm_tensor **mask_flat)
+{
+    *mask_flat = NULL;
+    if (sm_ctx_status(ctx)) return sm_ctx_status(ctx);
+    char s[96];
+    if (!images || images->ndim != 4 || images->shape[1] != in_chans ||
+        images->shape[2] != hp * patch || images->shape[3] != wp * patch) {
+        if (images) sm_tensor_shape_str(images, s, sizeof s);
+        return sm_ctx_fail(ctx, SM_ESHAPE, "%s: expected images (B, %d, %lld, %lld), got %s", who,
+                           in_chans, (long long)(hp * patch), (long long)(wp * patch),
+                           images ? s : "none");
+    }
+    if (!mask) return 0;
+    int64_t B = images->shape[0];
+    if (!has_mask_token)
+        return sm_ctx_fail(ctx, SM_EINVAL, "%s: a mask was given to a model without mask_token",
+                           who);
+    if (mask->ndim != 3 || mask->shape[0] != B || mask->shape[1] != hp || mask->shape[2] != wp ||
+        !sm_tensor_is_contiguous(mask)) {
+        sm_tensor_shape_str(mask, s, sizeof s);
+        return sm_ctx_fail(ctx, SM_ESHAPE,
+                           "%s: expected a contiguous mask (%lld, %lld, %lld), got %s", who,
+                           (long long)B, (long long)hp, (long long)wp, s);
+    }
+    *mask_flat = sm_ctx_wrap(ctx, mask->data, 2, SM_SHAPE(B, hp * wp));
+    return *mask_flat ? 0 : sm_ctx_status(ctx);
+}

@@ -442,34 +442,14 @@ static sm_tensor *swin_forward(void *self, sm_ctx *ctx, sm_tensor *images, const
 {
     const swin *s = self;
     if (sm_ctx_status(ctx) || !images) return NULL;
-    if (images->ndim != 4 || images->shape[1] != s->in_chans ||
-        images->shape[2] != s->hp * s->patch || images->shape[3] != s->wp * s->patch) {
-        char t[64];
-        sm_tensor_shape_str(images, t, sizeof t);
-        sm_ctx_fail(ctx, SM_ESHAPE, "swin: expected images (B, %d, %lld, %lld), got %s",
-                    s->in_chans, (long long)(s->hp * s->patch), (long long)(s->wp * s->patch), t);
+    sm_tensor *m2;
+    if (sm_backbone_check_input(ctx, "swin", images, mask, s->in_chans, s->patch, s->hp, s->wp,
+                                s->mask_token != NULL, &m2))
         return NULL;
-    }
-    int64_t B = images->shape[0], L = s->hp * s->wp;
+    int64_t B = images->shape[0];
     sm_tensor *x = sm_patch_embed(ctx, images, s->patch_w, s->patch_b, s->patch); /* (B, L, C) */
     if (s->patch_norm) x = sm_layernorm(ctx, x, s->patch_norm_w, s->patch_norm_b, (float)s->eps);
-    if (mask) {
-        if (!s->mask_token) {
-            sm_ctx_fail(ctx, SM_EINVAL, "swin: a mask was given to a model without mask_token");
-            return NULL;
-        }
-        if (mask->ndim != 3 || mask->shape[0] != B || mask->shape[1] != s->hp ||
-            mask->shape[2] != s->wp || !sm_tensor_is_contiguous(mask)) {
-            char t[64];
-            sm_tensor_shape_str(mask, t, sizeof t);
-            sm_ctx_fail(ctx, SM_ESHAPE,
-                        "swin: expected a contiguous mask (%lld, %lld, %lld), got %s", (long long)B,
-                        (long long)s->hp, (long long)s->wp, t);
-            return NULL;
-        }
-        sm_tensor *m2 = sm_ctx_wrap(ctx, mask->data, 2, SM_SHAPE(B, L));
-        x = sm_mask_blend(ctx, x, s->mask_token, m2); /* after the patch norm (official) */
-    }
+    if (m2) x = sm_mask_blend(ctx, x, s->mask_token, m2); /* after the patch norm (official) */
     if (s->abs_pos) x = sm_add(ctx, x, s->abs_pos);
     for (int k = 0; k < s->n_stages; k++) {
         const swin_stage *st = &s->stages[k];

@@ -373,33 +373,13 @@ static sm_tensor *vit_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
 {
     const vit *v = self;
     if (sm_ctx_status(ctx) || !images) return NULL;
-    if (images->ndim != 4 || images->shape[1] != v->in_chans ||
-        images->shape[2] != v->hp * v->patch || images->shape[3] != v->wp * v->patch) {
-        char s[64];
-        sm_tensor_shape_str(images, s, sizeof s);
-        sm_ctx_fail(ctx, SM_ESHAPE, "vit: expected images (B, %d, %lld, %lld), got %s", v->in_chans,
-                    (long long)(v->hp * v->patch), (long long)(v->wp * v->patch), s);
+    sm_tensor *m2;
+    if (sm_backbone_check_input(ctx, "vit", images, mask, v->in_chans, v->patch, v->hp, v->wp,
+                                v->mask_token != NULL, &m2))
         return NULL;
-    }
     int64_t B = images->shape[0], L = v->tokens, D = v->dim;
     sm_tensor *x = sm_patch_embed(ctx, images, v->patch_w, v->patch_b, v->patch); /* (B, L, D) */
-    if (mask) {
-        if (!v->mask_token) {
-            sm_ctx_fail(ctx, SM_EINVAL, "vit: a mask was given to a model without mask_token");
-            return NULL;
-        }
-        if (mask->ndim != 3 || mask->shape[0] != B || mask->shape[1] != v->hp ||
-            mask->shape[2] != v->wp || !sm_tensor_is_contiguous(mask)) {
-            char s[64];
-            sm_tensor_shape_str(mask, s, sizeof s);
-            sm_ctx_fail(ctx, SM_ESHAPE,
-                        "vit: expected a contiguous mask (%lld, %lld, %lld), got %s", (long long)B,
-                        (long long)v->hp, (long long)v->wp, s);
-            return NULL;
-        }
-        sm_tensor *m2 = sm_ctx_wrap(ctx, mask->data, 2, SM_SHAPE(B, L));
-        x = sm_mask_blend(ctx, x, v->mask_token, m2);
-    }
+    if (m2) x = sm_mask_blend(ctx, x, v->mask_token, m2);
     x = sm_cls_concat(ctx, v->cls_token, x); /* (B, L+1, D) */
     if (v->pos_embed) x = sm_add(ctx, x, v->pos_embed);
     sm_tensor *shared = NULL;

@@ -88,6 +88,14 @@ typedef struct sm_backbone_vtbl {
     void (*init_head)(const void *self, sm_tensor *weight, sm_tensor *bias, sm_rng *rng);
 } sm_backbone_vtbl;
 
+/* For backbones' forward: checks images (B, in_chans, hp·patch, wp·patch) and, when given, the
+ * mask (B, hp, wp), contiguous, with a mask token to blend in (has_mask_token). On success returns
+ * 0 and sets *mask_flat to the mask viewed as (B, hp·wp) for sm_mask_blend (NULL without a mask);
+ * otherwise records "<who>: expected ..., got ..." in ctx and returns SM_ESHAPE or SM_EINVAL. */
+SM_API int sm_backbone_check_input(sm_ctx *ctx, const char *who, const sm_tensor *images,
+                                   const sm_tensor *mask, int in_chans, int patch, int64_t hp,
+                                   int64_t wp, bool has_mask_token, sm_tensor **mask_flat);
+
 /* ---- the model -------------------------------------------------------------------------- */
 
 typedef struct sm_model sm_model;

@@ -108,13 +108,13 @@ static int toy_init(void *self, sm_rng *rng, sm_error *err)
 static sm_tensor *toy_forward(void *self, sm_ctx *ctx, sm_tensor *images, const sm_tensor *mask)
 {
     const toy *t = self;
-    if (!images) return NULL;
-    int64_t B = images->shape[0], L = t->hp * t->wp, D = t->dim;
+    sm_tensor *m; /* the mask as (B, L), or NULL */
+    if (sm_backbone_check_input(ctx, "toy", images, mask, t->in_chans, t->patch, t->hp, t->wp,
+                                t->mask_token != NULL, &m))
+        return NULL;
+    int64_t B = images->shape[0], D = t->dim;
     sm_tensor *x = sm_patch_embed(ctx, images, t->proj_w, t->proj_b, t->patch); /* (B, L, D) */
-    if (mask) {
-        sm_tensor *m = sm_ctx_wrap(ctx, mask->data, 2, SM_SHAPE(B, L));
-        x = sm_mask_blend(ctx, x, t->mask_token, m);
-    }
+    if (m) x = sm_mask_blend(ctx, x, t->mask_token, m);
     sm_tensor *h = sm_layernorm(ctx, x, t->norm_w, t->norm_b, 1e-6f);
     h = sm_gelu(ctx, sm_linear(ctx, h, t->fc1_w, t->fc1_b));
     x = sm_add(ctx, x, sm_linear(ctx, h, t->fc2_w, t->fc2_b));
