@@ -42,3 +42,6 @@ tests_check_train_LDADD = $(TEST_LIBS)
 
 TESTS += tests/check_run.sh
 EXTRA_DIST += tests/check_run.sh
+
+TESTS += tests/check_shipped_configs.sh
+EXTRA_DIST += tests/check_shipped_configs.sh
