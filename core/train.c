@@ -13,6 +13,8 @@
 
 #include "simmim/loader.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -119,6 +121,24 @@ static int sm__lock_dir(sm__run *r, sm_error *err)
     return 0;
 }
 
+/* Removes temporary files that an interrupted run left (a checkpoint or a summary being written
+ * when the process was killed: "<name>.tmp.<pid>[.<n>]"). Called with the directory locked, so
+ * no other run is writing them. */
+static void sm__remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *t = strstr(de->d_name, ".tmp.");
+        if (!t || t == de->d_name || !isdigit((unsigned char)t[5])) continue;
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (unlink(path) == 0) sm_log(SM_LOG_WARN, "removed %s, left by an interrupted run", path);
+    }
+    closedir(d);
+}
+
 /* Writes text to dir/name through a temporary file and a rename. */
 static int sm__write_file(const char *dir, const char *name, const char *text, sm_error *err)
 {
@@ -138,6 +158,56 @@ static int sm__write_file(const char *dir, const char *name, const char *text, s
         unlink(tmp);
         return sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot write: %s", strerror(e));
     }
+    return 0;
+}
+
+/* Opens metrics.jsonl for appending, first dropping the records of work the run will redo: the
+ * steps, epochs and evaluations at or after the state it starts from (all of them for a fresh
+ * start), and a last line cut short when a process was killed while writing it. */
+static int sm__metrics_open(sm__run *r, const sm__ckpt_state *st, sm_error *err)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r->out_dir);
+    FILE *in = fopen(path, "r");
+    if (in) {
+        char tmp[PATH_MAX + 64];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+        FILE *out = fopen(tmp, "w");
+        if (!out) {
+            fclose(in);
+            return sm_error_set(err, SM_EIO, tmp, 0, 0, NULL, "cannot write: %s", strerror(errno));
+        }
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        size_t dropped = 0;
+        while ((n = getline(&line, &cap, in)) > 0) {
+            json_t *o = line[n - 1] == '\n' ? json_loads(line, 0, NULL) : NULL;
+            const char *ev = o ? json_string_value(json_object_get(o, "event")) : NULL;
+            json_int_t step = o ? json_integer_value(json_object_get(o, "step")) : 0;
+            json_int_t epoch = o ? json_integer_value(json_object_get(o, "epoch")) : 0;
+            bool keep = ev && (!strcmp(ev, "step") ? step < st->step : epoch < st->epoch);
+            if (keep)
+                fputs(line, out);
+            else
+                dropped++;
+            json_decref(o);
+        }
+        free(line);
+        fclose(in);
+        bool ok = fflush(out) == 0 && fsync(fileno(out)) == 0;
+        ok = fclose(out) == 0 && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            unlink(tmp);
+            return sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot rewrite: %s",
+                                strerror(errno));
+        }
+        if (dropped && st->step)
+            sm_log(SM_LOG_INFO, "metrics.jsonl: %zu records after step %lld dropped (redone)",
+                   dropped, (long long)st->step);
+    }
+    if (!(r->metrics = fopen(path, "a")))
+        return sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
     return 0;
 }
 
@@ -411,7 +481,7 @@ static int sm__save(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done, s
 
 /* Resumes from the newest checkpoint of this run's prefix in the output directory that loads;
  * a file that does not is reported and the previous one tried. Returns 1 if resumed. */
-static int sm__auto_resume(sm__run *r, sm__ckpt_state *st, sm_error *err)
+static int sm__auto_resume(sm__run *r, sm__ckpt_state *st, sm_train_result *res, sm_error *err)
 {
     char **paths = NULL;
     size_t n = sm__checkpoint_list(r->out_dir, r->prefix, &paths);
@@ -423,6 +493,8 @@ static int sm__auto_resume(sm__run *r, sm__ckpt_state *st, sm_error *err)
             if (sm__checkpoint_load(paths[i], r->model, r->ovt, r->opt, st, &e) == 0) {
                 sm_log(SM_LOG_INFO, "resuming from %s (epoch %lld, step %lld)", paths[i],
                        (long long)st->epoch, (long long)st->step);
+                if (strlen(paths[i]) < sizeof res->checkpoint)
+                    memcpy(res->checkpoint, paths[i], strlen(paths[i]) + 1);
                 resumed = 1;
             } else if (e.code == SM_EDATA && strstr(e.text, "architecture")) {
                 /* a checkpoint of another model in this directory: refuse rather than start over */
@@ -648,16 +720,11 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     if (!rc && r.loader) rc = sm__setup_optim(&r, err);
     if (rc && created) rmdir(r.out_dir); /* only if still empty */
     if (!rc) rc = sm__lock_dir(&r, err);
+    if (!rc) sm__remove_stale_temps(r.out_dir);
     size_t ylen = 0;
     if (!rc && (rc = sm_config_to_yaml(cfg, &r.yaml, &ylen)))
         sm_error_set(err, rc, NULL, 0, 0, NULL, "cannot render the effective config");
     if (!rc) rc = sm__write_file(r.out_dir, "config.yaml", r.yaml, err);
-    if (!rc) {
-        char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", r.out_dir);
-        if (!(r.metrics = fopen(path, "a")))
-            rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
-    }
     if (!rc) {
         const sm_backbone_info *info = sm_model_info(r.model);
         sm_log(SM_LOG_INFO, "model: %s %s, %lld parameters, patch %d, stride %d",
@@ -669,7 +736,7 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     sm__ckpt_state st = {.epoch = sm_cfg_int(r.root, "train_config.initial_epoch")};
     int resumed = 0;
     if (!rc && r.loader) {
-        resumed = sm__auto_resume(&r, &st, err);
+        resumed = sm__auto_resume(&r, &st, &res, err);
         if (resumed < 0) rc = resumed;
     }
     char rpath[PATH_MAX] = "";
@@ -712,7 +779,13 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
         rc = sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.resume_ckpt",
                           "task eval needs the checkpoint to evaluate");
     }
-    if (!rc && !strcmp(r.task, "eval"))
+    if (!rc) rc = sm__metrics_open(&r, &st, err);
+    if (!rc && resumed && st.epoch >= r.epochs) { /* nothing left to do */
+        res.epochs = st.epoch;
+        res.steps = st.step;
+        sm_log(SM_LOG_INFO, "the run is already complete (%lld epochs, %lld steps)",
+               (long long)st.epoch, (long long)st.step);
+    } else if (!rc && !strcmp(r.task, "eval"))
         rc = sm__evaluate(&r, 0, &res.eval_top1, &res.eval_top5, err);
     else if (!rc)
         rc = sm__train_loop(&r, &st, &res, err);

@@ -85,5 +85,34 @@ wait "$pid"
 grep -q "another run (pid $pid) is using this output directory" "$tmp/err4" ||
     { cat "$tmp/err4" >&2; fail "a second run: no clear message"; }
 
-[ "$failures" = 0 ] && echo "PASS: simmimctl run: outputs, Ctrl-C, resume, lock"
+# ---- kill -9 at random moments, also while checkpoints are written: every restart resumes ------
+sed -e 's/epoch: 2,/epoch: 50,/' -e 's/batch_size: 8, image_size: 16, per_epoch_size: 3/batch_size: 32, image_size: 32, per_epoch_size: 4/' \
+    -e 's/output_dir: out/output_dir: killed/' "$tmp/tiny.yaml" >"$tmp/killed.yaml"
+for k in 1 2 3 4 5 6 7 8; do
+    "$SIMMIMCTL" run "$tmp/killed.yaml" >/dev/null 2>"$tmp/kerr$k" &
+    pid=$!
+    sleep "0.$(( (k * 37) % 7 + 3 ))"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if [ $k -gt 1 ] && ls "$tmp/killed"/tiny-*.safetensors >/dev/null 2>&1 &&
+       grep -q "model:" "$tmp/kerr$k" && ! grep -q "resuming from" "$tmp/kerr$k" &&
+       grep -q "step" "$tmp/kerr$k"; then
+        fail "kill -9 round $k: a run started over instead of resuming"
+    fi
+done
+"$SIMMIMCTL" run "$tmp/killed.yaml" >/dev/null 2>"$tmp/kfinal"
+rc=$?
+[ "$rc" = 0 ] || { tail -5 "$tmp/kfinal" >&2; fail "after kill -9 rounds: exit $rc, want 0"; }
+grep -q "done: 50 epochs, 200 steps" "$tmp/kfinal" || fail "after kill -9 rounds: the run did not complete"
+ls "$tmp/killed"/*.tmp.* >/dev/null 2>&1 && fail "after kill -9 rounds: temporary files remain"
+[ -s "$tmp/killed/tiny-50_200.safetensors" ] || fail "after kill -9 rounds: no final checkpoint"
+# the interrupted rounds together did the work once: one record per optimizer step, each step
+# once and in order, every line a whole JSON object
+[ "$(grep -c '"event":"step"' "$tmp/killed/metrics.jsonl")" = 200 ] ||
+    fail "after kill -9 rounds: not one step record per step"
+grep '"event":"step"' "$tmp/killed/metrics.jsonl" | sed 's/.*"step":\([0-9]*\).*/\1/' >"$tmp/steps"
+seq 0 199 | cmp -s - "$tmp/steps" || fail "after kill -9 rounds: step records not 0..199 in order"
+grep -v '^{.*}$' "$tmp/killed/metrics.jsonl" | grep -q . && fail "metrics.jsonl has a partial line"
+
+[ "$failures" = 0 ] && echo "PASS: simmimctl run: outputs, Ctrl-C, resume, lock, kill -9"
 exit $((failures > 0))

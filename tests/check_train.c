@@ -205,10 +205,13 @@ START_TEST(test_corrupt_checkpoint_skipped)
     char *data = sm_test_read_file(r1.checkpoint, &len);
     ck_assert_int_eq(sm_test_write_file(out_file("run", "t-1_7.safetensors"), data, len / 2), 0);
     free(data);
+    /* and a temporary file of a save that was killed: removed by the next run */
+    ck_assert_int_eq(sm_test_write_file(out_file("run", "t-1_8.safetensors.tmp.12345.0"), "x", 1), 0);
     sm_config *c2 = load(PRETRAIN_YAML("run", 2, "1e-2"), "c2.yaml");
     ck_assert_int_eq(sm_train(reg, c2, NULL, &r2, &err), 0);
     ck_assert_int_eq(r2.steps, 12);
     ck_assert_int_eq(count_lines(out_file("run", "metrics.jsonl"), "\"event\":\"step\""), 12);
+    ck_assert_int_eq(access(out_file("run", "t-1_8.safetensors.tmp.12345.0"), F_OK), -1);
     sm_config_free(c1);
     sm_config_free(c2);
 }

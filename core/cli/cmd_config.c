@@ -3,6 +3,7 @@
  * (until the trainer lands) stops with "training is not implemented yet". */
 #include "cli.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,8 +116,9 @@ int sm_cmd_run(int argc, char **argv)
     if (rc) {
         sm_cli_print_error(&err);
     } else {
-        fprintf(stderr, "simmimctl run: done: %lld epochs, %lld steps, last loss %.5f", (long long)res.epochs,
-                (long long)res.steps, res.last_loss);
+fprintf(stderr, "simmimctl run: done: %lld epochs, %lld steps", (long long)res.epochs,
+                (long long)res.steps);
+        if (isfinite(res.last_loss)) fprintf(stderr, ", last loss %.5f", res.last_loss);
         if (res.eval_top1 >= 0) fprintf(stderr, ", top-1 %.2f %%", res.eval_top1);
         fprintf(stderr, "%s%s\n", res.checkpoint[0] ? ", checkpoint " : "", res.checkpoint);
     }
