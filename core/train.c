@@ -62,6 +62,18 @@ static double sm__now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* "42s", "7m05s", "3h12m" */
+static void sm__duration(double secs, char *buf, size_t n)
+{
+    long s = secs > 0 && secs < 1e9 ? (long)(secs + 0.5) : 0;
+    if (s < 60)
+        snprintf(buf, n, "%lds", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+    else
+        snprintf(buf, n, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
+}
+
 /* ---- output directory ---------------------------------------------------------------------- */
 
 /* mkdir -p; *created tells whether the last component was made here. */
@@ -627,11 +639,13 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
                 double ips = (double)img_log / (now - t_log);
                 double eta = (double)((r->epochs - epoch) * r->spe - (bi + 1)) * (now - t_epoch) /
                              (double)done;
+                char eta_s[32];
+                sm__duration(eta, eta_s, sizeof eta_s);
                 sm_log(SM_LOG_INFO,
                        "epoch %lld/%lld step %lld/%lld loss %.5f lr %.3e grad %.3f %.1f img/s "
-                       "eta %.0f s",
+                       "eta %s",
                        (long long)epoch + 1, (long long)r->epochs, (long long)bi + 1,
-                       (long long)r->spe, loss, lr, gnorm, ips, eta);
+                       (long long)r->spe, loss, lr, gnorm, ips, eta_s);
                 t_log = now;
                 img_log = 0;
             }

@@ -51,6 +51,11 @@ bool sm_cli_has_flag(const sm_cli_opts *o, const char *name);
 void sm_cli_print_diag(const sm_diag *d);
 /* Prints one error to stderr as "simmimctl: <formatted error>". */
 void sm_cli_print_error(const sm_error *e);
+/* Installs simmimctl's log callback (stderr, time of day, progress lines redrawn in place on a
+ * terminal); sm_cli_log_finish ends an open progress line. */
+void sm_cli_log_install(void);
+void sm_cli_log_finish(void);
+
 /* Exit code for a status: 0 -> 0; SM_ECONFIG, SM_EINVAL -> 2; anything else -> 1. */
 int sm_cli_exit_code(int status);
 

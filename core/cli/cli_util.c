@@ -2,6 +2,8 @@
 #include "cli.h"
 
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 #include <string.h>
 
 static int push(const char ***v, size_t *n, const char *s)
@@ -236,4 +238,42 @@ int sm_cli_take_value(int *argc, char **argv, const char *name, const char **val
         *argc -= used;
     }
     return found;
+}
+
+/* The log callback of simmimctl: one line per message on stderr, with the time of day; warnings
+ * and errors say so. On a terminal, training progress lines ("epoch 3/100 step 20/976 ...")
+ * overwrite each other instead of scrolling; the last one stays when another message comes. */
+static bool log_tty, log_progress_open;
+
+static void cli_log(sm_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char stamp[16];
+    strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
+    const char *tag = level >= SM_LOG_ERROR ? "error: " : level == SM_LOG_WARN ? "warning: " : "";
+    bool progress = log_tty && level == SM_LOG_INFO && strncmp(msg, "epoch ", 6) == 0 &&
+                    strstr(msg, " step ") != NULL;
+    if (progress) {
+        fprintf(stderr, "\r[%s] %s\033[K", stamp, msg);
+        log_progress_open = true;
+    } else {
+        fprintf(stderr, "%s[%s] %s%s\n", log_progress_open ? "\n" : "", stamp, tag, msg);
+        log_progress_open = false;
+    }
+    fflush(stderr);
+}
+
+void sm_cli_log_install(void)
+{
+    log_tty = isatty(STDERR_FILENO);
+    sm_log_set(cli_log, NULL);
+}
+
+void sm_cli_log_finish(void)
+{
+    if (log_progress_open) fputc('\n', stderr);
+    log_progress_open = false;
 }

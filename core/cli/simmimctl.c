@@ -60,8 +60,13 @@ int main(int argc, char **argv)
         return SM_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) return sm_cmd_version(1, argv + 1);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        sm_cli_log_install();
+        int rc = commands[i].fn(argc - 1, argv + 1);
+        sm_cli_log_finish();
+        return rc;
+    }
     fprintf(stderr, "simmimctl: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return SM_EXIT_USAGE;
