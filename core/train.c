@@ -53,6 +53,10 @@ typedef struct sm__run {
     int64_t epochs, spe, batch_size;
     double t_start;
     int64_t images_seen;
+    /* pretraining: the first images of the latest batch and their masks, for the
+     * reconstruction figure written with each checkpoint */
+    float *vis_images, *vis_mask;
+    int vis_n, vis_c, vis_s, vis_g;
 } sm__run;
 
 static double sm__now(void)
@@ -465,6 +469,88 @@ static int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, s
                       err);
 }
 
+/* ---- reconstruction figure (pretraining) ---------------------------------------------------- */
+
+enum { SM__VIS_MAX = 4 };
+
+static void sm__keep_for_figure(sm__run *r, const sm_batch *b)
+{
+    int n = b->size < SM__VIS_MAX ? b->size : SM__VIS_MAX;
+    size_t img = (size_t)b->channels * b->height * b->width;
+    size_t msk = (size_t)b->mask_side * b->mask_side;
+    if (!r->vis_images) {
+        r->vis_images = malloc((size_t)SM__VIS_MAX * img * sizeof(float));
+        r->vis_mask = malloc((size_t)SM__VIS_MAX * msk * sizeof(float));
+        if (!r->vis_images || !r->vis_mask) return;
+    }
+    memcpy(r->vis_images, b->images, (size_t)n * img * sizeof(float));
+    memcpy(r->vis_mask, b->mask, (size_t)n * msk * sizeof(float));
+    r->vis_n = n;
+    r->vis_c = b->channels;
+    r->vis_s = b->height;
+    r->vis_g = b->mask_side;
+}
+
+/* normalised value of channel c -> 0..255 */
+static uint8_t sm__to_u8(const sm__run *r, int c, float v)
+{
+    double x = ((double)v * r->pipe.std[c] + r->pipe.mean[c]) * 255.0;
+    return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x + 0.5);
+}
+
+/* recon-<epoch>.png: one row per kept image: the input, the input with its masked patches
+ * greyed, the reconstruction, and the reconstruction of the masked patches pasted into the
+ * visible ones. Failures are only logged: a figure never stops a run. */
+static void sm__write_figure(sm__run *r, int64_t epoch)
+{
+    int n = r->vis_n, C = r->vis_c, S = r->vis_s, g = r->vis_g, pad = 2, cols = 4;
+    int oc = C >= 3 ? 3 : 1, W = cols * S + (cols + 1) * pad, H = n * S + (n + 1) * pad;
+    sm_ctx_reset(r->ctx);
+    sm_ctx_set_grad(r->ctx, false);
+    sm_ctx_set_train(r->ctx, false);
+    sm_tensor *x = sm_ctx_wrap(r->ctx, r->vis_images, 4, SM_SHAPE(n, C, S, S));
+    sm_tensor *m = sm_ctx_wrap(r->ctx, r->vis_mask, 3, SM_SHAPE(n, g, g));
+    sm_tensor *rec = NULL;
+    sm_model_simmim(r->model, r->ctx, x, m, &rec);
+    sm_ctx_set_grad(r->ctx, true);
+    uint8_t *px = malloc((size_t)W * H * oc);
+    if (!rec || !px || sm_ctx_status(r->ctx)) {
+        free(px);
+        return;
+    }
+    memset(px, 255, (size_t)W * H * oc);
+    int p = S / g;
+    for (int i = 0; i < n; i++)
+        for (int col = 0; col < cols; col++)
+            for (int y = 0; y < S; y++)
+                for (int xx = 0; xx < S; xx++) {
+                    bool masked = r->vis_mask[((size_t)i * g + y / p) * g + xx / p] > 0.5f;
+                    bool input = col == 0 || (col != 2 && !masked);
+                    for (int c = 0; c < oc; c++) {
+                        size_t off = (((size_t)i * C + c) * S + y) * S + xx;
+                        uint8_t u =
+                            col == 1 && masked
+                                ? 96
+                                : sm__to_u8(r, c, input ? r->vis_images[off] : rec->data[off]);
+                        size_t row = (size_t)(pad + i * (S + pad) + y);
+                        size_t colx = (size_t)(pad + col * (S + pad) + xx);
+                        px[(row * W + colx) * oc + c] = u;
+                    }
+                }
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/recon-%lld.png", r->out_dir, (long long)epoch);
+    sm_error e;
+    sm_error_clear(&e);
+    if (sm_png_write(path, px, W, H, oc, &e) == 0)
+        sm_log(SM_LOG_INFO,
+               "reconstructions: %s (input, masked input, reconstruction, masked patches "
+               "reconstructed)",
+               path);
+    else
+        sm_log(SM_LOG_WARN, "cannot write the reconstruction figure: %s", e.text);
+    free(px);
+}
+
 /* ---- checkpoints ------------------------------------------------------------------------------
  */
 
@@ -478,6 +564,7 @@ static int sm__save(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done, s
                                  sm_cfg_str(r->root, "optimizer.optim_name"), st, r->yaml, err);
     if (rc) return rc;
     if (strlen(path) < sizeof res->checkpoint) memcpy(res->checkpoint, path, strlen(path) + 1);
+    if (r->vis_n > 0) sm__write_figure(r, epochs_done);
     sm_log(SM_LOG_INFO, "checkpoint %s", path);
     /* keep the newest keep_checkpoint_max */
     char **paths = NULL;
@@ -541,6 +628,8 @@ static void sm__run_free(sm__run *r)
     free(r->lr);
     free(r->wd);
     free(r->lr_scale);
+    free(r->vis_images);
+    free(r->vis_mask);
     free(r->yaml);
     if (r->metrics) fclose(r->metrics);
     if (r->lock_fd >= 0) close(r->lock_fd);
@@ -602,6 +691,7 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
             if (!b) break; /* the loader's epoch ended (fewer batches than per_epoch_size) */
             double loss = 0;
             if ((rc = sm__forward_backward(r, b, st->step, &loss, err))) break;
+            if (b->mask) sm__keep_for_figure(r, b);
             double gnorm = sm__grad_norm(p);
             if (!isfinite(loss) || !isfinite(gnorm)) {
                 sm__metric(r,

@@ -111,6 +111,13 @@ START_TEST(test_pretrain_outputs)
     ck_assert_int_eq(count_lines(out_file("run1", "metrics.jsonl"), "\"event\":\"epoch\""), 3);
     ck_assert_int_eq(count_lines(out_file("run1", "summary.json"), "\"completed\""), 1);
     ck_assert_int_eq(count_lines(out_file("run1", "config.yaml"), "backbone: vit"), 1);
+    /* the reconstruction figure of the last checkpoint: a PNG of 4 rows x 4 columns of 16 px */
+    size_t plen = 0;
+    char *png = sm_test_read_file(out_file("run1", "recon-3.png"), &plen);
+    ck_assert_msg(png && plen > 24 && memcmp(png, "\x89PNG", 4) == 0, "no recon-3.png");
+    ck_assert_int_eq(((unsigned char)png[18] << 8) | (unsigned char)png[19], 4 * 16 + 5 * 2);
+    ck_assert_int_eq(((unsigned char)png[22] << 8) | (unsigned char)png[23], 4 * 16 + 5 * 2);
+    free(png);
     /* the per-epoch mean loss goes down */
     char *m = sm_test_read_file(out_file("run1", "metrics.jsonl"), NULL);
     double l[3];

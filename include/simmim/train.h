@@ -6,6 +6,8 @@
  *   <prefix>-<epoch>_<step>.safetensors   checkpoints: parameters under their official names,
  *                    optimizer state ("optimizer.<state>.<name>"), and in __metadata__ the
  *                    config, epoch, step and loader position; written atomically
+ *   recon-<epoch>.png  pretraining: with each checkpoint, a few inputs, their masked versions
+ *                    and the reconstructions
  *   summary.json     the outcome (also written when the run stops early)
  *   bad_images.txt   files skipped by on_bad_image: skip, with the reason
  * Progress is reported through sm_log; nothing is written to stdout.
