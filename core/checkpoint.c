@@ -81,52 +81,76 @@ static int sm__meta_int(const sm_st_file *f, const char *key, int64_t *out, sm_e
     return 0;
 }
 
+/* The file's tensor `name` exists with t's shape. */
+static bool sm__same_shape(const sm_st_file *f, const char *name, const sm_tensor *t)
+{
+    const sm_st_info *in = sm_st_find(f, name);
+    bool same = in && in->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = in->shape[d] == t->shape[d];
+    return same;
+}
+
 int sm__checkpoint_load(const char *path, sm_model *m, const sm_optimizer_vtbl *ovt, void *oself,
                         sm__ckpt_state *st, sm_error *err)
 {
     sm_st_file *f = NULL;
-    int rc = sm_st_open(path, &f, err);
+    int rc = sm_st_open(path, &f, err); /* validates the whole file, sizes included */
     if (rc) return rc;
     const char *fmt = sm_st_meta(f, "format");
     const char *task = sm_st_meta(f, "task");
     const char *want = sm_model_task(m) == SM_TASK_SIMMIM ? "pretrain" : "finetune";
+    sm__ckpt_state got;
+    sm_params *p = sm_model_params(m);
+    size_t np = sm_params_count(p);
+    int slots = ovt ? ovt->state_count(oself) : 0;
     if (!fmt || strcmp(fmt, SM__CKPT_FORMAT) != 0) {
         rc = sm_error_set(err, SM_EFORMAT, path, 0, 0, NULL,
                           "not a simmim training checkpoint (format '%s')", fmt ? fmt : "none");
         goto out;
     }
     if (!task || strcmp(task, want) != 0) {
-        rc = sm_error_set(err, SM_EDATA, path, 0, 0, NULL, "a %s checkpoint cannot resume a %s run",
-                          task ? task : "?", want);
+        rc = sm_error_set(err, SM_EDATA, path, 0, 0, NULL,
+                          "a %s checkpoint cannot resume a %s run", task ? task : "?", want);
         goto out;
     }
-    if ((rc = sm__meta_int(f, "epoch", &st->epoch, err)) ||
-        (rc = sm__meta_int(f, "batch", &st->batch, err)) ||
-        (rc = sm__meta_int(f, "position", &st->position, err)) ||
-        (rc = sm__meta_int(f, "step", &st->step, err)))
+    if ((rc = sm__meta_int(f, "epoch", &got.epoch, err)) ||
+        (rc = sm__meta_int(f, "batch", &got.batch, err)) ||
+        (rc = sm__meta_int(f, "position", &got.position, err)) ||
+        (rc = sm__meta_int(f, "step", &got.step, err)))
         goto out;
-    /* every parameter with its exact shape: a changed architecture is refused by name */
-    sm_params *p = sm_model_params(m);
-    size_t np = sm_params_count(p);
-    for (size_t i = 0; i < np && !rc; i++) {
+    /* Check everything before changing anything: a checkpoint that cannot be used leaves the
+     * model and the optimizer as they were. */
+    for (size_t i = 0; i < np; i++) {
         sm_tensor *t = sm_params_at(p, i);
-        const sm_st_info *in = sm_st_find(f, t->name);
-        bool same = in && in->ndim == t->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = in->shape[d] == t->shape[d];
-        if (!same) {
+        if (!sm__same_shape(f, t->name, t)) {
             char s[96];
             sm_tensor_shape_str(t, s, sizeof s);
             rc = sm_error_set(err, SM_EDATA, path, 0, 0, t->name,
-                              in ? "shape differs from the model's %s (the architecture changed?)"
-                                 : "absent from the checkpoint (the architecture changed?) %s",
-                              in ? s : "");
-            break;
+                              sm_st_find(f, t->name)
+                                  ? "shape differs from the model's %s (the architecture changed?)"
+                                  : "absent from the checkpoint (the architecture changed?) %s",
+                              sm_st_find(f, t->name) ? s : "");
+            goto out;
         }
+    }
+    for (int k = 0; k < slots; k++)
+        for (size_t i = 0; i < np; i++) {
+            sm_tensor *t = sm_params_at(p, i);
+            char n[320];
+            snprintf(n, sizeof n, "optimizer.%s.%s", ovt->state_name(oself, k), t->name);
+            if (!sm__same_shape(f, n, t)) {
+                rc = sm_error_set(err, SM_EDATA, path, 0, 0, n,
+                                  "optimizer state absent or of another shape (another "
+                                  "optimizer?)");
+                goto out;
+            }
+        }
+    for (size_t i = 0; i < np && !rc; i++) {
+        sm_tensor *t = sm_params_at(p, i);
         rc = sm_st_read_f32(f, t->name, t->data, sm_tensor_numel(t), err);
     }
-    int slots = ovt ? ovt->state_count(oself) : 0;
-    for (int s = 0; s < slots && !rc; s++) {
-        float *block = sm_params_state(p, s, err);
+    for (int k = 0; k < slots && !rc; k++) {
+        float *block = sm_params_state(p, k, err);
         if (!block) {
             rc = SM_ENOMEM;
             break;
@@ -134,46 +158,63 @@ int sm__checkpoint_load(const char *path, sm_model *m, const sm_optimizer_vtbl *
         for (size_t i = 0; i < np && !rc; i++) {
             sm_tensor *t = sm_params_at(p, i);
             char n[320];
-            snprintf(n, sizeof n, "optimizer.%s.%s", ovt->state_name(oself, s), t->name);
-            if (!sm_st_find(f, n)) {
-                rc = sm_error_set(err, SM_EDATA, path, 0, 0, n,
-                                  "optimizer state absent (another optimizer?)");
-                break;
-            }
+            snprintf(n, sizeof n, "optimizer.%s.%s", ovt->state_name(oself, k), t->name);
             rc = sm_st_read_f32(f, n, block + (t->data - sm_params_data(p)), sm_tensor_numel(t),
                                 err);
         }
     }
+    if (!rc) *st = got;
 out:
     sm_st_close(f);
     return rc;
 }
 
-/* Checkpoint files of a prefix in dir, newest (highest step) first. */
+/* Checkpoint files of a prefix in dir, newest (highest step, then highest epoch) first. */
 typedef struct sm__ckpt_entry {
     char *path;
-    int64_t step;
+    int64_t epoch, step;
 } sm__ckpt_entry;
 
 static int sm__ckpt_cmp(const void *a, const void *b)
 {
     const sm__ckpt_entry *x = a, *y = b;
-    return x->step < y->step ? 1 : x->step > y->step ? -1 : strcmp(x->path, y->path);
+    if (x->step != y->step) return x->step < y->step ? 1 : -1;
+    if (x->epoch != y->epoch) return x->epoch < y->epoch ? 1 : -1;
+    return strcmp(x->path, y->path);
 }
 
-/* "<prefix>-<epoch>_<step>.safetensors" -> step, or -1. A NULL prefix matches any. */
-static int64_t sm__ckpt_step(const char *name, const char *prefix)
+/* Parses the decimal digits of [s, end) exactly; -1 if empty, not all digits or too long. */
+static int64_t sm__digits(const char *s, const char *end)
 {
-    const char *ext = ".safetensors", *dash = strrchr(name, '-');
-    size_t ln = strlen(name), lp = prefix ? strlen(prefix) : dash ? (size_t)(dash - name) : 0;
-    if (!dash || ln <= lp + 1 + strlen(ext) || (prefix && strncmp(name, prefix, lp) != 0) ||
-        name[lp] != '-' || strcmp(name + ln - strlen(ext), ext) != 0)
+    if (s >= end || end - s > 18) return -1;
+    int64_t v = 0;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+/* "<prefix>-<epoch>_<step>.safetensors" -> 0 with epoch and step, or -1. Epoch and step are
+ * digits only, so prefix "a" never claims the files of prefix "a-b". A NULL prefix matches any
+ * (the part before the last '-'). */
+static int sm__ckpt_name(const char *name, const char *prefix, int64_t *epoch, int64_t *step)
+{
+    static const char ext[] = ".safetensors";
+    size_t ln = strlen(name), le = sizeof ext - 1;
+    if (ln <= le || strcmp(name + ln - le, ext) != 0) return -1;
+    const char *stop = name + ln - le, *us = NULL, *dash = NULL;
+    for (const char *p = name; p < stop; p++) {
+        if (*p == '-') dash = p;
+        if (*p == '_') us = p;
+    }
+    if (!dash || !us || us < dash) return -1;
+    if (prefix && ((size_t)(dash - name) != strlen(prefix) ||
+                   strncmp(name, prefix, strlen(prefix)) != 0))
         return -1;
-    const char *us = strchr(name + lp + 1, '_');
-    if (!us) return -1;
-    char *end;
-    long long s = strtoll(us + 1, &end, 10);
-    return end == name + ln - strlen(ext) && s >= 0 ? s : -1;
+    *epoch = sm__digits(dash + 1, us);
+    *step = sm__digits(us + 1, stop);
+    return *epoch >= 0 && *step >= 0 ? 0 : -1;
 }
 
 size_t sm__checkpoint_list(const char *dir, const char *prefix, char ***paths)
@@ -185,8 +226,8 @@ size_t sm__checkpoint_list(const char *dir, const char *prefix, char ***paths)
     size_t n = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
-        int64_t step = sm__ckpt_step(de->d_name, prefix);
-        if (step < 0) continue;
+        int64_t epoch, step;
+        if (sm__ckpt_name(de->d_name, prefix, &epoch, &step)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 8;
             sm__ckpt_entry *nv = realloc(v, cap * sizeof *nv);
@@ -194,6 +235,7 @@ size_t sm__checkpoint_list(const char *dir, const char *prefix, char ***paths)
             v = nv;
         }
         v[n].path = sm__path_join(dir, de->d_name);
+        v[n].epoch = epoch;
         v[n].step = step;
         if (v[n].path) n++;
     }

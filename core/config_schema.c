@@ -15,7 +15,8 @@ static const sm_key sm__top_keys[] = {
     {"task", SM_KEY_STRING, "null", "pretrain|finetune|eval", NUL,
      "what run does; null: pretrain if pretrain_dataset is present, else finetune"},
     {"loss_type", SM_KEY_STRING, "null", "soft_ce|ce", NUL,
-     "fine-tuning loss: soft-target cross-entropy (with mixup) or cross-entropy"},
+     "fine-tuning loss: soft_ce (soft targets: Mixup/CutMix, label smoothing) or ce (hard "
+     "labels: needs mixup and cutmix 0); null: soft_ce"},
     {"output_dir", SM_KEY_STRING, "output", NULL, PATH,
      "directory a run writes its config, metrics and checkpoints to"},
     {"plugin_path", SM_KEY_STRING_LIST, "[]", NULL, PATH,
@@ -82,7 +83,7 @@ static const sm_key sm__sched_keys[] = {
      "the run stops when a larger share of images is bad"},                                   \
     {"bands", SM_KEY_INT_LIST, "null", "[0,)", NUL,                                            \
      "bands (channels) of multi-band images to use; null: RGB"},                               \
-    {"norm_mean", SM_KEY_FLOAT_LIST, "null", NULL, NUL,                                        \
+    {"norm_mean", SM_KEY_FLOAT_LIST, "null", "[0,1]", NUL,                                         \
      "per-channel mean on the 0..1 scale; null: ImageNet's"},                                  \
     {"norm_std", SM_KEY_FLOAT_LIST, "null", "(0,)", NUL,                                       \
      "per-channel standard deviation on the 0..1 scale; null: ImageNet's"},                    \
@@ -118,8 +119,7 @@ static const sm_key sm__finetune_keys[] = {
     {"re_mode", SM_KEY_STRING, "pixel", "pixel|const|rand", 0, "random erasing fill"},
     {"re_count", SM_KEY_INT, "1", "[0,)", 0, "random erasing: most boxes per image"},
     {"label_smoothing", SM_KEY_FLOAT, "0.1", "[0,1)", 0, "label smoothing"},
-    {"color_jitter", SM_KEY_FLOAT, "0.4", "[0,)", NUL,
-     "colour jitter strength (unused with auto_augment, as in timm)"},
+    IGNORED("color_jitter"), /* timm applies it only without auto_augment; not implemented */
     {"eval_interval", SM_KEY_INT, "1", "[1,)", 0, "evaluate every this many epochs"},
     {"eval_offset", SM_KEY_INT, "-1", NULL, 0,
      "evaluate when epoch % eval_interval == eval_offset; < 0: epoch % eval_interval"},
@@ -136,7 +136,8 @@ static const sm_key sm__callback_keys[] = {
      "write a checkpoint every this many epochs"},
     {"ckpt_config.keep_checkpoint_max", SM_KEY_INT, "1", "[1,)", 0,
      "checkpoints kept (older ones are deleted)"},
-    {"ckpt_config.prefix", SM_KEY_STRING, "ring-mo", NULL, 0, "checkpoint file name prefix"},
+    {"ckpt_config.prefix", SM_KEY_STRING, "ring-mo", NULL, 0,
+     "checkpoint file name prefix (no '/': checkpoints go to output_dir)"},
     IGNORED("ckpt_config.integrated_save"), IGNORED("ckpt_config.async_save"),
     IGNORED("summary_config"),
     {0},

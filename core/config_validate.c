@@ -411,6 +411,19 @@ static void sm__check_cross(sm__val *v)
         return;
     }
     sm__check_task(v);
+    sm_cfg *prefix = (sm_cfg *)sm_cfg_get(v->cfg->root, "callback.ckpt_config.prefix");
+    if (prefix && !prefix->bad && prefix->kind == SM_CFG_SCALAR &&
+        (!prefix->text[0] || strchr(prefix->text, '/')))
+        sm__verr(v, prefix, false, "a file name prefix: not empty, no '/'");
+    sm_cfg *loss = (sm_cfg *)sm_cfg_get(v->cfg->root, "loss_type");
+    double mixup = 0, cutmix = 0;
+    sm__good(v, "finetune_dataset.mixup", &mixup);
+    sm__good(v, "finetune_dataset.cutmix", &cutmix);
+    if (loss && !loss->bad && loss->kind == SM_CFG_SCALAR && strcmp(loss->text, "ce") == 0 &&
+        (mixup > 0 || cutmix > 0))
+        sm__verr(v, loss, false,
+                 "ce trains on hard labels, but Mixup/CutMix make soft targets: set "
+                 "finetune_dataset.mixup and cutmix to 0, or use soft_ce");
     sm__check_dataset(v, "pretrain_dataset");
     sm__check_dataset(v, "finetune_dataset");
     double warm, epoch;

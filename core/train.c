@@ -51,6 +51,7 @@ typedef struct sm__run {
     double *lr_scale;
     double lr_factor, clip_norm;
     int64_t epochs, spe, batch_size;
+    int64_t eval_offset; /* evaluate after epoch e (1-based) when e % interval == offset */
     double t_start;
     int64_t images_seen;
     /* pretraining: the first images of the latest batch and their masks, for the
@@ -180,11 +181,11 @@ static int sm__write_file(const char *dir, const char *name, const char *text, s
 /* Opens metrics.jsonl for appending, first dropping the records of work the run will redo: the
  * steps, epochs and evaluations at or after the state it starts from (all of them for a fresh
  * start), and a last line cut short when a process was killed while writing it. */
-static int sm__metrics_open(sm__run *r, const sm__ckpt_state *st, sm_error *err)
+static int sm__metrics_open(sm__run *r, const sm__ckpt_state *st, bool append_only, sm_error *err)
 {
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/metrics.jsonl", r->out_dir);
-    FILE *in = fopen(path, "r");
+    FILE *in = append_only ? NULL : fopen(path, "r");
     if (in) {
         char tmp[PATH_MAX + 64];
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -478,10 +479,18 @@ static void sm__keep_for_figure(sm__run *r, const sm_batch *b)
     int n = b->size < SM__VIS_MAX ? b->size : SM__VIS_MAX;
     size_t img = (size_t)b->channels * b->height * b->width;
     size_t msk = (size_t)b->mask_side * b->mask_side;
-    if (!r->vis_images) {
+    if (!r->vis_images || !r->vis_mask) {
+        free(r->vis_images);
+        free(r->vis_mask);
         r->vis_images = malloc((size_t)SM__VIS_MAX * img * sizeof(float));
         r->vis_mask = malloc((size_t)SM__VIS_MAX * msk * sizeof(float));
-        if (!r->vis_images || !r->vis_mask) return;
+        if (!r->vis_images || !r->vis_mask) {
+            free(r->vis_images);
+            free(r->vis_mask);
+            r->vis_images = r->vis_mask = NULL;
+            r->vis_n = 0;
+            return;
+        }
     }
     memcpy(r->vis_images, b->images, (size_t)n * img * sizeof(float));
     memcpy(r->vis_mask, b->mask, (size_t)n * msk * sizeof(float));
@@ -578,6 +587,92 @@ static int sm__save(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done, s
     return 0;
 }
 
+/* An output directory belongs to one run: if it holds the config.yaml of a run with another
+ * task or checkpoint prefix, this run would overwrite that run's files (and prune its
+ * checkpoints), so it is refused. */
+static int sm__check_owner(sm__run *r, sm_error *err)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", r->out_dir);
+    if (access(path, F_OK) != 0) return 0;
+    sm_config *old = NULL;
+    sm_diag *d = sm_diag_new();
+    int rc = sm_config_read(path, NULL, 0, &old, d);
+    sm_diag_free(d);
+    if (rc)
+        return sm_error_set(err, SM_EEXIST, path, 0, 0, "output_dir",
+                            "the output directory holds a config.yaml that cannot be read: "
+                            "use another output_dir");
+    const char *task = sm_cfg_scalar(sm_cfg_get(sm_config_root(old), "task"));
+    const char *prefix = sm_cfg_scalar(sm_cfg_get(sm_config_root(old), "callback.ckpt_config.prefix"));
+    if ((task && strcmp(task, r->task) != 0) || (prefix && strcmp(prefix, r->prefix) != 0))
+        rc = sm_error_set(err, SM_EEXIST, r->out_dir, 0, 0, "output_dir",
+                          "the output directory holds another run (task %s, checkpoint prefix "
+                          "'%s'); this %s run (prefix '%s') would overwrite it: use another "
+                          "output_dir",
+                          task ? task : "?", prefix ? prefix : "?", r->task, r->prefix);
+    sm_config_free(old);
+    return rc;
+}
+
+/* The text of key in a config tree ("" when absent or not a scalar). */
+static const char *sm__key_text(const sm_cfg *root, const char *key)
+{
+    const char *t = sm_cfg_scalar(sm_cfg_get(root, key));
+    return t ? t : "";
+}
+
+/* Compares the configuration a checkpoint was written with to this run's. Keys that decide
+ * which samples make up which batch (or the model) must not change, or the saved loader
+ * position would point at other data: refused. Schedule and optimizer keys may change (a longer
+ * run, another learning rate): allowed with a warning. */
+static int sm__resume_check(sm__run *r, const char *ckpt, sm_error *err)
+{
+    sm_st_file *f = NULL;
+    sm_config *old = NULL, *cur = NULL;
+    int rc = sm_st_open(ckpt, &f, err);
+    const char *y = rc ? NULL : sm_st_meta(f, "config");
+    if (!rc && y && y[0] &&
+        !sm_config_read_string(y, strlen(y), ckpt, NULL, 0, &old, NULL) &&
+        !sm_config_read_string(r->yaml, strlen(r->yaml), "config", NULL, 0, &cur, NULL)) {
+        char ds[3][64];
+        static const char *const ds_keys[] = {"reader", "repeat", "shuffle"};
+        const char *refuse[16] = {"seed", "train_config.batch_size", "train_config.image_size",
+                                  "train_config.per_epoch_size", "model.backbone"};
+        size_t nr = 5;
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(ds[i], sizeof ds[i], "%s.%s", r->data_section, ds_keys[i]);
+            refuse[nr++] = ds[i];
+        }
+        static const char *const warn[] = {
+            "train_config.epoch",       "lr_schedule.lr_type",      "lr_schedule.base_lr",
+            "lr_schedule.min_lr",       "lr_schedule.warmup_lr",    "lr_schedule.warmup_epochs",
+            "optimizer.weight_decay",   "optimizer.layer_decay",    "train_wrapper.clip_norm",
+            "train_wrapper.use_clip_grad"};
+        for (size_t i = 0; i < nr && !rc; i++) {
+            const char *a = sm__key_text(sm_config_root(old), refuse[i]);
+            const char *b = sm__key_text(sm_config_root(cur), refuse[i]);
+            if (strcmp(a, b) != 0)
+                rc = sm_error_set(err, SM_ECONFIG, ckpt, 0, 0, refuse[i],
+                                  "changed from %s to %s since this checkpoint was written: "
+                                  "resuming would feed other batches; restore the value or use "
+                                  "another output_dir",
+                                  a[0] ? a : "(unset)", b[0] ? b : "(unset)");
+        }
+        for (size_t i = 0; i < sizeof warn / sizeof warn[0] && !rc; i++) {
+            const char *a = sm__key_text(sm_config_root(old), warn[i]);
+            const char *b = sm__key_text(sm_config_root(cur), warn[i]);
+            if (strcmp(a, b) != 0)
+                sm_log(SM_LOG_WARN, "resuming with %s changed from %s to %s", warn[i],
+                       a[0] ? a : "(unset)", b[0] ? b : "(unset)");
+        }
+    }
+    sm_config_free(old);
+    sm_config_free(cur);
+    sm_st_close(f);
+    return rc;
+}
+
 /* Resumes from the newest checkpoint of this run's prefix in the output directory that loads;
  * a file that does not is reported and the previous one tried. Returns 1 if resumed. */
 static int sm__auto_resume(sm__run *r, sm__ckpt_state *st, sm_train_result *res, sm_error *err)
@@ -594,10 +689,15 @@ static int sm__auto_resume(sm__run *r, sm__ckpt_state *st, sm_train_result *res,
                        (long long)st->epoch, (long long)st->step);
                 if (strlen(paths[i]) < sizeof res->checkpoint)
                     memcpy(res->checkpoint, paths[i], strlen(paths[i]) + 1);
-                resumed = 1;
-            } else if (e.code == SM_EDATA && strstr(e.text, "architecture")) {
-                /* a checkpoint of another model in this directory: refuse rather than start over */
+                resumed = sm__resume_check(r, paths[i], err) ? -1 : 1;
+            } else if (e.code != SM_EFORMAT) {
+                /* a sound checkpoint this run cannot continue (another task, architecture or
+                 * optimizer; or a read that failed after the checks): refuse, rather than
+                 * start over and let the cleanup delete that run's checkpoints */
                 *err = e;
+                char extra[] = "; use another output_dir for a different run";
+                if (strlen(err->text) + sizeof extra < sizeof err->text)
+                    strcat(err->text, extra);
                 resumed = -1;
             } else {
                 char line[SM_ERROR_LINE_MAX];
@@ -662,7 +762,8 @@ static int sm__write_summary(sm__run *r, const sm_train_result *res, int status,
     if (with_nl) {
         memcpy(with_nl, text, len);
         memcpy(with_nl + len, "\n", 2);
-        rc = sm__write_file(r->out_dir, "summary.json", with_nl, NULL);
+        rc = sm__write_file(r->out_dir, strcmp(r->task, "eval") ? "summary.json" : "eval-summary.json",
+                            with_nl, NULL);
     }
     free(with_nl);
     free(text);
@@ -739,7 +840,7 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
                 t_log = now;
                 img_log = 0;
             }
-            if (!rc && r->opts && r->opts->stop && *r->opts->stop) {
+            if (!rc && r->opts && r->opts->stop && *r->opts->stop && bi + 1 < r->spe) {
                 st->epoch = epoch;
                 sm_log(SM_LOG_WARN, "stop requested: saving a checkpoint at epoch %lld, step %lld",
                        (long long)epoch + 1, (long long)bi + 1);
@@ -766,10 +867,16 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
         st->epoch = epoch + 1;
         st->batch = 0;
         st->position = 0;
-        if (!rc && eval_every > 0 && (epoch + 1) % eval_every == 0)
+        /* a stop asked for on the last step of an epoch ends the epoch normally first */
+        bool stop = r->opts && r->opts->stop && *r->opts->stop && epoch + 1 < r->epochs;
+        if (!rc && eval_every > 0 && (epoch + 1) % eval_every == r->eval_offset % eval_every)
             rc = sm__evaluate(r, epoch, &res->eval_top1, &res->eval_top5, err);
-        if (!rc && ((epoch + 1) % save_every == 0 || epoch + 1 == r->epochs))
+        if (!rc && ((epoch + 1) % save_every == 0 || epoch + 1 == r->epochs || stop))
             rc = sm__save(r, st, epoch + 1, res, err);
+        if (!rc && stop)
+            rc = sm_error_set(err, SM_ECANCELED, NULL, 0, 0, NULL,
+                              "stopped after epoch %lld; resume with the same command",
+                              (long long)epoch + 1);
     }
     return rc;
 }
@@ -787,6 +894,11 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     r.epochs = sm_cfg_int(r.root, "train_config.epoch");
     r.batch_size = sm_cfg_int(r.root, "train_config.batch_size");
     r.clip_norm = sm_cfg_float(r.root, "train_wrapper.clip_norm");
+    if (strcmp(r.task, "pretrain") != 0) { /* RingMo: a negative offset means epoch % interval */
+        const sm_cfg *fs = sm_cfg_get(r.root, "finetune_dataset");
+        int64_t interval = sm_cfg_int(fs, "eval_interval"), offset = sm_cfg_int(fs, "eval_offset");
+        r.eval_offset = offset < 0 ? r.epochs % (interval > 0 ? interval : 1) : offset;
+    }
     snprintf(r.prefix, sizeof r.prefix, "%s", sm_cfg_str(r.root, "callback.ckpt_config.prefix"));
     if (!sm_cfg_path(r.root, "output_dir", r.out_dir, sizeof r.out_dir))
         snprintf(r.out_dir, sizeof r.out_dir, "output");
@@ -828,7 +940,8 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     size_t ylen = 0;
     if (!rc && (rc = sm_config_to_yaml(cfg, &r.yaml, &ylen)))
         sm_error_set(err, rc, NULL, 0, 0, NULL, "cannot render the effective config");
-    if (!rc) rc = sm__write_file(r.out_dir, "config.yaml", r.yaml, err);
+    bool eval_only = !strcmp(r.task, "eval");
+    if (!rc && !eval_only) rc = sm__check_owner(&r, err);
     if (!rc) {
         const sm_backbone_info *info = sm_model_info(r.model);
         sm_log(SM_LOG_INFO, "model: %s %s, %lld parameters, patch %d, stride %d",
@@ -883,7 +996,10 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
         rc = sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.resume_ckpt",
                           "task eval needs the checkpoint to evaluate");
     }
-    if (!rc) rc = sm__metrics_open(&r, &st, err);
+    /* only now, with the run known to be this directory's, are its files written */
+    if (!rc) rc = sm__write_file(r.out_dir, eval_only ? "eval-config.yaml" : "config.yaml", r.yaml, err);
+    bool started = rc == 0; /* from here on the directory's files are this run's */
+    if (!rc) rc = sm__metrics_open(&r, &st, eval_only, err);
     if (!rc && resumed && st.epoch >= r.epochs) { /* nothing left to do */
         res.epochs = st.epoch;
         res.steps = st.step;
@@ -900,7 +1016,7 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
         sm_log(SM_LOG_WARN, "%zu bad images were skipped; the list is in %s",
                sm_loader_bad_count(r.loader), path);
     }
-    if (r.lock_fd >= 0) sm__write_summary(&r, &res, rc, err);
+    if (started) sm__write_summary(&r, &res, rc, err);
     if (result) *result = res;
     sm__run_free(&r);
     return rc;

@@ -119,6 +119,15 @@ START_TEST(test_png_modes)
     ck_assert_int_eq(im.channels, 3);
     for (int i = 0; i < 6; i++)
         for (int c = 0; c < 3; c++) ck_assert_float_eq(im.data[i * 3 + c], pal[idx[i] * 3 + c]);
+
+    /* palette with transparency (tRNS): the alpha is dropped like an alpha channel's */
+    const uint8_t alpha[3] = {0, 128, 255};
+    sm_img_png_trns(alpha, 3);
+    sm_img_write_png(path_in("palt.png"), idx, 3, 2, PNG_COLOR_TYPE_PALETTE, 8, pal, 3);
+    load_ok("palt.png", &info);
+    ck_assert_int_eq(im.channels, 3);
+    for (int i = 0; i < 6; i++)
+        for (int c = 0; c < 3; c++) ck_assert_float_eq(im.data[i * 3 + c], pal[idx[i] * 3 + c]);
 }
 END_TEST
 

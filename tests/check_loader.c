@@ -240,6 +240,39 @@ START_TEST(test_bad_files_skipped)
 }
 END_TEST
 
+/* A bad file that appears several times in the prefetch window (repeat > 1 on a small
+ * dataset) is counted once, whatever the number of workers. */
+START_TEST(test_bad_file_counted_once)
+{
+    int bad[1] = {0};
+    make_dataset(4, bad, 1);
+    sm_pipeline p;
+    sm_pipeline_defaults(&p, SM_PIPELINE_PRETRAIN, 32);
+    p.mask = (sm_mask_spec){32, 32, 16, 0.6};
+    int batches[2];
+    for (int k = 0; k < 2; k++) {
+        sm_loader_opts o = opts(2, k ? 2 : 0);
+        o.repeat = 8;
+        o.prefetch = 30;
+        o.max_bad_fraction = 1.0;
+        sm_loader *l;
+        sm_error e;
+        sm_error_clear(&e);
+        ck_assert_int_eq(sm_loader_new(&dset, &p, &o, &l, &e), 0);
+        ck_assert_int_eq(sm_loader_start(l, 0, 0, 0, &e), 0);
+        const sm_batch *b;
+        int n = 0, rc;
+        while ((rc = sm_loader_next(l, &b, &e)) == 0 && b) n++;
+        ck_assert_msg(rc == 0, "workers %d: %s", k ? 2 : 0, e.text);
+        ck_assert_int_eq(sm_loader_bad_count(l), 1);
+        batches[k] = n;
+        sm_loader_free(l);
+    }
+    ck_assert_int_eq(batches[0], batches[1]);
+    teardown();
+}
+END_TEST
+
 START_TEST(test_bad_policy_fail_and_fraction)
 {
     int bad[3] = {1, 2, 5};
@@ -378,6 +411,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_workers_bit_identical);
     tcase_add_test(tc, test_finetune_mixup_identical_and_resume);
     tcase_add_test(tc, test_bad_files_skipped);
+    tcase_add_test(tc, test_bad_file_counted_once);
     tcase_add_test(tc, test_bad_policy_fail_and_fraction);
     tcase_add_test(tc, test_stop_mid_epoch_and_errors);
     tcase_add_test(tc, test_eval_partial_batch);

@@ -721,6 +721,26 @@ END_TEST
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
+/* matmul on batch dims that do not collapse to one stride (a size-1 dim in the middle must not
+ * hide that) reads the right elements. */
+START_TEST(test_matmul_strided_batch)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *base = sm_ctx_tensor(ctx, 1, SM_SHAPE(24));
+    for (int i = 0; i < 24; i++) base->data[i] = (float)i;
+    sm_tensor *v = sm_view(ctx, base, 5, SM_SHAPE(2, 1, 3, 2, 2), SM_SHAPE(4, 1, 8, 2, 1), 0);
+    ck_assert_ptr_nonnull(v);
+    sm_tensor *eye = sm_ctx_zeros(ctx, 2, SM_SHAPE(2, 2));
+    eye->data[0] = eye->data[3] = 1.0f;
+    sm_tensor *c = sm_matmul(ctx, v, eye, false, false);
+    sm_tensor *ref = sm_contiguous(ctx, v);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(sm_ctx_status(ctx), 0);
+    for (int i = 0; i < 24; i++) ck_assert_float_eq(c->data[i], ref->data[i]);
+    sm_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(test_shape_errors)
 {
     sm_ctx *ctx = sm_ctx_new(NULL);
@@ -887,6 +907,7 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, test_gelu_softmax_accuracy);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
+    tcase_add_test(tc, test_matmul_strided_batch);
     tcase_add_test(tc, test_shape_errors);
     suite_add_tcase(s, tc);
     tc = tcase_create("limits");

@@ -306,6 +306,82 @@ START_TEST(test_finetune_from_pretraining)
 }
 END_TEST
 
+/* Collects log lines mentioning a resume. */
+static char logged[4096];
+static void keep_log(sm_log_level lvl, const char *msg, void *user)
+{
+    (void)lvl, (void)user;
+    if (strstr(msg, "resuming") && strlen(logged) + strlen(msg) + 2 < sizeof logged) {
+        strcat(logged, msg);
+        strcat(logged, "\n");
+    }
+}
+
+/* An output directory belongs to one run: another task or prefix is refused without touching
+ * its files; a resume with a changed batch size is refused; prefixes "t" and "t-b" do not mix;
+ * an evaluation writes its own files next to the training run's. */
+START_TEST(test_output_dir_ownership)
+{
+    write_images(tmp, 24, true);
+    sm_error err;
+    sm_train_result res;
+    sm_config *c1 = load(PRETRAIN_YAML("own", 1, "1e-2"), "o1.yaml");
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_train(reg, c1, NULL, &res, &err), 0);
+    char *summary = sm_test_read_file(out_file("own", "summary.json"), NULL);
+    /* a fine-tuning run into the same directory */
+    const char *ft = "task: finetune\noutput_dir: own\n"
+                     "model: {backbone: vit, patch_size: 4, embed_dim: 16, depth: 2, num_heads: 2}\n"
+                     "train_config: {epoch: 1, batch_size: 4, image_size: 16}\n"
+                     "finetune_dataset: {reader: imagenet, train_path: images, eval_path: images,"
+                     " num_workers: 0, mixup: 0, cutmix: 0, auto_augment: null}\n"
+                     "backend: {name: ref}\n";
+    sm_config *c2 = load(ft, "o2.yaml");
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_train(reg, c2, NULL, &res, &err), SM_EEXIST);
+    ck_assert_msg(strstr(err.text, "holds another run (task pretrain"), "%s", err.text);
+    char *after = sm_test_read_file(out_file("own", "summary.json"), NULL);
+    ck_assert_str_eq(summary, after);
+    free(after);
+    /* the same run with another batch size: refused, nothing rewritten */
+    sm_config *c3 = load(PRETRAIN_YAML("own", 2, "1e-2"), "o3.yaml");
+    sm_config_free(c3);
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml, "%s", PRETRAIN_YAML("own", 2, "1e-2"));
+    char *bs = strstr(yaml, "batch_size: 4");
+    ck_assert_ptr_nonnull(bs);
+    bs[12] = '8';
+    c3 = load(yaml, "o3.yaml");
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_train(reg, c3, NULL, &res, &err), SM_ECONFIG);
+    ck_assert_msg(strstr(err.text, "changed from 4 to 8") && !strcmp(err.path, "train_config.batch_size"),
+                  "%s: %s", err.path, err.text);
+    after = sm_test_read_file(out_file("own", "summary.json"), NULL);
+    ck_assert_str_eq(summary, after);
+    free(after);
+    ck_assert_int_eq(count_lines(out_file("own", "config.yaml"), "batch_size: 4"), 1);
+    free(summary);
+    /* a file of prefix "t-b" (with a higher step) is not taken for one of prefix "t" */
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", out_file("own", "t-1_6.safetensors"),
+             out_file("own", "t-b-1_99.safetensors"));
+    ck_assert_int_eq(system(cmd), 0);
+    sm_config *c4 = load(PRETRAIN_YAML("own", 2, "1e-2"), "o4.yaml");
+    logged[0] = '\0';
+    sm_log_set(keep_log, NULL);
+    sm_error_clear(&err);
+    int rc = sm_train(reg, c4, NULL, &res, &err);
+    sm_log_set(NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", err.text);
+    ck_assert_msg(strstr(logged, "t-1_6.safetensors") && !strstr(logged, "t-b-1_99"), "%s", logged);
+    ck_assert_int_eq(res.steps, 12);
+    sm_config_free(c4);
+    sm_config_free(c1);
+    sm_config_free(c2);
+    sm_config_free(c3);
+}
+END_TEST
+
 /* Window 2 -> 3 resize of a Swin table: the geometric grid keeps the offsets 0 and ±1 of the
  * source exactly, so those rows/columns carry over unchanged; the rest is interpolated. */
 START_TEST(test_table_resize)
@@ -376,6 +452,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_corrupt_checkpoint_skipped);
     tcase_add_test(tc, test_runtime_errors);
     tcase_add_test(tc, test_finetune_from_pretraining);
+    tcase_add_test(tc, test_output_dir_ownership);
     tcase_add_test(tc, test_table_resize);
     suite_add_tcase(s, tc);
     return s;

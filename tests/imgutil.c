@@ -69,6 +69,15 @@ int sm_img_encode_jpeg(const uint8_t *px, int w, int h, int channels, int qualit
     return 0;
 }
 
+static const uint8_t *next_trns;
+static int next_n_trns;
+
+void sm_img_png_trns(const uint8_t *alpha, int n)
+{
+    next_trns = alpha;
+    next_n_trns = n;
+}
+
 int sm_img_write_png(const char *path, const void *px, int w, int h, int color_type, int bits,
                      const uint8_t *palette, int n_palette)
 {
@@ -92,6 +101,8 @@ int sm_img_write_png(const char *path, const void *px, int w, int h, int color_t
             pal[i].blue = palette[3 * i + 2];
         }
         png_set_PLTE(png, info, pal, n_palette);
+        if (next_trns) png_set_tRNS(png, info, next_trns, next_n_trns, NULL);
+        next_trns = NULL;
     }
     png_write_info(png, info);
     if (bits == 16) png_set_swap(png); /* native little-endian uint16 in, PNG big-endian out */

@@ -16,6 +16,8 @@ int sm_img_encode_jpeg(const uint8_t *px, int w, int h, int channels, int qualit
                        uint8_t **out, size_t *len);
 /* color_type: PNG_COLOR_TYPE_* value; bits 8 or 16 (16-bit samples as native uint16 in px16).
  * For palette images px holds indices and palette holds n_palette RGB triples. */
+/* The next palette PNG written gets a tRNS chunk with these n alpha values (borrowed). */
+void sm_img_png_trns(const uint8_t *alpha, int n);
 int sm_img_write_png(const char *path, const void *px, int w, int h, int color_type, int bits,
                      const uint8_t *palette, int n_palette);
 /* TIFF: spp samples per pixel, bits 8 or 16 (px16 native), photometric PHOTOMETRIC_*,

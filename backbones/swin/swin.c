@@ -119,6 +119,19 @@ static int swin_geometry(int64_t img_h, int64_t img_w, int patch, int window, in
     return 0;
 }
 
+/* The key to blame for a relation between two settings: the first one the user wrote (a value
+ * filled in from the schema's default has no line to point at), else the first. */
+static const char *swin_blame(const sm_cfg *a_sec, const char *a, const sm_cfg *b_sec,
+                              const char *b, const sm_cfg **sec)
+{
+    const sm_cfg *n = sm_cfg_get(a_sec, a);
+    bool a_default = !n || strcmp(sm_cfg_file(n), "<default>") == 0;
+    const sm_cfg *nb = sm_cfg_get(b_sec, b);
+    bool b_default = !nb || strcmp(sm_cfg_file(nb), "<default>") == 0;
+    *sec = a_default && !b_default ? b_sec : a_sec;
+    return a_default && !b_default ? b : a;
+}
+
 static int swin_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
 {
     int rc = 0;
@@ -128,14 +141,19 @@ static int swin_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
     if (nd == 0 || nd > SWIN_MAX_STAGES)
         rc =
             sm_cfg_error(diag, m, "depth", "expected 1 to %d stages, got %zu", SWIN_MAX_STAGES, nd);
-    if (nd != nh)
-        rc = sm_cfg_error(diag, m, "num_heads",
+    const sm_cfg *sec;
+    const char *key;
+    if (nd != nh) {
+        key = swin_blame(m, "num_heads", m, "depth", &sec);
+        rc = sm_cfg_error(diag, sec, key,
                           "num_heads has %zu entries but depth has %zu (one per stage)", nh, nd);
+    }
     int64_t C = sm_cfg_int(m, "embed_dim");
     for (size_t s = 0; !rc && s < nd && s < nh; s++) {
         int64_t dim = C << s;
         if (heads[s] <= 0 || dim % heads[s]) {
-            rc = sm_cfg_error(diag, m, "num_heads",
+            key = swin_blame(m, "num_heads", m, "embed_dim", &sec);
+            rc = sm_cfg_error(diag, sec, key,
                               "stage %zu has %lld channels, not a multiple of its %lld heads", s,
                               (long long)dim, (long long)heads[s]);
         }
@@ -144,8 +162,13 @@ static int swin_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
     char msg[256];
     if (!rc && nd >= 1 && nd <= SWIN_MAX_STAGES &&
         swin_geometry(img, img, (int)sm_cfg_int(m, "patch_size"), (int)sm_cfg_int(m, "window_size"),
-                      (int)nd, msg, sizeof msg))
-        rc = sm_cfg_error(diag, m, "window_size", "%s", msg);
+                      (int)nd, msg, sizeof msg)) {
+        key = swin_blame(m, "window_size", root, "train_config.image_size", &sec);
+        if (sec == m && strcmp(key, "window_size") == 0 &&
+            strcmp(sm_cfg_file(sm_cfg_get(m, "window_size")), "<default>") == 0)
+            key = swin_blame(m, "patch_size", root, "train_config.image_size", &sec);
+        rc = sm_cfg_error(diag, sec, key, "%s", msg);
+    }
     if (sm_cfg_float(m, "drop_rate") != 0.0)
         rc = sm_cfg_error(diag, m, "drop_rate",
                           "dropout is not implemented (SimMIM recipes use 0); set 0");

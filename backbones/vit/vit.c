@@ -86,20 +86,38 @@ static int64_t vit_image_size(const sm_cfg *root)
     return sm_cfg_int(root, "train_config.image_size");
 }
 
+/* The key to blame for a relation between two settings: the first one the user wrote (a value
+ * filled in from the schema's default has no line to point at), else the first. */
+static const char *vit_blame(const sm_cfg *a_sec, const char *a, const sm_cfg *b_sec, const char *b,
+                             const sm_cfg **sec)
+{
+    const sm_cfg *n = sm_cfg_get(a_sec, a);
+    bool a_default = !n || strcmp(sm_cfg_file(n), "<default>") == 0;
+    const sm_cfg *nb = sm_cfg_get(b_sec, b);
+    bool b_default = !nb || strcmp(sm_cfg_file(nb), "<default>") == 0;
+    *sec = a_default && !b_default ? b_sec : a_sec;
+    return a_default && !b_default ? b : a;
+}
+
 static int vit_validate(const sm_cfg *m, const sm_cfg *root, sm_diag *diag)
 {
     int rc = 0;
     int64_t dim = sm_cfg_int(m, "embed_dim"), heads = sm_cfg_int(m, "num_heads");
     int64_t p = sm_cfg_int(m, "patch_size"), img = vit_image_size(root);
-    if (heads > 0 && dim % heads != 0)
-        rc =
-            sm_cfg_error(diag, m, "num_heads", "embed_dim %lld is not a multiple of num_heads %lld",
-                         (long long)dim, (long long)heads);
-    if (img > 0 && p > 0 && img % p != 0)
-        rc = sm_cfg_error(diag, m, "patch_size",
+    const sm_cfg *sec;
+    const char *key;
+    if (heads > 0 && dim % heads != 0) {
+        key = vit_blame(m, "num_heads", m, "embed_dim", &sec);
+        rc = sm_cfg_error(diag, sec, key, "embed_dim %lld is not a multiple of num_heads %lld",
+                          (long long)dim, (long long)heads);
+    }
+    if (img > 0 && p > 0 && img % p != 0) {
+        key = vit_blame(m, "patch_size", root, "train_config.image_size", &sec);
+        rc = sm_cfg_error(diag, sec, key,
                           "image_size %lld (train_config.image_size) is not a multiple of "
-                          "patch_size %lld",
+                          "patch_size %lld (model.patch_size)",
                           (long long)img, (long long)p);
+    }
     if (sm_cfg_float(m, "drop_rate") != 0.0)
         rc = sm_cfg_error(diag, m, "drop_rate",
                           "dropout is not implemented (SimMIM recipes use 0); set 0");

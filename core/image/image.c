@@ -211,8 +211,9 @@ int sm_image_convert(sm_image *im, int channels, const int *bands, int n_bands, 
         bool same = n_bands == c0;
         for (int k = 0; same && k < n_bands; k++) same = bands[k] == k;
         if (same) return 0;
+        /* the pixel count was checked against max_pixels when decoding: no second limit here */
         if (channels > c0) { /* grow first, then fill from the back so nothing is overwritten */
-            int rc = sm_image_reserve(im, im->width, im->height, channels, im->max_value, 0, err);
+            int rc = sm_image_reserve(im, im->width, im->height, channels, im->max_value, (int64_t)1 << 40, err);
             if (rc) return rc;
             for (size_t i = npx; i-- > 0;) {
                 float px[SM_MAX_BANDS];
@@ -231,7 +232,7 @@ int sm_image_convert(sm_image *im, int channels, const int *bands, int n_bands, 
     }
     if (c0 == channels) return 0;
     if (c0 == 1) { /* gray -> replicate */
-        int rc = sm_image_reserve(im, im->width, im->height, channels, im->max_value, 0, err);
+        int rc = sm_image_reserve(im, im->width, im->height, channels, im->max_value, (int64_t)1 << 40, err);
         if (rc) return rc;
         for (size_t i = npx; i-- > 0;) {
             float v = im->data[i];

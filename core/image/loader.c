@@ -383,8 +383,15 @@ static int sm__take(sm_loader *l, sm__slot *s, sm_error *err)
         if (err) sm__strlcpy(err->path, "on_bad_image: fail", sizeof err->path);
         return SM_EDATA;
     }
+    /* The same index can be in the prefetch window twice (repeat > 1, small datasets): count and
+     * report it once. bad_flag is read by the workers under the lock, so it is written there. */
+    pthread_mutex_lock(&l->mu);
+    bool seen = l->bad_flag[s->index] != 0;
+    int added = seen ? 0 : sm__add_bad(l, s->index, &s->err);
+    pthread_mutex_unlock(&l->mu);
+    if (seen) return 0;
+    if (added) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     sm_log(SM_LOG_WARN, "skipping bad image: %s", msg);
-    if (sm__add_bad(l, s->index, &s->err)) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     if ((double)l->nbad > l->o.max_bad_fraction * (double)l->n)
         return sm_error_set(err, SM_EDATA, NULL, 0, 0, "max_bad_fraction",
                             "%zu of %lld samples are bad (more than max_bad_fraction %g); the "

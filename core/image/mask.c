@@ -28,25 +28,25 @@ int sm_mask_count(const sm_mask_spec *m)
 
 int sm_mask_side(const sm_mask_spec *m) { return m->input_size / m->model_patch_size; }
 
-/* out: (S/p, S/p) */
+/* out: (S/p, S/p). No scratch memory, whatever the number of cells: the chosen cells are
+ * marked in out's first entries (Floyd's algorithm draws a uniform random subset of exactly
+ * `count` cells), then spread onto the patch grid from the last entry backwards, which never
+ * overwrites a mark still to be read (a cell's index is at most its first patch's index). */
 void sm_mask_generate(const sm_mask_spec *m, sm_rng *r, float *out)
 {
-    int cells_side = m->input_size / m->mask_patch_size, cells = cells_side * cells_side;
-    int scale = m->mask_patch_size / m->model_patch_size, side = cells_side * scale;
-    int count = sm_mask_count(m);
-    int perm[4096];
-    uint8_t cell[4096];
-    SM__ASSERT(cells <= 4096);
-    for (int i = 0; i < cells; i++) perm[i] = i, cell[i] = 0;
-    /* first `count` entries of a Fisher-Yates permutation */
-    for (int i = 0; i < count; i++) {
-        int j = i + (int)sm_rng_below(r, (uint64_t)(cells - i));
-        int t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-        cell[perm[i]] = 1;
+    int64_t cells_side = m->input_size / m->mask_patch_size, cells = cells_side * cells_side;
+    int64_t scale = m->mask_patch_size / m->model_patch_size, side = cells_side * scale;
+    int64_t count = sm_mask_count(m);
+    for (int64_t i = 0; i < cells; i++) out[i] = 0.0f;
+    for (int64_t j = cells - count; j < cells; j++) {
+        int64_t t = (int64_t)sm_rng_below(r, (uint64_t)j + 1);
+        if (out[t] != 0.0f)
+            out[j] = 1.0f;
+        else
+            out[t] = 1.0f;
     }
-    for (int y = 0; y < side; y++)
-        for (int x = 0; x < side; x++)
-            out[y * side + x] = cell[(y / scale) * cells_side + x / scale];
+    for (int64_t k = side * side - 1; k >= 0; k--) {
+        int64_t y = k / side, x = k % side;
+        out[k] = out[(y / scale) * cells_side + x / scale];
+    }
 }

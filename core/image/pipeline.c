@@ -101,7 +101,11 @@ int sm_pipeline_from_config(sm_pipeline *p, const sm_cfg *root, const char *sect
         size_t n = sm_cfg_int_list(s, "bands", b, SM_MAX_BANDS + 1);
         if (n > SM_MAX_BANDS) return sm__cfg_err(err, s, "bands", "%s", "more than 16 bands");
         p->n_bands = (int)n;
-        for (size_t i = 0; i < n; i++) p->bands[i] = (int)b[i];
+        for (size_t i = 0; i < n; i++) {
+            if (b[i] < 0 || b[i] > 4096)
+                return sm__cfg_err(err, s, "bands", "%s", "band numbers go from 0 to 4096");
+            p->bands[i] = (int)b[i];
+        }
     }
     for (int pass = 0; pass < 2; pass++) {
         const char *key = pass ? "norm_std" : "norm_mean";
@@ -212,7 +216,8 @@ int sm_pipeline_apply(const sm_pipeline *p, sm_image *im, const char *name, uint
         if (p->mode == SM_PIPELINE_FINETUNE && p->use_randaug) {
             float fill[SM_MAX_BANDS];
             for (int c = 0; c < im->channels; c++)
-                fill[c] = (float)nearbyint(im->max_value * (double)p->mean[c]);
+                fill[c] = (float)fmin(fmax(nearbyint(im->max_value * (double)p->mean[c]), 0.0),
+                                      im->max_value);
             sm_rng_init(&r, seed, e, i, SM__RNG_AUGMENT);
             rc = sm_randaug_apply(&p->randaug, im, fill, p->interp, &r, tmp, err);
             if (rc) return rc;

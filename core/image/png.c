@@ -85,15 +85,18 @@ int sm__png_decode(const uint8_t *buf, size_t len, const char *name, const sm_de
     }
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (ctype & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    /* alpha is dropped: an alpha channel, or a tRNS chunk (which the palette or gray expansion
+     * would turn into one) */
+    if ((ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, pi, PNG_INFO_tRNS))
+        png_set_strip_alpha(png);
     if (interlace != PNG_INTERLACE_NONE) png_set_interlace_handling(png);
     png_read_update_info(png, pi);
     size_t rowbytes = png_get_rowbytes(png, pi);
     int nc = png_get_channels(png, pi), bits = png_get_bit_depth(png, pi);
     if (nc != info->channels || (bits != 8 && bits != 16) ||
         rowbytes != (size_t)w * nc * (bits / 8)) {
-        rc = sm_error_set(err, SM_EINTERNAL, name, 0, 0, NULL,
-                          "unexpected PNG layout after expansion (%d channels, %d bits)", nc, bits);
+        rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                          "unsupported PNG layout after expansion (%d channels, %d bits)", nc, bits);
         png_longjmp(png, 1);
     }
     rc = sm_image_reserve(out, (int)w, (int)h, nc, bits == 16 ? 65535.0f : 255.0f, o->max_pixels,

@@ -66,13 +66,21 @@ typedef struct sm__ra_ctx {
     int64_t *hist; /* levels entries */
 } sm__ra_ctx;
 
+/* A sample as a table index: values are integers in [0, max_value] by construction; clamp anyway
+ * so that no value can index outside the tables. */
+static inline int sm__level(const sm__ra_ctx *x, float v)
+{
+    int i = (int)v;
+    return i < 0 ? 0 : i >= x->levels ? x->levels - 1 : i;
+}
+
 static void sm__apply_lut(sm__ra_ctx *x, int c)
 {
     sm_image *im = x->im;
     size_t n = (size_t)im->width * im->height;
     for (size_t i = 0; i < n; i++) {
         float *v = &im->data[i * im->channels + c];
-        *v = (float)x->lut[(int)*v];
+        *v = (float)x->lut[sm__level(x, *v)];
     }
 }
 
@@ -81,7 +89,7 @@ static void sm__histogram(sm__ra_ctx *x, int c)
     sm_image *im = x->im;
     memset(x->hist, 0, sizeof(int64_t) * x->levels);
     size_t n = (size_t)im->width * im->height;
-    for (size_t i = 0; i < n; i++) x->hist[(int)im->data[i * im->channels + c]]++;
+    for (size_t i = 0; i < n; i++) x->hist[sm__level(x, im->data[i * im->channels + c])]++;
 }
 
 static void sm__autocontrast(sm__ra_ctx *x)

@@ -21,15 +21,18 @@ typedef struct mm_geom {
 static int64_t batch_stride(const sm_tensor *t)
 {
     int lead = t->ndim - 2;
-    if (lead <= 0) return 0;
-    for (int d = 0; d < lead - 1; d++)
-        if (t->shape[d + 1] != 1 && t->shape[d] != 1 &&
-            t->stride[d] != t->stride[d + 1] * t->shape[d + 1])
-            return -1;
-    /* the stride of the innermost leading dim that is not 1 */
-    for (int d = lead - 1; d >= 0; d--)
-        if (t->shape[d] != 1) return t->stride[d];
-    return 0;
+    /* size-1 dims take no part (their strides are arbitrary); the others, outer to inner, must
+     * each step by the next one's stride times its size */
+    int64_t inner_stride = 0, inner_size = 0;
+    bool have = false;
+    for (int d = lead - 1; d >= 0; d--) {
+        if (t->shape[d] == 1) continue;
+        if (have && t->stride[d] != inner_stride * inner_size) return -1;
+        inner_stride = have ? inner_stride : t->stride[d];
+        inner_size = have ? inner_size * t->shape[d] : t->shape[d];
+        have = true;
+    }
+    return have ? inner_stride : 0;
 }
 
 static mm_geom geom(const sm_tensor *t, bool trans)

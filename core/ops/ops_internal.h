@@ -175,7 +175,9 @@ float *sm__grad_w(sm_ctx *ctx, sm_tensor *t, bool *fresh);
 /* Rows × last dim of a contiguous tensor. */
 static inline int64_t sm__rows(const sm_tensor *t)
 {
-    return t->ndim ? sm_tensor_numel(t) / t->shape[t->ndim - 1] : 1;
+    int64_t rows = 1; /* the product of the leading dims (also when the last one is 0) */
+    for (int d = 0; d + 1 < t->ndim; d++) rows *= t->shape[d];
+    return rows;
 }
 
 /* OpenMP threads for a loop of `work` elementary operations: 1 for small work. */

@@ -67,6 +67,7 @@ SM__KERNEL void sm__gemm_small(int64_t m, int64_t n, int64_t k, float alpha, con
                                int64_t ar, int64_t ac, const float *b, int64_t br, int64_t bc,
                                float beta, float *c, int64_t cr, int64_t cc, float *scratch)
 {
+    if (m <= 0 || n <= 0) return; /* nothing to write */
     int nv = (int)((n + 15) / 16);
     SM__ASSERT(nv >= 1 && nv <= SM__SMALL_N / 16);
     int64_t np = 16 * (int64_t)nv;

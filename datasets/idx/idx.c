@@ -44,7 +44,10 @@ static int idx_slurp(const char *path, size_t limit, uint8_t **out, size_t *len,
                 break;
             }
             uint8_t *nb = realloc(b, cap * 2);
-            if (!nb) break;
+            if (!nb) {
+                rc = sm_error_set(err, SM_ENOMEM, path, 0, 0, NULL, "out of memory");
+                break;
+            }
             b = nb;
             cap *= 2;
         }

@@ -32,11 +32,12 @@ static int imagenet_read_list(sm__lds *d, const char *root, const char *list, sm
         if (*s && *s != '#') {
             char *sp = strrchr(s, ' '), *end = NULL;
             long label = sp ? strtol(sp + 1, &end, 10) : -1;
-            if (!sp || end == sp + 1 || *end || label < 0 ||
-                (d->classes.n && (size_t)label >= d->classes.n)) {
+            /* without train_path the classes are the labels themselves: cap them at a number
+             * of classes any real dataset stays below */
+            size_t limit = d->classes.n ? d->classes.n : (size_t)1 << 20;
+            if (!sp || end == sp + 1 || *end || label < 0 || (unsigned long)label >= limit) {
                 rc = sm_error_set(err, SM_EFORMAT, list, line, 0, NULL,
-                                  "expected 'path label' with a label in [0, %zu)",
-                                  d->classes.n ? d->classes.n : (size_t)1 << 31);
+                                  "expected 'path label' with a label in [0, %zu)", limit);
                 break;
             }
             *sp = '\0';
