@@ -39,7 +39,8 @@ static const sm_key sm__model_keys[] = {
 static const sm_key sm__train_keys[] = {
     {"epoch", SM_KEY_INT, "100", "[1,)", 0, "number of training epochs"},
     {"batch_size", SM_KEY_INT, "64", "[1,)", 0, "images per optimizer step"},
-    {"image_size", SM_KEY_INT, "224", "[1,)", 0, "side of the (square) input images in pixels"},
+    {"image_size", SM_KEY_INT, "224", "[1,16384]", 0,
+     "side of the (square) input images in pixels"},
     {"per_epoch_size", SM_KEY_INT, "0", "[0,)", 0, "steps per epoch; 0: one pass over the data"},
     {"initial_epoch", SM_KEY_INT, "0", "[0,)", 0, "epoch to start counting from"},
     {"resume_ckpt", SM_KEY_STRING, "null", NULL, NUL | PATH,

@@ -333,7 +333,9 @@ static void sm__check_multiple(sm__val *v, const char *a_path, const char *b_pat
 {
     double a, b;
     sm_cfg *na = sm__good(v, a_path, &a), *nb = sm__good(v, b_path, &b);
-    if (!na || !nb || b <= 0 || a <= 0 || (int64_t)a % (int64_t)b == 0) return;
+    if (!na || !nb || !(b > 0 && b < 0x1p62) || !(a > 0 && a < 0x1p62) ||
+        (int64_t)a % (int64_t)b == 0)
+        return;
     sm_cfg *at = sm__blame(na, nb);
     if (at == na)
         sm__verr(v, na, false, "%s is not a multiple of %s (%s)", na->text, b_path, nb->text);

@@ -64,13 +64,14 @@ typedef struct swin {
 /* ---- configuration ------------------------------------------------------------------------ */
 
 static const sm_key swin_keys[] = {
-    {"patch_size", SM_KEY_INT, "4", "[1,)", 0, "patch size p (conv kernel and stride)"},
-    {"in_chans", SM_KEY_INT, "3", "[1,)", 0, "input channels"},
-    {"embed_dim", SM_KEY_INT, "96", "[1,)", 0, "channels C of the first stage (doubled per stage)"},
+    {"patch_size", SM_KEY_INT, "4", "[1,1024]", 0, "patch size p (conv kernel and stride)"},
+    {"in_chans", SM_KEY_INT, "3", "[1,1024]", 0, "input channels"},
+    {"embed_dim", SM_KEY_INT, "96", "[1,65536]", 0,
+     "channels C of the first stage (doubled per stage)"},
     {"depth", SM_KEY_INT_LIST, "[2, 2, 6, 2]", "[1,64]", 0, "blocks per stage"},
-    {"num_heads", SM_KEY_INT_LIST, "[3, 6, 12, 24]", "[1,)", 0, "attention heads per stage"},
-    {"window_size", SM_KEY_INT, "7", "[1,)", 0, "attention window size (tokens per side)"},
-    {"mlp_ratio", SM_KEY_FLOAT, "4.0", "(0,)", 0, "MLP hidden size = int(C * mlp_ratio)"},
+    {"num_heads", SM_KEY_INT_LIST, "[3, 6, 12, 24]", "[1,4096]", 0, "attention heads per stage"},
+    {"window_size", SM_KEY_INT, "7", "[1,64]", 0, "attention window size (tokens per side)"},
+    {"mlp_ratio", SM_KEY_FLOAT, "4.0", "(0,64]", 0, "MLP hidden size = int(C * mlp_ratio)"},
     {"qkv_bias", SM_KEY_BOOL, "true", NULL, 0, "bias in the qkv projection"},
     {"qk_scale", SM_KEY_FLOAT, "null", "(0,)", SM_KEY_NULLABLE,
      "attention logit scale; null = head_dim^-0.5"},
@@ -274,6 +275,20 @@ static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params 
     s->n_stages = (int)nd;
     s->hp = opts->img_h / s->patch;
     s->wp = opts->img_w / s->patch;
+    {
+        /* the largest buffers: stage 0's shifted-window mask, (H·W)·w² floats */
+        int64_t w0 = s->window_cfg < s->hp ? s->window_cfg : s->hp;
+        double gib =
+            (double)s->hp * (double)s->wp * (double)(w0 * w0) * 4.0 / (1024.0 * 1024 * 1024);
+        if (gib > 4.0) {
+            sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model.window_size",
+                         "swin: the shifted-window attention mask of stage 0 would take %.1f GiB "
+                         "(image %lld, patch_size %d, window_size %d): too large",
+                         gib, (long long)opts->img_h, s->patch, s->window_cfg);
+            swin_destroy(s);
+            return SM_ECONFIG;
+        }
+    }
     for (size_t k = 0; k < nd; k++) s->total_depth += (int)depth[k];
     double dpr = sm_cfg_float(m, "drop_path_rate");
 

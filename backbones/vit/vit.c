@@ -52,12 +52,12 @@ typedef struct vit {
 /* ---- configuration ------------------------------------------------------------------------ */
 
 static const sm_key vit_keys[] = {
-    {"patch_size", SM_KEY_INT, "16", "[1,)", 0, "patch size p (conv kernel and stride)"},
-    {"in_chans", SM_KEY_INT, "3", "[1,)", 0, "input channels"},
-    {"embed_dim", SM_KEY_INT, "768", "[1,)", 0, "embedding dimension D"},
+    {"patch_size", SM_KEY_INT, "16", "[1,1024]", 0, "patch size p (conv kernel and stride)"},
+    {"in_chans", SM_KEY_INT, "3", "[1,1024]", 0, "input channels"},
+    {"embed_dim", SM_KEY_INT, "768", "[1,65536]", 0, "embedding dimension D"},
     {"depth", SM_KEY_INT, "12", "[1,256]", 0, "number of transformer blocks"},
-    {"num_heads", SM_KEY_INT, "12", "[1,)", 0, "attention heads (D must be a multiple)"},
-    {"mlp_ratio", SM_KEY_FLOAT, "4.0", "(0,)", 0, "MLP hidden size = int(D * mlp_ratio)"},
+    {"num_heads", SM_KEY_INT, "12", "[1,4096]", 0, "attention heads (D must be a multiple)"},
+    {"mlp_ratio", SM_KEY_FLOAT, "4.0", "(0,64]", 0, "MLP hidden size = int(D * mlp_ratio)"},
     {"qkv_bias", SM_KEY_BOOL, "true", NULL, 0, "learn q and v biases (the k bias is always 0)"},
     {"qk_scale", SM_KEY_FLOAT, "null", "(0,)", SM_KEY_NULLABLE,
      "attention logit scale; null = head_dim^-0.5"},
@@ -209,6 +209,15 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
     v->hp = opts->img_h / v->patch;
     v->wp = opts->img_w / v->patch;
     v->tokens = v->hp * v->wp;
+    if (v->tokens > 16384) {
+        sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model.patch_size",
+                     "vit: %lld patch tokens (image %lldx%lld, patch_size %d): attention over more "
+                     "than 16384 tokens is not supported",
+                     (long long)v->tokens, (long long)opts->img_h, (long long)opts->img_w,
+                     v->patch);
+        vit_destroy(v);
+        return SM_ECONFIG;
+    }
     double dpr = sm_cfg_float(m, "drop_path_rate");
     v->blocks = calloc((size_t)v->depth, sizeof *v->blocks);
     if (!v->blocks || vit_build_index(v)) {
