@@ -265,10 +265,11 @@ static inline float sm__expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+    n = n == n ? n : 0.0f; /* NaN in: p is NaN already; keep the int conversion defined */
     union {
         float f;
         int32_t i;
-    } u = {.i = ((int32_t)n + 127) * (1 << 23)};
+    } u = {.i = ((int32_t)n + 127) * (1 << 23)}; /* n in [-126, 128]: no overflow */
     return p * u.f;
 }
 
