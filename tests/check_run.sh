@@ -115,6 +115,15 @@ ls "$tmp/killed"/*.tmp.* >/dev/null 2>&1 && fail "after kill -9 rounds: temporar
 grep '"event":"step"' "$tmp/killed/metrics.jsonl" | sed 's/.*"step":\([0-9]*\).*/\1/' >"$tmp/steps"
 seq 0 199 | cmp -s - "$tmp/steps" || fail "after kill -9 rounds: step records not 0..199 in order"
 grep -v '^{.*}$' "$tmp/killed/metrics.jsonl" | grep -q . && fail "metrics.jsonl has a partial line"
+# and ended where an uninterrupted run ends, bit for bit (same config in another directory, so
+# that the output_dir recorded in the checkpoint is the same)
+mkdir "$tmp/straight" && cp "$tmp/killed.yaml" "$tmp/straight/"
+"$SIMMIMCTL" run "$tmp/straight/killed.yaml" >/dev/null 2>"$tmp/kstraight" ||
+    { tail -5 "$tmp/kstraight" >&2; fail "the uninterrupted run failed"; }
+cmp -s "$tmp/straight/killed/tiny-50_200.safetensors" "$tmp/killed/tiny-50_200.safetensors" ||
+    fail "after kill -9 rounds: the final checkpoint differs from an uninterrupted run's"
+cmp -s "$tmp/straight/killed/recon-50.png" "$tmp/killed/recon-50.png" ||
+    fail "after kill -9 rounds: recon-50.png differs from an uninterrupted run's"
 
-[ "$failures" = 0 ] && echo "PASS: simmimctl run: outputs, Ctrl-C, resume, lock, kill -9"
+[ "$failures" = 0 ] && echo "PASS: simmimctl run: outputs, Ctrl-C, resume, lock, kill -9 (bit-identical end)"
 exit $((failures > 0))
