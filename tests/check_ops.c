@@ -220,6 +220,17 @@ static void ref_att_view(sm_tensor **in, double *o)
     att_ref(T(0) + 18, 126, 18, 2, 5, 3, 2, 0.5f, NULL, NULL, 1, o);
 }
 
+/* A Swin window: N = 36, D = 32. The small-matrix kernel reads v, dO, k and q in place (rows
+ * of two 16-float vectors) and packs kᵀ and vᵀ (36 columns, padded to 48). */
+static sm_tensor *run_att_window(sm_ctx *c, sm_tensor **in)
+{
+    return sm_attention(c, in[0], 2, 0.18f, in[1], NULL);
+}
+static void ref_att_window(sm_tensor **in, double *o)
+{
+    att_ref(T(0), 36 * 192, 192, 2, 36, 2, 32, 0.18f, T(1), NULL, 1, o);
+}
+
 /* N = 70 > 64: the heads go through the backend's GEMMs, not the small-matrix kernel */
 static sm_tensor *run_att_long(sm_ctx *c, sm_tensor **in)
 {
@@ -512,6 +523,7 @@ static const op_case cases[] = {
     {"softmax", 1, {3}, {S(2, 3, 6)}, 1, -3, 3, NULL, run_softmax, ref_softmax, NULL},
     {"attention", 3, {3, 3, 3}, {S(4, 5, 18), S(2, 5, 5), S(2, 5, 5)}, 3, -1, 1, init_att_mask, run_att, ref_att, NULL},
     {"attention_view", 1, {3}, {S(2, 7, 18)}, 1, -1, 1, NULL, run_att_view, ref_att_view, NULL},
+    {"attention_window", 2, {3, 3}, {S(2, 36, 192), S(2, 36, 36)}, 3, -1, 1, NULL, run_att_window, ref_att_window, NULL},
     {"attention_long", 2, {3, 3}, {S(2, 70, 6), S(1, 70, 70)}, 3, -1, 1, NULL, run_att_long, ref_att_long, NULL},
     {"relpos_bias", 1, {2}, {S(7, 2)}, 1, -1, 1, NULL, run_relpos, ref_relpos, NULL},
     {"window_partition", 1, {4}, {S(2, 4, 6, 3)}, 1, -1, 1, NULL, run_winpart, ref_winpart, NULL},
