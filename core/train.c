@@ -555,8 +555,11 @@ static void sm__write_figure(sm__run *r, int64_t epoch)
                "reconstructions: %s (input, masked input, reconstruction, masked patches "
                "reconstructed)",
                path);
-    else
-        sm_log(SM_LOG_WARN, "cannot write the reconstruction figure: %s", e.text);
+    else {
+        char msg[SM_ERROR_LINE_MAX];
+        sm_error_format(&e, msg, sizeof msg);
+        sm_log(SM_LOG_WARN, "cannot write the reconstruction figure: %s", msg);
+    }
     free(px);
 }
 

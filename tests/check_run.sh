@@ -14,18 +14,7 @@ if [ ! -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     exit 1
 fi
 
-cat >"$tmp/tiny.yaml" <<'YAML'
-seed: 1
-task: pretrain
-output_dir: out
-model: {backbone: vit, patch_size: 4, in_chans: 1, embed_dim: 16, depth: 1, num_heads: 2,
-        mask_patch_size: 8}
-train_config: {epoch: 2, batch_size: 8, image_size: 16, per_epoch_size: 3}
-pretrain_dataset: {reader: idx, num_workers: 1, norm_mean: [0.286], norm_std: [0.353]}
-lr_schedule: {lr_type: warmup_cosine_decay_simmim, base_lr: 1e-3, warmup_epochs: 0}
-callback: {ckpt_config: {prefix: tiny}}
-backend: {name: ref}
-YAML
+cat "${SM_TEST_SRCDIR:?}/run/tiny.yaml" >"$tmp/tiny.yaml" || exit 1
 
 # ---- a short run -------------------------------------------------------------------------------
 "$SIMMIMCTL" run "$tmp/tiny.yaml" >"$tmp/stdout" 2>"$tmp/err"

@@ -45,3 +45,6 @@ EXTRA_DIST += tests/check_run.sh
 
 TESTS += tests/check_shipped_configs.sh
 EXTRA_DIST += tests/check_shipped_configs.sh
+
+TESTS += tests/check_diskfull.sh
+EXTRA_DIST += tests/check_diskfull.sh tests/run/tiny.yaml

@@ -8,6 +8,10 @@
 #include <errno.h>
 #include <png.h>
 #include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 typedef struct sm__png_ctx {
     const uint8_t *buf;
@@ -127,30 +131,46 @@ int sm_png_write(const char *path, const uint8_t *pixels, int width, int height,
 {
     if (channels != 1 && channels != 3)
         return sm_error_set(err, SM_EINVAL, path, 0, 0, NULL, "PNG writer takes 1 or 3 channels, not %d", channels);
-    FILE *f = fopen(path, "wb");
-    if (!f) return sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot create: %s", strerror(errno));
+    /* written to "<path>.tmp.<pid>" and renamed: a failure (disk full) leaves no partial file */
+    size_t tlen = strlen(path) + 32;
+    char *tmp = malloc(tlen);
+    if (!tmp) return sm_error_set(err, SM_ENOMEM, path, 0, 0, NULL, "out of memory");
+    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        int rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot create: %s", strerror(errno));
+        free(tmp);
+        return rc;
+    }
     sm__png_ctx ctx = {NULL, 0, 0, ""};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, sm__png_error, sm__png_warning);
     png_infop pi = png ? png_create_info_struct(png) : NULL;
+    int rc = 0;
     if (!pi) {
         png_destroy_write_struct(&png, NULL);
-        fclose(f);
-        return sm_error_set(err, SM_ENOMEM, path, 0, 0, NULL, "out of memory");
-    }
-    if (setjmp(png_jmpbuf(png))) {
+        rc = sm_error_set(err, SM_ENOMEM, path, 0, 0, NULL, "out of memory");
+    } else if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &pi);
-        fclose(f);
-        return sm_error_set(err, SM_EIO, path, 0, 0, NULL, "PNG write failed: %s", ctx.msg);
+        int e = errno; /* a failed fwrite in libpng's writer: say why (disk full) */
+        rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "PNG write failed: %s%s%s", ctx.msg,
+                          ferror(f) ? ": " : "", ferror(f) ? strerror(e) : "");
+    } else {
+        png_init_io(png, f);
+        png_set_IHDR(png, pi, (png_uint_32)width, (png_uint_32)height, 8,
+                     channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_write_info(png, pi);
+        for (int y = 0; y < height; y++)
+            png_write_row(png, (png_const_bytep)(pixels + (size_t)y * width * channels));
+        png_write_end(png, NULL);
+        png_destroy_write_struct(&png, &pi);
     }
-    png_init_io(png, f);
-    png_set_IHDR(png, pi, (png_uint_32)width, (png_uint_32)height, 8,
-                 channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, pi);
-    for (int y = 0; y < height; y++)
-        png_write_row(png, (png_const_bytep)(pixels + (size_t)y * width * channels));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &pi);
-    if (fclose(f) != 0) return sm_error_set(err, SM_EIO, path, 0, 0, NULL, "write failed: %s", strerror(errno));
-    return 0;
+    int e = 0;
+    if (rc == 0 && (fflush(f) != 0 || ferror(f))) e = errno ? errno : EIO;
+    if (fclose(f) != 0 && !e) e = errno;
+    if (rc == 0 && !e && rename(tmp, path) != 0) e = errno;
+    if (rc == 0 && e) rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "write failed: %s", strerror(e));
+    if (rc != 0) unlink(tmp);
+    free(tmp);
+    return rc;
 }
