@@ -460,9 +460,11 @@ static int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, s
     *top1 = n ? 100.0 * (double)c1 / (double)n : 0;
     *top5 = n ? 100.0 * (double)c5 / (double)n : 0;
     double loss = n ? loss_sum / (double)n : NAN;
-    sm_log(SM_LOG_INFO,
-           "eval epoch %lld: %lld images, top-1 %.2f %%, top-5 %.2f %%, loss %.4f (%.1f s)",
-           (long long)epoch, (long long)n, *top1, *top5, loss, sm__now() - t0);
+    char when[48] = ""; /* epochs count from 1 in the log, from 0 in metrics.jsonl */
+    if (strcmp(r->task, "eval") != 0)
+        snprintf(when, sizeof when, " after epoch %lld", (long long)epoch + 1);
+    sm_log(SM_LOG_INFO, "eval%s: %lld images, top-1 %.2f %%, top-5 %.2f %%, loss %.4f (%.1f s)",
+           when, (long long)n, *top1, *top5, loss, sm__now() - t0);
     return sm__metric(r,
                       json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "event", "eval", "epoch",
                                 (json_int_t)epoch, "images", (json_int_t)n, "top1", sm__jnum(*top1),
@@ -615,6 +617,33 @@ static int sm__check_owner(sm__run *r, sm_error *err)
                           "output_dir",
                           task ? task : "?", prefix ? prefix : "?", r->task, r->prefix);
     sm_config_free(old);
+    return rc;
+}
+
+/* A train_config.resume_ckpt that does not exist is reported at once, located in the config,
+ * unless the run will resume from its own checkpoints (then resume_ckpt is not read). */
+static int sm__check_resume_ckpt(sm__run *r, sm_error *err)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    if (!sm_cfg_path(r->root, "train_config.resume_ckpt", path, sizeof path) ||
+        stat(path, &sb) == 0)
+        return 0;
+    int e = errno;
+    char **paths = NULL;
+    size_t n = sm__checkpoint_list(r->out_dir, r->prefix, &paths);
+    for (size_t i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    if (n > 0) return 0;
+    sm_diag *d = sm_diag_new();
+    int rc = sm_cfg_error(d, sm_cfg_get(r->root, "train_config"), "resume_ckpt", "%s: %s", path,
+                          strerror(e));
+    const sm_error *first = d ? sm_diag_get(d, 0, NULL) : NULL;
+    if (first && err)
+        *err = *first;
+    else
+        sm_error_set(err, rc, path, 0, 0, "train_config.resume_ckpt", "%s", strerror(e));
+    sm_diag_free(d);
     return rc;
 }
 
@@ -804,10 +833,10 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
                                      sm__jnum(loss), "grad_norm", sm__jnum(gnorm)),
                            NULL);
                 rc = sm_error_set(err, SM_EDATA, NULL, 0, 0, NULL,
-                                  "the %s is not finite at epoch %lld, step %lld: stopping "
-                                  "(no checkpoint written; the previous one is kept)",
-                                  isfinite(loss) ? "gradient norm" : "loss", (long long)epoch,
-                                  (long long)st->step);
+                                  "the %s is not finite at epoch %lld, step %lld/%lld: "
+                                  "stopping (no checkpoint written; the previous one is kept)",
+                                  isfinite(loss) ? "gradient norm" : "loss", (long long)epoch + 1,
+                                  (long long)bi + 1, (long long)r->spe);
                 break;
             }
             double clip_norm = r->clip_norm;
@@ -907,8 +936,9 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
         snprintf(r.out_dir, sizeof r.out_dir, "output");
     /* Everything that can fail on the user's data or components happens before anything is
      * written; a directory made for the run is removed again if setting up fails. */
+    int rc = sm__check_resume_ckpt(&r, err);
     bool created = false;
-    int rc = sm__mkdirs(r.out_dir, &created, err);
+    if (!rc) rc = sm__mkdirs(r.out_dir, &created, err);
     char real[PATH_MAX];
     if (!rc && realpath(r.out_dir, real)) memcpy(r.out_dir, real, strlen(real) + 1);
     const sm_cfg *bsec = sm_cfg_get(r.root, "backend");
@@ -998,6 +1028,9 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     } else if (!rc && !resumed && !strcmp(r.task, "eval")) {
         rc = sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.resume_ckpt",
                           "task eval needs the checkpoint to evaluate");
+    } else if (!rc && !resumed && !strcmp(r.task, "finetune")) {
+        sm_log(SM_LOG_WARN, "no pretrained weights (train_config.resume_ckpt is null): the "
+                            "classifier is trained from its random initialisation");
     }
     /* only now, with the run known to be this directory's, are its files written */
     if (!rc) rc = sm__write_file(r.out_dir, eval_only ? "eval-config.yaml" : "config.yaml", r.yaml, err);

@@ -31,6 +31,15 @@ grep -q "done: 2 epochs, 6 steps" "$tmp/err" || fail "run: no final line"
     fail "the checkpoint does not pass inspect"
 grep -q "encoder.blocks.0.attn.qkv.weight" "$tmp/inspect" || fail "checkpoint lacks the encoder"
 
+# ---- a resume_ckpt that does not exist: a configuration error, before anything is written ------
+"$SIMMIMCTL" run "$tmp/tiny.yaml" --options output_dir=nockpt train_config.resume_ckpt=missing.safetensors \
+    >/dev/null 2>"$tmp/errc"
+rc=$?
+[ "$rc" = 2 ] || fail "missing resume_ckpt: exit $rc, want 2"
+grep -q "train_config.resume_ckpt: .*missing.safetensors: No such file or directory" "$tmp/errc" ||
+    { cat "$tmp/errc" >&2; fail "missing resume_ckpt: no message naming the key and the file"; }
+{ [ -e "$tmp/nockpt" ] || [ -e nockpt ]; } && fail "missing resume_ckpt: the output directory was created"
+
 # ---- Ctrl-C: checkpoint, exit 1; the same command resumes ---------------------------------------
 sed -e 's/epoch: 2,/epoch: 1000,/' -e 's/per_epoch_size: 3/per_epoch_size: 50/' \
     -e 's/output_dir: out/output_dir: long/' "$tmp/tiny.yaml" >"$tmp/long.yaml"

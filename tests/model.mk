@@ -47,4 +47,4 @@ TESTS += tests/check_shipped_configs.sh
 EXTRA_DIST += tests/check_shipped_configs.sh
 
 TESTS += tests/check_diskfull.sh
-EXTRA_DIST += tests/check_diskfull.sh tests/run/tiny.yaml
+EXTRA_DIST += tests/check_diskfull.sh tests/run/tiny.yaml docs/outputs.md
