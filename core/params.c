@@ -165,8 +165,8 @@ float *sm_params_state(sm_params *p, int slot, sm_error *err)
 
 /* ---- initialisers ------------------------------------------------------------------------- */
 
-/* Inverse of the standard normal CDF (Acklam's rational approximation, refined with one Halley
- * step on erfc: about 1e-15 relative). u in (0, 1). */
+/* Inverse of the standard normal CDF (Acklam's rational approximation: relative error below
+ * 1.2e-9, far below float32's 6e-8, so no refinement step). u in (0, 1). */
 static double norm_ppf(double u)
 {
     static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
@@ -195,10 +195,13 @@ static double norm_ppf(double u)
         x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
             (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
     }
-    double e = 0.5 * erfc(-x / M_SQRT2) - u;
-    double g = e * sqrt(2 * M_PI) * exp(x * x / 2);
-    return x - g / (1 + x * g / 2);
+    return x;
 }
+
+/* Elements are drawn in chunks of this many, chunk c from the stream keyed (k, c) where k is
+ * one draw from the caller's rng: chunks run in parallel and the values do not depend on the
+ * number of threads. */
+#define SM__INIT_CHUNK 16384
 
 void sm_init_trunc_normal(sm_tensor *t, double mean, double std, double a, double b,
                           sm_rng *rng)
@@ -206,13 +209,20 @@ void sm_init_trunc_normal(sm_tensor *t, double mean, double std, double a, doubl
     /* as timm: u uniform in [Φ(α), Φ(β)], x = mean + std·Φ⁻¹(u), clamped to [a, b] */
     double lo = 0.5 * erfc(-((a - mean) / std) / M_SQRT2);
     double hi = 0.5 * erfc(-((b - mean) / std) / M_SQRT2);
-    int64_t n = sm_tensor_numel(t);
-    for (int64_t i = 0; i < n; i++) {
-        double u;
-        do u = lo + (hi - lo) * sm_rng_uniform(rng);
-        while (u <= 0.0 || u >= 1.0);
-        double x = mean + std * norm_ppf(u);
-        t->data[i] = (float)(x < a ? a : (x > b ? b : x));
+    int64_t n = sm_tensor_numel(t), chunks = (n + SM__INIT_CHUNK - 1) / SM__INIT_CHUNK;
+    uint64_t key = sm_rng_u64(rng);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; c++) {
+        sm_rng r;
+        sm_rng_init(&r, key, (uint64_t)c, 0, 0);
+        int64_t end = (c + 1) * SM__INIT_CHUNK < n ? (c + 1) * SM__INIT_CHUNK : n;
+        for (int64_t i = c * SM__INIT_CHUNK; i < end; i++) {
+            double u;
+            do u = lo + (hi - lo) * sm_rng_uniform(&r);
+            while (u <= 0.0 || u >= 1.0);
+            double x = mean + std * norm_ppf(u);
+            t->data[i] = (float)(x < a ? a : (x > b ? b : x));
+        }
     }
 }
 

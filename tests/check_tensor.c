@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 START_TEST(test_tensor_basics)
@@ -298,6 +299,14 @@ START_TEST(test_initialisers)
     sm_rng_init(&r, 3, 0, 0, 0);
     sm_init_trunc_normal(u, 1.0, 2.0, -1.0, 3.0, &r);
     ck_assert_mem_eq(t->data, u->data, 20000 * sizeof(float));
+    /* and of the number of threads (the chunks have their own streams) */
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    sm_rng_init(&r, 3, 0, 0, 0);
+    sm_init_trunc_normal(u, 1.0, 2.0, -1.0, 3.0, &r);
+    omp_set_num_threads(3);
+    ck_assert_mem_eq(t->data, u->data, 20000 * sizeof(float));
+    omp_set_num_threads(nt);
     sm_init_uniform(u, -0.5, 0.25, &r);
     for (int i = 0; i < 20000; i++) ck_assert(u->data[i] >= -0.5f && u->data[i] < 0.25f);
     sm_init_const(u, 7.0f);
