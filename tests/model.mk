@@ -48,3 +48,11 @@ EXTRA_DIST += tests/check_shipped_configs.sh
 
 TESTS += tests/check_diskfull.sh
 EXTRA_DIST += tests/check_diskfull.sh tests/run/tiny.yaml docs/outputs.md
+
+# tests/mkimages writes the small JPEG datasets of check_ringmo_run.sh (a helper, not a test)
+check_PROGRAMS += tests/mkimages
+tests_mkimages_SOURCES = tests/mkimages.c
+tests_mkimages_CFLAGS = $(AM_CFLAGS)
+tests_mkimages_LDADD = tests/libimgutil.la
+TESTS += tests/check_ringmo_run.sh
+EXTRA_DIST += tests/check_ringmo_run.sh
