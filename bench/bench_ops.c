@@ -14,8 +14,10 @@
  *                                               contiguous operands, OpenMP loop over them,
  *                                               1 BLIS thread each        4·B·H·N²·D FLOP
  *   attn bwd    = dv, dP, dS, dq, dk (+dbias)   raw: the four GEMMs       8·B·H·N²·D FLOP
+ *   attn fwd-nograd = the forward without gradients (evaluation): P is not kept
  * The raw attention rows do only the GEMMs, so the ratio includes our softmax, bias and
- * strided-operand costs. The BLIS plugin is loaded from the build tree (SM_BENCH_PLUGIN).
+ * strided-operand costs, and with gradients the cost of writing P (B·H·N² floats, 15 MB for
+ * ViT) out to memory for the backward. The BLIS plugin is loaded from the build tree (SM_BENCH_PLUGIN).
  * Nothing here is asserted: this program prints figures, it is not a test. */
 #include <simmim/simmim.h>
 
@@ -118,7 +120,7 @@ static void lin_raw(lin_state *s, double *tf, double *tb)
 
 static void row(const char *name, const char *op, double flop, double ours, double raw)
 {
-    printf("%-22s %-9s %9.1f %9.1f %7.2f\n", name, op, flop / ours * 1e-9, flop / raw * 1e-9,
+    printf("%-22s %-10s %9.1f %9.1f %7.2f\n", name, op, flop / ours * 1e-9, flop / raw * 1e-9,
            raw / ours);
 }
 
@@ -171,7 +173,9 @@ typedef struct att_state {
     float *q, *k, *v, *s, *o; /* raw: contiguous per-head operands */
 } att_state;
 
-static void att_ours(att_state *s, double *tf, double *tb)
+/* ours: forward and backward (tf, tb), then a forward without gradients (tn: evaluation,
+ * P is not kept, so it is not written out to memory) */
+static void att_ours(att_state *s, double *tf, double *tb, double *tn)
 {
     int64_t B = s->B, N = s->N, H = s->H, D = s->D;
     sm_ctx_reset(s->ctx);
@@ -182,6 +186,18 @@ static void att_ours(att_state *s, double *tf, double *tb)
     double t0 = now();
     sm_tensor *o = sm_attention(s->ctx, qkv, (int)H, 0.125f, bias, NULL);
     finish(s->ctx, o, s->dout, t0, tf, tb);
+    sm_ctx_reset(s->ctx);
+    sm_ctx_set_grad(s->ctx, false);
+    qkv = sm_ctx_wrap(s->ctx, s->qkv, 3, SM_SHAPE(B, N, 3 * H * D));
+    bias = sm_ctx_wrap(s->ctx, s->bias, 3, SM_SHAPE(H, N, N));
+    t0 = now();
+    o = sm_attention(s->ctx, qkv, (int)H, 0.125f, bias, NULL);
+    *tn = now() - t0;
+    sm_ctx_set_grad(s->ctx, true);
+    if (!o) {
+        fprintf(stderr, "bench: %s\n", sm_ctx_error(s->ctx)->text);
+        exit(1);
+    }
 }
 
 /* raw: per (b, h) S = q·kᵀ, O = S·v (fwd); dV = Sᵀ·dO, dP = dO·vᵀ, dq = dP·k, dk = dPᵀ·q (bwd),
@@ -238,18 +254,19 @@ static void bench_attention(const char *name, int64_t B, int64_t N, int64_t H, i
     fill(s.q, nh, 8);
     fill(s.k, nh, 9);
     fill(s.v, nh, 10);
-    double of[64], ob[64], rf[64], rb[64], d;
+    double of[64], ob[64], on[64], rf[64], rb[64], d;
     for (int w = 0; w < 2; w++) {
-        att_ours(&s, &d, &d);
+        att_ours(&s, &d, &d, &d);
         att_raw(&s, threads, &d, &d);
     }
     for (int r = 0; r < reps; r++) {
-        att_ours(&s, &of[r], &ob[r]);
+        att_ours(&s, &of[r], &ob[r], &on[r]);
         att_raw(&s, threads, &rf[r], &rb[r]);
     }
     double flop = 4.0 * (double)(B * H) * (double)(N * N) * (double)D;
     row(name, "fwd", flop, median(of, reps), median(rf, reps));
     row(name, "bwd", 2 * flop, median(ob, reps), median(rb, reps));
+    row(name, "fwd-nograd", flop, median(on, reps), median(rf, reps));
     fflush(stdout);
     free(s.qkv);
     free(s.dout);
@@ -281,8 +298,8 @@ int main(int argc, char **argv)
     char desc[256];
     sm_backend_describe(be, desc, sizeof desc);
     printf("backend: %s\ncore threads: %d, repetitions: %d (medians)\n\n", desc, threads, reps);
-    printf("%-22s %-9s %9s %9s %7s\n", "shape", "op", "ours", "blis", "ratio");
-    printf("%-22s %-9s %9s %9s %7s\n", "", "", "GFLOP/s", "GFLOP/s", "");
+    printf("%-22s %-10s %9s %9s %7s\n", "shape", "op", "ours", "blis", "ratio");
+    printf("%-22s %-10s %9s %9s %7s\n", "", "", "GFLOP/s", "GFLOP/s", "");
     /* ViT-B/16, batch 8 */
     bench_linear("vit.qkv 1576x768>2304", 1576, 768, 2304);
     bench_linear("vit.proj 1576x768>768", 1576, 768, 768);

@@ -160,13 +160,16 @@ static void ref_gelu(sm_tensor **in, double *o)
 }
 
 static sm_tensor *run_softmax(sm_ctx *c, sm_tensor **in) { return sm_softmax(c, in[0]); }
+/* rows of n: the kernel exponentiates in blocks of 16 lanes plus a padded partial block, so
+ * the cases have n = 6 (partial only), 32 (whole blocks only) and 37 (both) */
 static void ref_softmax(sm_tensor **in, double *o)
 {
-    for (int r = 0; r < 6; r++) {
+    int n = (int)in[0]->shape[in[0]->ndim - 1], rows = (int)(sm_tensor_numel(in[0]) / n);
+    for (int r = 0; r < rows; r++) {
         double mx = -INFINITY, s = 0;
-        for (int j = 0; j < 6; j++) mx = fmax(mx, T(0)[r * 6 + j]);
-        for (int j = 0; j < 6; j++) s += exp(T(0)[r * 6 + j] - mx);
-        for (int j = 0; j < 6; j++) o[r * 6 + j] = exp(T(0)[r * 6 + j] - mx) / s;
+        for (int j = 0; j < n; j++) mx = fmax(mx, T(0)[r * n + j]);
+        for (int j = 0; j < n; j++) s += exp(T(0)[r * n + j] - mx);
+        for (int j = 0; j < n; j++) o[r * n + j] = exp(T(0)[r * n + j] - mx) / s;
     }
 }
 
@@ -231,14 +234,15 @@ static void ref_att_window(sm_tensor **in, double *o)
     att_ref(T(0), 36 * 192, 192, 2, 36, 2, 32, 0.18f, T(1), NULL, 1, o);
 }
 
-/* N = 70 > 64: the heads go through the backend's GEMMs, not the small-matrix kernel */
+/* N = 70 > 64: the heads go through the backend's GEMMs on contiguous per-head copies of q,
+ * k, v and dO (two heads, so that head offsets and strides matter) */
 static sm_tensor *run_att_long(sm_ctx *c, sm_tensor **in)
 {
-    return sm_attention(c, in[0], 1, 0.7f, in[1], NULL);
+    return sm_attention(c, in[0], 2, 0.7f, in[1], NULL);
 }
 static void ref_att_long(sm_tensor **in, double *o)
 {
-    att_ref(T(0), 70 * 6, 6, 2, 70, 1, 2, 0.7f, T(1), NULL, 1, o);
+    att_ref(T(0), 70 * 18, 18, 2, 70, 2, 3, 0.7f, T(1), NULL, 1, o);
 }
 
 static const int64_t rp_index[9] = {0, 3, 6, 3, 1, 1, 2, 5, 4};
@@ -521,10 +525,12 @@ static const op_case cases[] = {
     {"layernorm_view", 1, {2}, {S(6, 8)}, 1, -2, 2, NULL, run_ln_view, ref_ln_view, NULL},
     {"gelu", 1, {2}, {S(3, 7)}, 1, -4, 4, NULL, run_gelu, ref_gelu, NULL},
     {"softmax", 1, {3}, {S(2, 3, 6)}, 1, -3, 3, NULL, run_softmax, ref_softmax, NULL},
+    {"softmax_32", 1, {2}, {S(3, 32)}, 1, -3, 3, NULL, run_softmax, ref_softmax, NULL},
+    {"softmax_37", 1, {2}, {S(2, 37)}, 1, -3, 3, NULL, run_softmax, ref_softmax, NULL},
     {"attention", 3, {3, 3, 3}, {S(4, 5, 18), S(2, 5, 5), S(2, 5, 5)}, 3, -1, 1, init_att_mask, run_att, ref_att, NULL},
     {"attention_view", 1, {3}, {S(2, 7, 18)}, 1, -1, 1, NULL, run_att_view, ref_att_view, NULL},
     {"attention_window", 2, {3, 3}, {S(2, 36, 192), S(2, 36, 36)}, 3, -1, 1, NULL, run_att_window, ref_att_window, NULL},
-    {"attention_long", 2, {3, 3}, {S(2, 70, 6), S(1, 70, 70)}, 3, -1, 1, NULL, run_att_long, ref_att_long, NULL},
+    {"attention_long", 2, {3, 3}, {S(2, 70, 18), S(2, 70, 70)}, 3, -1, 1, NULL, run_att_long, ref_att_long, NULL},
     {"relpos_bias", 1, {2}, {S(7, 2)}, 1, -1, 1, NULL, run_relpos, ref_relpos, NULL},
     {"window_partition", 1, {4}, {S(2, 4, 6, 3)}, 1, -1, 1, NULL, run_winpart, ref_winpart, NULL},
     {"window_reverse", 1, {3}, {S(12, 4, 3)}, 1, -1, 1, NULL, run_winrev, ref_winrev, NULL},
