@@ -502,57 +502,16 @@ static void sm__keep_for_figure(sm__run *r, const sm_batch *b)
     r->vis_g = b->mask_side;
 }
 
-/* normalised value of channel c -> 0..255 */
-static uint8_t sm__to_u8(const sm__run *r, int c, float v)
-{
-    double x = ((double)v * r->pipe.std[c] + r->pipe.mean[c]) * 255.0;
-    return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x + 0.5);
-}
-
-/* recon-<epoch>.png: one row per kept image: the input, the input with its masked patches
- * greyed, the reconstruction, and the reconstruction of the masked patches pasted into the
- * visible ones. Failures are only logged: a figure never stops a run. */
+/* recon-<epoch>.png from the kept images (sm_recon_figure). Failures are only logged: a figure
+ * never stops a run. */
 static void sm__write_figure(sm__run *r, int64_t epoch)
 {
-    int n = r->vis_n, C = r->vis_c, S = r->vis_s, g = r->vis_g, pad = 2, cols = 4;
-    int oc = C >= 3 ? 3 : 1, W = cols * S + (cols + 1) * pad, H = n * S + (n + 1) * pad;
-    sm_ctx_reset(r->ctx);
-    sm_ctx_set_grad(r->ctx, false);
-    sm_ctx_set_train(r->ctx, false);
-    sm_tensor *x = sm_ctx_wrap(r->ctx, r->vis_images, 4, SM_SHAPE(n, C, S, S));
-    sm_tensor *m = sm_ctx_wrap(r->ctx, r->vis_mask, 3, SM_SHAPE(n, g, g));
-    sm_tensor *rec = NULL;
-    sm_model_simmim(r->model, r->ctx, x, m, &rec);
-    sm_ctx_set_grad(r->ctx, true);
-    uint8_t *px = malloc((size_t)W * H * oc);
-    if (!rec || !px || sm_ctx_status(r->ctx)) {
-        free(px);
-        return;
-    }
-    memset(px, 255, (size_t)W * H * oc);
-    int p = S / g;
-    for (int i = 0; i < n; i++)
-        for (int col = 0; col < cols; col++)
-            for (int y = 0; y < S; y++)
-                for (int xx = 0; xx < S; xx++) {
-                    bool masked = r->vis_mask[((size_t)i * g + y / p) * g + xx / p] > 0.5f;
-                    bool input = col == 0 || (col != 2 && !masked);
-                    for (int c = 0; c < oc; c++) {
-                        size_t off = (((size_t)i * C + c) * S + y) * S + xx;
-                        uint8_t u =
-                            col == 1 && masked
-                                ? 96
-                                : sm__to_u8(r, c, input ? r->vis_images[off] : rec->data[off]);
-                        size_t row = (size_t)(pad + i * (S + pad) + y);
-                        size_t colx = (size_t)(pad + col * (S + pad) + xx);
-                        px[(row * W + colx) * oc + c] = u;
-                    }
-                }
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/recon-%lld.png", r->out_dir, (long long)epoch);
     sm_error e;
     sm_error_clear(&e);
-    if (sm_png_write(path, px, W, H, oc, &e) == 0)
+    if (sm_recon_figure(r->model, r->ctx, r->vis_images, r->vis_mask, r->vis_n, r->vis_c,
+                        r->vis_s, r->vis_g, r->pipe.mean, r->pipe.std, path, NULL, &e) == 0)
         sm_log(SM_LOG_INFO,
                "reconstructions: %s (input, masked input, reconstruction, masked patches "
                "reconstructed)",
@@ -562,7 +521,6 @@ static void sm__write_figure(sm__run *r, int64_t epoch)
         sm_error_format(&e, msg, sizeof msg);
         sm_log(SM_LOG_WARN, "cannot write the reconstruction figure: %s", msg);
     }
-    free(px);
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------------

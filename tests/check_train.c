@@ -441,6 +441,85 @@ START_TEST(test_table_resize)
 }
 END_TEST
 
+/* The reconstruction figure: panel by panel what it promises, per-image losses equal to the
+ * model's own loss on a batch of that image alone. */
+static uint8_t u8_of(float v, float mean, float std)
+{
+    double x = ((double)v * std + mean) * 255.0;
+    return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x + 0.5);
+}
+
+START_TEST(test_recon_figure)
+{
+    sm_config *cfg = load(PRETRAIN_YAML("fig", 1, "1e-3"), "fig.yaml");
+    sm_model *m = NULL;
+    sm_error err;
+    sm_error_clear(&err);
+    ck_assert_msg(sm_model_new(reg, sm_config_root(cfg), SM_TASK_SIMMIM, &m, &err) == 0, "%s",
+                  err.text);
+    ck_assert_int_eq(sm_model_init(m, 7, &err), 0);
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    enum { N = 5, C = 3, S = 16, G = 4, P = S / G };
+    static float x[N * C * S * S], mk[N * G * G];
+    sm_rng r;
+    sm_rng_init(&r, 11, 0, 0, 0);
+    for (int i = 0; i < N * C * S * S; i++) x[i] = (float)(3.0 * sm_rng_uniform(&r) - 1.5);
+    for (int i = 0; i < N * G * G; i++) mk[i] = sm_rng_uniform(&r) < 0.5 ? 1.0f : 0.0f;
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fig.png", tmp);
+    double loss[N];
+    ck_assert_msg(sm_recon_figure(m, ctx, x, mk, N, C, S, G, mean, std, path, loss, &err) == 0,
+                  "%s", err.text);
+    ck_assert(sm_ctx_grad(ctx)); /* modes restored */
+    sm_image im;
+    sm_image_init(&im);
+    ck_assert_msg(sm_image_load(path, NULL, &im, NULL, &err) == 0, "%s", err.text);
+    int W = 4 * S + 5 * 2;
+    ck_assert_int_eq(im.width, W);
+    ck_assert_int_eq(im.height, N * S + (N + 1) * 2);
+    ck_assert_int_eq(im.channels, 3);
+    for (int i = 0; i < N; i++) {
+        /* the same image alone: its loss and reconstruction */
+        sm_ctx_reset(ctx);
+        sm_ctx_set_grad(ctx, false);
+        sm_ctx_set_train(ctx, false);
+        sm_tensor *xr = NULL;
+        sm_tensor *l = sm_model_simmim(m, ctx, sm_ctx_wrap(ctx, x + i * C * S * S, 4, SM_SHAPE(1, C, S, S)),
+                                       sm_ctx_wrap(ctx, mk + i * G * G, 3, SM_SHAPE(1, G, G)), &xr);
+        ck_assert_msg(l && xr, "%s", sm_ctx_error(ctx)->text);
+        ck_assert_msg(fabs(loss[i] - l->data[0]) <= 1e-5 * fabs(l->data[0]), "image %d: loss %g, model %g",
+                      i, loss[i], l->data[0]);
+        for (int y = 0; y < S; y++)
+            for (int xx = 0; xx < S; xx++)
+                for (int c = 0; c < C; c++) {
+                    bool masked = mk[i * G * G + (y / P) * G + xx / P] > 0.5f;
+                    float v[4];
+                    for (int col = 0; col < 4; col++)
+                        v[col] = im.data[((size_t)(2 + i * (S + 2) + y) * W + 2 + col * (S + 2) + xx) * 3 + c];
+                    int off = ((i * C + c) * S + y) * S + xx;
+                    ck_assert_int_eq((int)v[0], u8_of(x[off], mean[c], std[c]));
+                    ck_assert_int_eq((int)v[1], masked ? 96 : (int)v[0]);
+                    ck_assert_int_le(abs((int)v[2] - u8_of(xr->data[off - i * C * S * S], mean[c], std[c])), 1);
+                    ck_assert_int_eq((int)v[3], masked ? (int)v[2] : (int)v[0]);
+                }
+    }
+    sm_ctx_set_grad(ctx, true);
+    /* bad geometry and an unwritable path are errors, not crashes */
+    ck_assert_int_eq(sm_recon_figure(m, ctx, x, mk, N, C, S, 3, mean, std, path, NULL, &err), SM_EINVAL);
+    snprintf(path, sizeof path, "%s/no/such/dir/fig.png", tmp);
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_recon_figure(m, ctx, x, mk, 1, C, S, G, mean, std, path, NULL, &err), SM_EIO);
+    char line[SM_ERROR_LINE_MAX];
+    sm_error_format(&err, line, sizeof line);
+    ck_assert_msg(strstr(line, "no/such/dir/fig.png: cannot create") != NULL, "%s", line);
+    sm_image_deinit(&im);
+    sm_ctx_free(ctx);
+    sm_model_free(m);
+    sm_config_free(cfg);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -454,6 +533,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_finetune_from_pretraining);
     tcase_add_test(tc, test_output_dir_ownership);
     tcase_add_test(tc, test_table_resize);
+    tcase_add_test(tc, test_recon_figure);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -62,6 +62,19 @@ SM_API int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train
 SM_API int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note_len,
                                  sm_error *err);
 
+/* The reconstruction figure of a SimMIM model as a PNG (written atomically): one row per image,
+ * four panels: the input, the input with its masked patches grey, the reconstruction, and the
+ * reconstructed masked patches pasted into the visible input. images (n, channels, size, size)
+ * are normalised with mean/std (per channel, 0..1 scale; de-normalised for display, first 3
+ * channels shown, or 1), mask (n, mask_side, mask_side) holds 1 for a masked patch. The model
+ * runs in ctx (reset; gradients and training mode off for the forwards, then restored) on 4
+ * images at a time. losses (n values, may be NULL) receives each image's SimMIM loss: the mean
+ * |x - x_rec| over its masked pixels and channels, as the official loss on a batch of one.
+ * Errors: SM_EINVAL (geometry), the model's, SM_ENOMEM, SM_EIO naming path. */
+SM_API int sm_recon_figure(sm_model *m, sm_ctx *ctx, const float *images, const float *mask,
+                           int n, int channels, int size, int mask_side, const float *mean,
+                           const float *std, const char *path, double *losses, sm_error *err);
+
 #ifdef __cplusplus
 }
 #endif
