@@ -26,6 +26,17 @@ pair() {
     ckpt=$(ls "$tmp"/pre/*-1_1.safetensors 2>/dev/null)
     [ -n "$ckpt" ] || { fail "$1: no checkpoint"; return; }
     [ -s "$tmp/pre/recon-1.png" ] || fail "$1: no recon-1.png"
+    # simmimctl reconstruct with the config and that checkpoint: 2 JPEGs, a 2-row figure
+    "$SIMMIMCTL" reconstruct "$configs/$1" --checkpoint "$ckpt" -o "$tmp/fig.png" \
+        "$tmp/aircas/img0.jpg" "$tmp/aircas/img1.jpg" >"$tmp/fig.out" 2>"$tmp/fig.err"
+    rc=$?
+    [ "$rc" = 0 ] || { cat "$tmp/fig.err" >&2; fail "$1: reconstruct: exit $rc"; }
+    [ "$(grep -c '^.*img[01].jpg: loss [0-9.]* ([0-9]* of [0-9]* patches of 32 px masked)$' "$tmp/fig.out")" = 2 ] ||
+        { cat "$tmp/fig.out" >&2; fail "$1: reconstruct: no loss line per image"; }
+    S=$(sed -n 's/.*image_size: *\([0-9]*\).*/\1/p' "$configs/$1" | head -1)
+    [ "$(od -An -tu1 -j16 -N8 "$tmp/fig.png" | tr -s ' ' | sed 's/^ //')" = \
+        "0 0 $(( (4 * S + 10) / 256 )) $(( (4 * S + 10) % 256 )) 0 0 $(( (2 * S + 6) / 256 )) $(( (2 * S + 6) % 256 ))" ] ||
+        fail "$1: reconstruct: the figure is not 4 x 2 panels of $S px"
 
     name=$(basename "$3" .yaml)
     "$SIMMIMCTL" run "$configs/$3" --options finetune_dataset.train_path="$tmp/cls/train" \

@@ -31,6 +31,26 @@ grep -q "done: 2 epochs, 6 steps" "$tmp/err" || fail "run: no final line"
     fail "the checkpoint does not pass inspect"
 grep -q "encoder.blocks.0.attn.qkv.weight" "$tmp/inspect" || fail "checkpoint lacks the encoder"
 
+# ---- simmimctl reconstruct with that checkpoint: bad images are named and left out ---------------
+ck="$tmp/out/tiny-2_6.safetensors"
+mkdir "$tmp/img" && "$SM_TEST_BUILDDIR/mkimages" "$tmp/img" >/dev/null || fail "mkimages"
+"$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" --checkpoint "$ck" -o "$tmp/fig.png" "$tmp/img/aircas/img0.jpg" \
+    "$tmp/nosuch.jpg" "$tmp/tiny.yaml" "$tmp/img/aircas/img1.jpg" >"$tmp/fig.out" 2>"$tmp/fig.err"
+rc=$?
+[ "$rc" = 1 ] || fail "reconstruct with 2 bad images: exit $rc, want 1"
+grep -q "nosuch.jpg: cannot open" "$tmp/fig.err" || fail "reconstruct: the missing image is not named"
+grep -q "tiny.yaml: not a decodable image" "$tmp/fig.err" || fail "reconstruct: the non-image is not named"
+[ "$(grep -c ': loss ' "$tmp/fig.out")" = 2 ] || fail "reconstruct: not one loss line per good image"
+[ "$(od -An -tu1 -j16 -N8 "$tmp/fig.png" | tr -s ' ' | sed 's/^ //')" = "0 0 0 74 0 0 0 38" ] ||
+    fail "reconstruct: the figure is not 4 x 2 panels of 16 px"
+"$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" "$tmp/img/aircas/img0.jpg" >/dev/null 2>"$tmp/fig.err"
+[ $? = 2 ] && grep -q -- "--checkpoint FILE is required" "$tmp/fig.err" || fail "reconstruct without --checkpoint"
+"$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" --options model.depth=2 --checkpoint "$ck" -o "$tmp/fig2.png" \
+    "$tmp/img/aircas/img0.jpg" >/dev/null 2>"$tmp/fig.err"
+[ $? = 1 ] && grep -q "lacks 15 of the model's 39 tensors" "$tmp/fig.err" ||
+    { cat "$tmp/fig.err" >&2; fail "reconstruct with a checkpoint of another model"; }
+[ -e "$tmp/fig2.png" ] && fail "reconstruct wrote a figure with the wrong checkpoint"
+
 # ---- a resume_ckpt that does not exist: a configuration error, before anything is written ------
 "$SIMMIMCTL" run "$tmp/tiny.yaml" --options output_dir=nockpt train_config.resume_ckpt=missing.safetensors \
     >/dev/null 2>"$tmp/errc"

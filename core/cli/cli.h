@@ -68,6 +68,11 @@ int sm_cli_load_plugins(sm_registry *reg, const sm_cli_opts *o, const sm_config 
  * NULL on ENOMEM (message printed). */
 sm_registry *sm_cli_registry(const sm_cli_opts *o, const sm_config *cfg);
 
+/* The compute backend of a command: `name` (--backend) if given, else the config's
+ * backend.name, else blis if loaded, else ref; backend.threads and the backend section apply. */
+int sm_cli_backend(const sm_registry *reg, const sm_cfg *root, const char *name, sm_backend **be,
+                   sm_error *err);
+
 /* Reads, loads plugins for, and validates o->config. On success *reg and *cfg are set and 0 is
  * returned; otherwise every error is printed and the exit code (2 for config errors) returned.
  * Warnings (ignored keys, refused plugins) are printed in both cases. */
@@ -81,5 +86,6 @@ int sm_cmd_inspect(int argc, char **argv);
 int sm_cmd_verify(int argc, char **argv);
 int sm_cmd_data(int argc, char **argv);
 int sm_cmd_model(int argc, char **argv);
+int sm_cmd_reconstruct(int argc, char **argv);
 
 #endif

@@ -277,3 +277,15 @@ void sm_cli_log_finish(void)
     if (log_progress_open) fputc('\n', stderr);
     log_progress_open = false;
 }
+
+int sm_cli_backend(const sm_registry *reg, const sm_cfg *root, const char *name, sm_backend **be,
+                   sm_error *err)
+{
+    if (!name) {
+        const char *b = sm_cfg_str(root, "backend.name");
+        name = b ? b : sm_registry_find(reg, SM_KIND_BACKEND, "blis") ? "blis" : "ref";
+    }
+    int threads =
+        sm_cfg_get(root, "backend.threads") ? (int)sm_cfg_int(root, "backend.threads") : 0;
+    return sm_backend_new(reg, name, sm_cfg_get(root, "backend"), threads, be, err);
+}

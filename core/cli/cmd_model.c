@@ -128,14 +128,7 @@ int sm_cmd_model(int argc, char **argv)
         goto out;
     }
 
-    if (!backend_name) {
-        const char *b = sm_cfg_str(root, "backend.name");
-        backend_name = b ? b : sm_registry_find(reg, SM_KIND_BACKEND, "blis") ? "blis" : "ref";
-    }
-    int threads =
-        sm_cfg_get(root, "backend.threads") ? (int)sm_cfg_int(root, "backend.threads") : 0;
-    if (sm_backend_new(reg, backend_name, sm_cfg_get(root, "backend"), threads, &be, &err) ||
-        sm_model_init(m, 0, &err) || !(ctx = sm_ctx_new(be))) {
+    if (sm_cli_backend(reg, root, backend_name, &be, &err) || sm_model_init(m, 0, &err) || !(ctx = sm_ctx_new(be))) {
         if (!err.code) sm_error_set(&err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
         sm_cli_print_error(&err);
         goto out;
