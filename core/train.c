@@ -774,12 +774,15 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
     for (int64_t epoch = st->epoch; epoch < r->epochs && !rc; epoch++) {
         int64_t first = epoch == st->epoch ? st->batch : 0;
         rc = sm_loader_start(r->loader, epoch, first, epoch == st->epoch ? st->position : 0, err);
-        double loss_sum = 0, t_epoch = sm__now(), t_log = t_epoch;
+        double loss_sum = 0, t_epoch = sm__now(), t_log = t_epoch, wait_log = 0;
         int64_t done = 0, img_log = 0;
         for (int64_t bi = first; bi < r->spe && !rc; bi++) {
             const sm_batch *b = NULL;
+            double t_wait = sm__now(); /* time waiting for the loader: an I/O or decode stall */
             if ((rc = sm_loader_next(r->loader, &b, err))) break;
             if (!b) break; /* the loader's epoch ended (fewer batches than per_epoch_size) */
+            t_wait = sm__now() - t_wait;
+            wait_log += t_wait;
             double loss = 0;
             if ((rc = sm__forward_backward(r, b, st->step, &loss, err))) break;
             if (b->mask) sm__keep_for_figure(r, b);
@@ -811,10 +814,11 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
             r->images_seen += b->size;
             double now = sm__now();
             rc = sm__metric(r,
-                            json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "event", "step",
-                                      "epoch", (json_int_t)epoch, "batch", (json_int_t)bi, "step",
-                                      (json_int_t)(st->step - 1), "loss", loss, "lr", lr,
-                                      "grad_norm", gnorm, "time", now - r->t_start),
+                            json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "event",
+                                      "step", "epoch", (json_int_t)epoch, "batch", (json_int_t)bi,
+                                      "step", (json_int_t)(st->step - 1), "loss", loss, "lr", lr,
+                                      "grad_norm", gnorm, "time", now - r->t_start, "data_time",
+                                      t_wait),
                             err);
             if ((bi + 1) % log_every == 0 || bi + 1 == r->spe) {
                 double ips = (double)img_log / (now - t_log);
@@ -824,11 +828,13 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
                 sm__duration(eta, eta_s, sizeof eta_s);
                 sm_log(SM_LOG_INFO,
                        "epoch %lld/%lld step %lld/%lld loss %.5f lr %.3e grad %.3f %.1f img/s "
-                       "eta %s",
+                       "data %.0f%% eta %s",
                        (long long)epoch + 1, (long long)r->epochs, (long long)bi + 1,
-                       (long long)r->spe, loss, lr, gnorm, ips, eta_s);
+                       (long long)r->spe, loss, lr, gnorm, ips, 100.0 * wait_log / (now - t_log),
+                       eta_s);
                 t_log = now;
                 img_log = 0;
+                wait_log = 0;
             }
             if (!rc && r->opts && r->opts->stop && *r->opts->stop && bi + 1 < r->spe) {
                 st->epoch = epoch;

@@ -108,6 +108,7 @@ START_TEST(test_pretrain_outputs)
     ck_assert(isfinite(res.last_loss));
     ck_assert_msg(strstr(res.checkpoint, "run1/t-3_18.safetensors") != NULL, "%s", res.checkpoint);
     ck_assert_int_eq(count_lines(out_file("run1", "metrics.jsonl"), "\"event\":\"step\""), 18);
+    ck_assert_int_eq(count_lines(out_file("run1", "metrics.jsonl"), "\"data_time\":"), 18);
     ck_assert_int_eq(count_lines(out_file("run1", "metrics.jsonl"), "\"event\":\"epoch\""), 3);
     ck_assert_int_eq(count_lines(out_file("run1", "summary.json"), "\"completed\""), 1);
     ck_assert_int_eq(count_lines(out_file("run1", "config.yaml"), "backbone: vit"), 1);
