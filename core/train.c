@@ -416,6 +416,10 @@ static int sm__forward_backward(sm__run *r, const sm_batch *b, int64_t step, dou
 static int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, sm_error *err)
 {
     int rc = sm_loader_start(r->eval_loader, 0, 0, 0, err);
+    sm__confusion conf;
+    if (!rc && sm__confusion_init(&conf, sm_model_num_classes(r->model)))
+        rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    if (rc) return rc;
     int64_t n = 0, c1 = 0, c5 = 0;
     double loss_sum = 0;
     const sm_batch *b;
@@ -437,9 +441,13 @@ static int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, s
             const float *z = logits->data + (int64_t)i * K;
             int y = b->labels[i];
             if (y < 0 || y >= K) continue; /* padding */
-            int rank = 0;
+            int rank = 0, top = 0;
             double mx = z[0];
-            for (int k = 1; k < K; k++) mx = fmax(mx, z[k]);
+            for (int k = 1; k < K; k++) {
+                mx = fmax(mx, z[k]);
+                top = z[k] > z[top] ? k : top;
+            }
+            sm__confusion_add(&conf, y, top);
             double se = 0;
             for (int k = 0; k < K; k++) {
                 se += exp((double)z[k] - mx);
@@ -456,20 +464,40 @@ static int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, s
         }
     }
     sm_ctx_set_grad(r->ctx, true);
-    if (rc) return rc;
+    if (rc) {
+        sm__confusion_deinit(&conf);
+        return rc;
+    }
     *top1 = n ? 100.0 * (double)c1 / (double)n : 0;
     *top5 = n ? 100.0 * (double)c5 / (double)n : 0;
-    double loss = n ? loss_sum / (double)n : NAN;
-    char when[48] = ""; /* epochs count from 1 in the log, from 0 in metrics.jsonl */
+    double loss = n ? loss_sum / (double)n : NAN, mean_acc = sm__confusion_mean_acc(&conf);
+    char when[48] = "", lowest[512]; /* epochs count from 1 in the log, from 0 in metrics.jsonl */
     if (strcmp(r->task, "eval") != 0)
         snprintf(when, sizeof when, " after epoch %lld", (long long)epoch + 1);
-    sm_log(SM_LOG_INFO, "eval%s: %lld images, top-1 %.2f %%, top-5 %.2f %%, loss %.4f (%.1f s)",
-           when, (long long)n, *top1, *top5, loss, sm__now() - t0);
-    return sm__metric(r,
-                      json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "event", "eval", "epoch",
-                                (json_int_t)epoch, "images", (json_int_t)n, "top1", sm__jnum(*top1),
-                                "top5", sm__jnum(*top5), "loss", sm__jnum(loss)),
-                      err);
+    sm__confusion_lowest(&conf, 3, r->eval_ds.vt, r->eval_ds.self, lowest, sizeof lowest);
+    sm_log(SM_LOG_INFO,
+           "eval%s: %lld images, top-1 %.2f %%, top-5 %.2f %%, mean class accuracy %.2f %%, "
+           "loss %.4f (%.1f s); lowest classes: %s",
+           when, (long long)n, *top1, *top5, mean_acc, loss, sm__now() - t0, lowest);
+    json_t *per_class = json_array();
+    for (int k = 0; k < conf.classes && per_class; k++)
+        json_array_append_new(per_class, sm__jnum(sm__confusion_class_acc(&conf, k)));
+    rc = sm__metric(r,
+                    json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o*}", "event", "eval",
+                              "epoch", (json_int_t)epoch, "images", (json_int_t)n, "top1",
+                              sm__jnum(*top1), "top5", sm__jnum(*top5), "loss", sm__jnum(loss),
+                              "mean_class_top1", sm__jnum(mean_acc), "per_class_top1",
+                              per_class),
+                    err);
+    char *csv = rc ? NULL : sm__confusion_csv(&conf, r->eval_ds.vt, r->eval_ds.self);
+    if (!rc && !csv) rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    if (!rc)
+        rc = sm__write_file(r->out_dir, strcmp(r->task, "eval") ? "confusion.csv"
+                                                                : "eval-confusion.csv",
+                            csv, err);
+    free(csv);
+    sm__confusion_deinit(&conf);
+    return rc;
 }
 
 /* ---- reconstruction figure (pretraining) ---------------------------------------------------- */

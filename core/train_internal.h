@@ -2,6 +2,7 @@
 #ifndef SIMMIM_CORE_TRAIN_INTERNAL_H
 #define SIMMIM_CORE_TRAIN_INTERNAL_H
 
+#include "simmim/data.h"
 #include "simmim/optim.h"
 #include "simmim/train.h"
 
@@ -24,5 +25,26 @@ int sm__checkpoint_load(const char *path, sm_model *m, const sm_optimizer_vtbl *
 /* Paths of "<prefix>-<epoch>_<step>.safetensors" files in dir (any prefix when NULL), highest
  * step first (malloc'd array of malloc'd strings). */
 size_t sm__checkpoint_list(const char *dir, const char *prefix, char ***paths);
+
+/* core/confusion.c: an evaluation's confusion matrix (rows: true class, columns: top-1). */
+typedef struct sm__confusion {
+    int classes;
+    int64_t *m; /* classes x classes counts */
+} sm__confusion;
+
+int sm__confusion_init(sm__confusion *c, int classes); /* SM_ENOMEM */
+void sm__confusion_deinit(sm__confusion *c);
+void sm__confusion_add(sm__confusion *c, int truth, int predicted);
+/* Top-1 accuracy of class k in percent, NaN if it had no sample; the mean over the classes
+ * that had samples. */
+double sm__confusion_class_acc(const sm__confusion *c, int k);
+double sm__confusion_mean_acc(const sm__confusion *c);
+/* "name 40.0 %, name 55.0 %" for the `count` classes of lowest accuracy (names from the reader
+ * when it has them, else indices). */
+void sm__confusion_lowest(const sm__confusion *c, int count, const sm_dataset_vtbl *vt,
+                          const void *self, char *out, size_t n);
+/* The matrix as CSV text with class names in the first row and column (malloc'd; NULL on
+ * ENOMEM). */
+char *sm__confusion_csv(const sm__confusion *c, const sm_dataset_vtbl *vt, const void *self);
 
 #endif

@@ -286,6 +286,30 @@ START_TEST(test_finetune_from_pretraining)
     ck_assert_int_eq(sm_train(reg, cf, NULL, &fin, &err), 0);
     ck_assert(fin.eval_top1 >= 0 && fin.eval_top1 <= 100);
     ck_assert_int_eq(count_lines(out_file("fin", "metrics.jsonl"), "\"event\":\"eval\""), 2);
+    /* per-class results of the last evaluation: confusion.csv counts every image once, its
+     * diagonal gives top-1, and metrics' per-class and mean class accuracy agree with it */
+    char *csv = sm_test_read_file(out_file("fin", "confusion.csv"), NULL);
+    ck_assert_ptr_nonnull(csv);
+    long long cm[2][2];
+    ck_assert_msg(sscanf(csv, "true\\predicted,a,b\na,%lld,%lld\nb,%lld,%lld\n", &cm[0][0],
+                         &cm[0][1], &cm[1][0], &cm[1][1]) == 4, "%s", csv);
+    free(csv);
+    ck_assert_int_eq(cm[0][0] + cm[0][1], 16);
+    ck_assert_int_eq(cm[1][0] + cm[1][1], 16);
+    ck_assert_msg(fabs(fin.eval_top1 - 100.0 * (double)(cm[0][0] + cm[1][1]) / 32) < 1e-9, "%g",
+                  fin.eval_top1);
+    char *mj = sm_test_read_file(out_file("fin", "metrics.jsonl"), NULL);
+    char *ev = strrchr(mj, '\n');
+    while (ev > mj && !strstr(ev, "\"event\":\"eval\"")) /* the last eval line */
+        for (ev--; ev > mj && ev[-1] != '\n'; ev--) {}
+    double mean, pa, pb;
+    ck_assert_msg(sscanf(strstr(ev, "\"mean_class_top1\":") + 18, "%lf", &mean) == 1 &&
+                      sscanf(strstr(ev, "\"per_class_top1\":[") + 18, "%lf,%lf", &pa, &pb) == 2,
+                  "%s", ev);
+    free(mj);
+    ck_assert(fabs(pa - 100.0 * (double)cm[0][0] / 16) < 1e-9);
+    ck_assert(fabs(pb - 100.0 * (double)cm[1][1] / 16) < 1e-9);
+    ck_assert(fabs(mean - (pa + pb) / 2) < 1e-9);
     /* the pretrained shared table went into every block's own table */
     float shared[52 * 2], block[52 * 2];
     read_param(pre.checkpoint, "encoder.rel_pos_bias.relative_position_bias_table", shared, 52 * 2);
