@@ -34,7 +34,7 @@ grep -q "encoder.blocks.0.attn.qkv.weight" "$tmp/inspect" || fail "checkpoint la
 # ---- simmimctl reconstruct with that checkpoint: bad images are named and left out ---------------
 ck="$tmp/out/tiny-2_6.safetensors"
 mkdir "$tmp/img" && "$SM_TEST_BUILDDIR/mkimages" "$tmp/img" >/dev/null || fail "mkimages"
-"$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" --checkpoint "$ck" -o "$tmp/fig.png" "$tmp/img/aircas/img0.jpg" \
+"$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" --checkpoint "$ck" --output "$tmp/fig.png" "$tmp/img/aircas/img0.jpg" \
     "$tmp/nosuch.jpg" "$tmp/tiny.yaml" "$tmp/img/aircas/img1.jpg" >"$tmp/fig.out" 2>"$tmp/fig.err"
 rc=$?
 [ "$rc" = 1 ] || fail "reconstruct with 2 bad images: exit $rc, want 1"
@@ -45,7 +45,7 @@ grep -q "tiny.yaml: not a decodable image" "$tmp/fig.err" || fail "reconstruct: 
     fail "reconstruct: the figure is not 4 x 2 panels of 16 px"
 "$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" "$tmp/img/aircas/img0.jpg" >/dev/null 2>"$tmp/fig.err"
 [ $? = 2 ] && grep -q -- "--checkpoint FILE is required" "$tmp/fig.err" || fail "reconstruct without --checkpoint"
-"$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" --options model.depth=2 --checkpoint "$ck" -o "$tmp/fig2.png" \
+"$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" --options model.depth=2 --checkpoint "$ck" --output "$tmp/fig2.png" \
     "$tmp/img/aircas/img0.jpg" >/dev/null 2>"$tmp/fig.err"
 [ $? = 1 ] && grep -q "lacks 15 of the model's 39 tensors" "$tmp/fig.err" ||
     { cat "$tmp/fig.err" >&2; fail "reconstruct with a checkpoint of another model"; }

@@ -310,6 +310,51 @@ START_TEST(test_finetune_from_pretraining)
     ck_assert(fabs(pa - 100.0 * (double)cm[0][0] / 16) < 1e-9);
     ck_assert(fabs(pb - 100.0 * (double)cm[1][1] / 16) < 1e-9);
     ck_assert(fabs(mean - (pa + pb) / 2) < 1e-9);
+    /* simmimctl extract with the final checkpoint: its features through the checkpoint's head
+     * predict exactly what the last evaluation counted */
+    const char *ctl = getenv("SIMMIMCTL");
+    ck_assert_msg(ctl != NULL, "SIMMIMCTL is not set (run through make check)");
+    char cmd[9000], feat_path[4200];
+    snprintf(feat_path, sizeof feat_path, "%s/feat.safetensors", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' extract '%s/f.yaml' --checkpoint '%s' --output '%s' >/dev/null 2>&1",
+             ctl, tmp, fin.checkpoint, feat_path);
+    ck_assert_int_eq(system(cmd), 0);
+    float feats[32 * 16], hw[2 * 16], hb[2];
+    int64_t lab[32], ind[32];
+    sm_st_file *ff = NULL;
+    ck_assert_int_eq(sm_st_open(feat_path, &ff, &err), 0);
+    ck_assert_int_eq(sm_st_find(ff, "features")->shape[0], 32);
+    ck_assert_int_eq(sm_st_find(ff, "features")->shape[1], 16);
+    ck_assert_int_eq(sm_st_read_f32(ff, "features", feats, 32 * 16, &err), 0);
+    ck_assert_int_eq(sm_st_read_i64(ff, "labels", lab, 32, &err), 0);
+    ck_assert_int_eq(sm_st_read_i64(ff, "indices", ind, 32, &err), 0);
+    ck_assert_str_eq(sm_st_meta(ff, "classes"), "[\"a\",\"b\"]");
+    sm_st_close(ff);
+    read_param(fin.checkpoint, "head.weight", hw, 2 * 16);
+    read_param(fin.checkpoint, "head.bias", hb, 2);
+    long long em[2][2] = {{0, 0}, {0, 0}};
+    for (int i = 0; i < 32; i++) {
+        ck_assert_int_eq(ind[i], i);
+        double z[2];
+        for (int k = 0; k < 2; k++) {
+            z[k] = hb[k];
+            for (int j = 0; j < 16; j++) z[k] += (double)hw[k * 16 + j] * feats[i * 16 + j];
+        }
+        em[lab[i]][z[1] > z[0]]++;
+    }
+    ck_assert_msg(memcmp(em, cm, sizeof em) == 0, "extract: %lld %lld %lld %lld, eval: %lld %lld %lld %lld",
+                  em[0][0], em[0][1], em[1][0], em[1][1], cm[0][0], cm[0][1], cm[1][0], cm[1][1]);
+    /* from the pretraining checkpoint (no fc_norm, no head in it): fc_norm starts as the
+     * fine-tuning starts it, so the features are not degenerate */
+    snprintf(cmd, sizeof cmd, "'%s' extract '%s/f.yaml' --checkpoint '%s' --output '%s' >/dev/null 2>&1",
+             ctl, tmp, pre.checkpoint, feat_path);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(sm_st_open(feat_path, &ff, &err), 0);
+    ck_assert_int_eq(sm_st_read_f32(ff, "features", feats, 32 * 16, &err), 0);
+    sm_st_close(ff);
+    double lo = feats[0], hi = feats[0];
+    for (int i = 0; i < 32 * 16; i++) lo = fmin(lo, feats[i]), hi = fmax(hi, feats[i]);
+    ck_assert_msg(hi - lo > 0.5, "features from the pretraining checkpoint span %g..%g", lo, hi);
     /* the pretrained shared table went into every block's own table */
     float shared[52 * 2], block[52 * 2];
     read_param(pre.checkpoint, "encoder.rel_pos_bias.relative_position_bias_table", shared, 52 * 2);

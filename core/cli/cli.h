@@ -37,6 +37,10 @@ void sm_cli_opts_free(sm_cli_opts *o);
  * take a value; call it before sm_cli_parse. Returns 1 and sets *value if found (the last
  * occurrence wins), 0 if absent, SM_EXIT_USAGE (message printed) if the value is missing. */
 int sm_cli_take_value(int *argc, char **argv, const char *name, const char **value);
+/* sm_cli_take_value for each of names[0..n), into values[0..n) (left as they are when absent).
+ * Returns 0 or SM_EXIT_USAGE (message printed). */
+int sm_cli_take_values(int *argc, char **argv, const char *const *names, const char **values,
+                       size_t n);
 
 /* Usage check after sm_cli_parse: flags must be among `known` (NULL-terminated, may be NULL),
  * and the number of positionals within [min_pos, max_pos]. Prints the problem and a pointer to
@@ -87,5 +91,6 @@ int sm_cmd_verify(int argc, char **argv);
 int sm_cmd_data(int argc, char **argv);
 int sm_cmd_model(int argc, char **argv);
 int sm_cmd_reconstruct(int argc, char **argv);
+int sm_cmd_extract(int argc, char **argv);
 
 #endif

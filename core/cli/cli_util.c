@@ -289,3 +289,12 @@ int sm_cli_backend(const sm_registry *reg, const sm_cfg *root, const char *name,
         sm_cfg_get(root, "backend.threads") ? (int)sm_cfg_int(root, "backend.threads") : 0;
     return sm_backend_new(reg, name, sm_cfg_get(root, "backend"), threads, be, err);
 }
+
+int sm_cli_take_values(int *argc, char **argv, const char *const *names, const char **values,
+                       size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sm_cli_take_value(argc, argv, names[i], &values[i]) == SM_EXIT_USAGE)
+            return SM_EXIT_USAGE;
+    return 0;
+}

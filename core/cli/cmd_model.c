@@ -37,13 +37,11 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 
 int sm_cmd_model(int argc, char **argv)
 {
-    const char *task_s = NULL, *backend_name = NULL, *batch_s = NULL, *steps_s = NULL;
+    static const char *const keys[] = {"--task", "--backend", "--batch", "--steps"};
+    const char *v[4] = {NULL, NULL, NULL, NULL};
+    if (sm_cli_take_values(&argc, argv, keys, v, 4)) return SM_EXIT_USAGE;
+    const char *task_s = v[0], *backend_name = v[1], *batch_s = v[2], *steps_s = v[3];
     long batch = 2, steps = 1;
-    if (sm_cli_take_value(&argc, argv, "--task", &task_s) == SM_EXIT_USAGE ||
-        sm_cli_take_value(&argc, argv, "--backend", &backend_name) == SM_EXIT_USAGE ||
-        sm_cli_take_value(&argc, argv, "--batch", &batch_s) == SM_EXIT_USAGE ||
-        sm_cli_take_value(&argc, argv, "--steps", &steps_s) == SM_EXIT_USAGE)
-        return SM_EXIT_USAGE;
     sm_cli_opts o;
     int rc = sm_cli_parse(argc, argv, &o, model_usage);
     if (rc == SM_CLI_HELP) return SM_EXIT_OK;

@@ -16,7 +16,7 @@
 enum { SM__RECON_MAX_IMAGES = 64 };
 
 static const char recon_usage[] =
-    "usage: simmimctl reconstruct CONFIG --checkpoint FILE [-o FILE.png] [--seed N]\n"
+    "usage: simmimctl reconstruct CONFIG --checkpoint FILE [--output FILE.png] [--seed N]\n"
     "                      [--backend NAME] [--options key=value ...] [--plugin-dir DIR]\n"
     "                      IMAGE...\n\n"
     "Runs the SimMIM model of a pretraining CONFIG with the weights of a checkpoint (a\n"
@@ -29,7 +29,7 @@ static const char recon_usage[] =
     "the reconstruction, and the reconstructed patches pasted into the visible ones. Prints\n"
     "each image's loss: mean |x - x_rec| over its masked pixels, in normalised units.\n\n"
     "  --checkpoint FILE  weights (safetensors written by `simmimctl run`, or official names)\n"
-    "  -o, --output FILE  the figure (default reconstruction.png)\n"
+    "  --output FILE      the figure (default reconstruction.png)\n"
     "  --seed N           mask seed (default train_config.seed, else 0)\n"
     "  --backend NAME     compute backend (default: backend.name of the config, else blis)\n"
     "Exit status: 0 ok; 1 a bad image (the others are still shown), checkpoint or write\n"
@@ -64,14 +64,10 @@ static int sm__recon_check_ckpt(sm_model *m, const char *path)
 
 int sm_cmd_reconstruct(int argc, char **argv)
 {
-    const char *ckpt = NULL, *out = NULL, *out_short = NULL, *seed_s = NULL, *backend_name = NULL;
-    if (sm_cli_take_value(&argc, argv, "--checkpoint", &ckpt) == SM_EXIT_USAGE ||
-        sm_cli_take_value(&argc, argv, "--output", &out) == SM_EXIT_USAGE ||
-        sm_cli_take_value(&argc, argv, "-o", &out_short) == SM_EXIT_USAGE ||
-        sm_cli_take_value(&argc, argv, "--seed", &seed_s) == SM_EXIT_USAGE ||
-        sm_cli_take_value(&argc, argv, "--backend", &backend_name) == SM_EXIT_USAGE)
-        return SM_EXIT_USAGE;
-    if (!out) out = out_short ? out_short : "reconstruction.png";
+    static const char *const keys[] = {"--checkpoint", "--output", "--seed", "--backend"};
+    const char *v[4] = {NULL, "reconstruction.png", NULL, NULL};
+    if (sm_cli_take_values(&argc, argv, keys, v, 4)) return SM_EXIT_USAGE;
+    const char *ckpt = v[0], *out = v[1], *seed_s = v[2], *backend_name = v[3];
     sm_cli_opts o;
     int rc = sm_cli_parse(argc, argv, &o, recon_usage);
     if (rc == SM_CLI_HELP) return SM_EXIT_OK;
