@@ -24,7 +24,7 @@ fi
 lib="$b/lib/core/.libs"
 for t in config image safetensors; do
     mkdir -p "$b/$t/corpus"
-    clang -O1 -g $san -fsanitize=fuzzer -I"$src/include" -I"$b/lib/include" \
+    clang -O1 -g $san -fsanitize=fuzzer -I"$b/lib/include" \
         "$src/fuzz/fuzz_$t.c" -L"$lib" -lsimmim -Wl,-rpath,"$lib" -o "$b/$t/fuzz_$t"
 done
 # seeds: the shipped configs and config fixtures, the test images, the golden references
