@@ -15,7 +15,7 @@ core_libsimmim_la_SOURCES += \
 # are unchanged, we never read FP exception flags).
 noinst_LTLIBRARIES += core/libsm_kernels.la
 core_libsimmim_la_LIBADD += core/libsm_kernels.la
-core_libsm_kernels_la_CFLAGS = $(AM_CFLAGS) -fvect-cost-model=dynamic -fno-trapping-math
+core_libsm_kernels_la_CFLAGS = $(AM_CFLAGS) $(SM_KERNEL_CFLAGS)
 core_libsm_kernels_la_SOURCES = \
 	core/ops/ops_internal.h \
 	core/ops/common.c \
