@@ -308,7 +308,7 @@ int sm_st_open(const char *path, sm_st_file **out, sm_error *err)
     char *text = NULL;
     int rc;
     f->fd = -1;
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO is refused, not waited on */
     if (f->fd < 0) {
         rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
         goto fail;

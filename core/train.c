@@ -1041,8 +1041,9 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/bad_images.txt", r.out_dir);
         sm_loader_write_bad_report(r.loader, path, NULL);
-        sm_log(SM_LOG_WARN, "%zu bad images were skipped; the list is in %s",
-               sm_loader_bad_count(r.loader), path);
+        size_t nb = sm_loader_bad_count(r.loader);
+        sm_log(SM_LOG_WARN, "%zu bad image%s skipped; the list is in %s", nb,
+               nb == 1 ? " was" : "s were", path);
     }
     if (started) sm__write_summary(&r, &res, rc, err);
     if (result) *result = res;

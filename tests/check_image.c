@@ -5,6 +5,7 @@
 
 #include <png.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <tiffio.h>
 #include <time.h>
@@ -459,6 +460,20 @@ START_TEST(test_probe_header_only)
 }
 END_TEST
 
+/* A FIFO named like an image (in a data folder) is an error at once, never a blocked read. */
+START_TEST(test_fifo_refused)
+{
+    ck_assert_int_eq(mkfifo(path_in("fifo.jpg"), 0600), 0);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    sm_error e;
+    sm_error_clear(&e);
+    ck_assert_int_eq(sm_file_read(path_in("fifo.jpg"), &buf, &len, &cap, &e), SM_EIO);
+    ck_assert_msg(strstr(e.text, "not a regular file") != NULL, "%s", e.text);
+    free(buf);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("image");
@@ -475,6 +490,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bad_files);
     tcase_add_test(tc, test_header_bombs);
     tcase_add_test(tc, test_probe_header_only);
+    tcase_add_test(tc, test_fifo_refused);
     suite_add_tcase(s, tc);
     return s;
 }

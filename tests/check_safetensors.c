@@ -499,6 +499,11 @@ START_TEST(test_huge_length)
     sm_error_clear(&err);
     ck_assert_int_eq(sm_st_open(tmpdir, &f, &err), SM_EIO);
     ck_assert_msg(strstr(err.text, "not a regular file"), "%s", err.text);
+    /* a FIFO is refused at once, not waited on for a writer */
+    sm_error_clear(&err);
+    ck_assert_int_eq(mkfifo(tpath("fifo.safetensors"), 0600), 0);
+    ck_assert_int_eq(sm_st_open(tpath("fifo.safetensors"), &f, &err), SM_EIO);
+    ck_assert_msg(strstr(err.text, "not a regular file"), "%s", err.text);
 }
 END_TEST
 

@@ -5,9 +5,12 @@
  * usage and config errors. */
 #include "cli.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char sm__data_usage[] =
     "usage: simmimctl data CONFIG [--options key=value ...] [--plugin-dir DIR] [--no-plugins]\n"
@@ -58,8 +61,14 @@ static void sm__hist_print(const char *title, const sm__hist *h)
 static int sm__read_head(const char *path, size_t max, uint8_t **buf, size_t *len, size_t *cap,
                          bool *whole, sm_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sm_file_read(path, buf, len, cap, err); /* for its error message */
+    /* O_NONBLOCK and a regular-file check first: a FIFO in the data must not block the scan */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    FILE *f = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return sm_file_read(path, buf, len, cap, err); /* for its error message */
+    }
     if (*cap < max) {
         uint8_t *nb = realloc(*buf, max);
         if (!nb) {

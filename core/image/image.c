@@ -130,7 +130,9 @@ int sm_image_probe(const void *buf, size_t len, const char *name, const sm_decod
 
 int sm_file_read(const char *path, uint8_t **buf, size_t *len, size_t *cap, sm_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below); reads of a
+     * regular file ignore the flag */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -360,9 +360,16 @@ static void sm__wait_slot(sm_loader *l, int64_t pos)
         ts.tv_sec += 30;
         if (pthread_cond_timedwait(&l->cv_done, &l->mu, &ts) == ETIMEDOUT) {
             waited += 30;
-            sm_log(SM_LOG_WARN, "data loader: waiting %d s for sample %lld of the epoch order "
-                   "(dataset index %lld)", waited, (long long)pos,
-                   (long long)l->order[pos % l->len]);
+            int64_t idx = l->order[pos % l->len];
+            sm_sample smp = {0};
+            sm_error e;
+            sm_error_clear(&e);
+            const char *what = l->ds.vt->get(l->ds.self, idx, &smp, &e) ? NULL
+                               : smp.name                             ? smp.name
+                                                                      : smp.path;
+            sm_log(SM_LOG_WARN, "data loader: waiting %d s for %s (dataset index %lld): a slow "
+                   "or hung read (network file system?)", waited, what ? what : "a sample",
+                   (long long)idx);
         }
     }
 }
