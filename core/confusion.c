@@ -50,7 +50,9 @@ double sm__confusion_mean_acc(const sm__confusion *c)
 static const char *sm__class_label(const sm_dataset_vtbl *vt, const void *self, int k, char *buf,
                                    size_t n)
 {
-    const char *s = vt && vt->class_name ? vt->class_name(self, k) : NULL;
+    /* the model may have more classes than the data (RingMo's NWPU configs: 46 for 45) */
+    bool named = vt && vt->class_name && k < vt->num_classes(self);
+    const char *s = named ? vt->class_name(self, k) : NULL;
     if (s && *s) return s;
     snprintf(buf, n, "%d", k);
     return buf;
