@@ -590,6 +590,53 @@ START_TEST(test_recon_figure)
 }
 END_TEST
 
+/* The thread count of the kernels and the number of loader workers do not change a single bit
+ * of the result (docs/reproducibility.md). */
+static char *with_threads(const char *yaml, int threads, int workers)
+{
+    static char buf[2][4096];
+    static int slot;
+    char *o = buf[slot++ % 2];
+    /* batch 8 of 32 px: the MLP's 512 x 64 activations are big enough to be split */
+    const char *t = strstr(yaml, "batch_size: 4, image_size: 16"),
+               *w = strstr(yaml, "num_workers: 2"), *b = strstr(yaml, "backend: {name: ref}");
+    ck_assert(t && w && b && t < w && w < b);
+    snprintf(o, sizeof buf[0],
+             "%.*sbatch_size: 8, image_size: 32%.*snum_workers: %d%.*sbackend: {name: ref, "
+             "threads: %d}%s",
+             (int)(t - yaml), yaml, (int)(w - (t + 29)), t + 29, workers, (int)(b - (w + 14)),
+             w + 14, threads, b + strlen("backend: {name: ref}"));
+    return o;
+}
+
+START_TEST(test_threads_do_not_change_results)
+{
+    write_images(tmp, 24, false);
+    sm_error err;
+    sm_error_clear(&err);
+    sm_train_result a, b;
+    sm_config *ca = load(with_threads(PRETRAIN_YAML("thr1", 1, "1e-2"), 1, 0), "t1.yaml");
+    sm_config *cb = load(with_threads(PRETRAIN_YAML("thr3", 1, "1e-2"), 3, 3), "t3.yaml");
+    ck_assert_msg(sm_train(reg, ca, NULL, &a, &err) == 0, "%s", err.text);
+    ck_assert_msg(sm_train(reg, cb, NULL, &b, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(count_lines(out_file("thr3", "config.yaml"), "threads: 3"), 1);
+    ck_assert_int_eq(count_lines(out_file("thr3", "config.yaml"), "image_size: 32"), 1);
+    static float wa[64 * 16], wb[64 * 16];
+    const char *names[] = {"encoder.blocks.1.mlp.fc1.weight", "decoder.0.weight",
+                           "optimizer.exp_avg_sq.encoder.patch_embed.proj.weight"};
+    int64_t sizes[] = {64 * 16, 48 * 16, 16 * 3 * 4 * 4};
+    for (int i = 0; i < 3; i++) {
+        read_param(a.checkpoint, names[i], wa, sizes[i]);
+        read_param(b.checkpoint, names[i], wb, sizes[i]);
+        ck_assert_msg(memcmp(wa, wb, (size_t)sizes[i] * sizeof(float)) == 0,
+                      "%s differs between 1 thread / 0 workers and 3 threads / 3 workers",
+                      names[i]);
+    }
+    sm_config_free(ca);
+    sm_config_free(cb);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -604,6 +651,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_output_dir_ownership);
     tcase_add_test(tc, test_table_resize);
     tcase_add_test(tc, test_recon_figure);
+    tcase_add_test(tc, test_threads_do_not_change_results);
     suite_add_tcase(s, tc);
     return s;
 }
