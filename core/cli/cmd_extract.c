@@ -198,6 +198,10 @@ int sm_cmd_extract(int argc, char **argv)
         sm_cli_print_error(&e);
         goto out;
     }
+    if (rows == 0) {
+        fprintf(stderr, "simmimctl: no image could be read; nothing written\n");
+        goto out;
+    }
     classes = class_names_json(&ds);
     w = sm_st_writer_new();
     char split_name[8];
@@ -245,6 +249,7 @@ int sm_cmd_extract(int argc, char **argv)
     }
     if (sm_st_writer_write(w, out, &e)) {
         sm_cli_print_error(&e);
+        remove(names_path); /* no names file without its features */
         goto out;
     }
     printf("wrote %s: %lld x %d features (%s split of %s), names in %s\n", out, (long long)rows,
