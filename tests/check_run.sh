@@ -51,6 +51,14 @@ grep -q "tiny.yaml: not a decodable image" "$tmp/fig.err" || fail "reconstruct: 
     { cat "$tmp/fig.err" >&2; fail "reconstruct with a checkpoint of another model"; }
 [ -e "$tmp/fig2.png" ] && fail "reconstruct wrote a figure with the wrong checkpoint"
 
+# ---- data that is not there: the message names the file and where the section was set ---------
+"$SIMMIMCTL" run "$tmp/tiny.yaml" --options output_dir=nodata pretrain_dataset.reader=aircas \
+    pretrain_dataset.data_path="$tmp/none" >/dev/null 2>"$tmp/errd"
+rc=$?
+[ "$rc" = 1 ] || fail "missing data: exit $rc, want 1"
+grep -q "none.*No such file or directory (pretrain_dataset, .*tiny.yaml:[0-9]*)" "$tmp/errd" ||
+    { cat "$tmp/errd" >&2; fail "missing data: no message naming the path and the section"; }
+
 # ---- a resume_ckpt that does not exist: a configuration error, before anything is written ------
 "$SIMMIMCTL" run "$tmp/tiny.yaml" --options output_dir=nockpt train_config.resume_ckpt=missing.safetensors \
     >/dev/null 2>"$tmp/errc"

@@ -264,6 +264,12 @@ int sm_dataset_open(sm_dataset *ds, const sm_registry *reg, const sm_cfg *root,
     int rc = vt->open(s, opts, &ds->self, err);
     if (rc) {
         ds->self = NULL;
+        /* a data file the reader could not use: say which section of which config asked */
+        if (err && !err->path[0] && sm_cfg_file(s)) {
+            size_t len = strlen(err->text);
+            snprintf(err->text + len, sizeof err->text - len, " (%s, %s:%d)", section,
+                     sm_cfg_file(s), sm_cfg_line(s));
+        }
         return rc;
     }
     ds->vt = vt;
