@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "simmim/image.h"
@@ -637,6 +638,81 @@ START_TEST(test_threads_do_not_change_results)
 }
 END_TEST
 
+/* simmimctl probe on features with a known answer: well-separated classes are learned (100 %
+ * on new examples), labels unrelated to the features are not (near chance), and unusable
+ * inputs are refused. */
+static void write_features(const char *path, int n, int f, int classes, bool random_labels,
+                           uint64_t seed, bool unlabeled)
+{
+    float *x = malloc((size_t)n * f * sizeof *x);
+    int64_t *y = malloc((size_t)n * sizeof *y);
+    sm_rng r;
+    sm_rng_init(&r, seed, 0, 0, 0);
+    for (int i = 0; i < n; i++) {
+        int c = i % classes;
+        for (int j = 0; j < f; j++) /* centre: +-3 on feature c, noise 0.5 */
+            x[i * f + j] = (float)((j == c ? 3.0 : 0.0) + sm_rng_normal(&r) * 0.5 + 10.0);
+        y[i] = unlabeled ? -1 : random_labels ? (int64_t)(sm_rng_u64(&r) % (uint64_t)classes) : c;
+    }
+    sm_st_writer *w = sm_st_writer_new();
+    ck_assert_int_eq(sm_st_writer_add(w, "features", SM_DTYPE_F32, 2, SM_SHAPE(n, f), x, NULL), 0);
+    ck_assert_int_eq(sm_st_writer_add(w, "labels", SM_DTYPE_I64, 1, SM_SHAPE(n), y, NULL), 0);
+    ck_assert_int_eq(sm_st_writer_write(w, path, NULL), 0);
+    sm_st_writer_free(w);
+    free(x);
+    free(y);
+}
+
+static double probe_top1(const char *train, const char *eval, int *status)
+{
+    char cmd[9000], out[4200];
+    snprintf(out, sizeof out, "%s/probe.out", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' probe '%s' '%s' --epochs 30 --backend ref >'%s' 2>&1",
+             getenv("SIMMIMCTL"), train, eval, out);
+    int rc = system(cmd);
+    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char *text = sm_test_read_file(out, NULL);
+    const char *p = text ? strstr(text, "probe: eval top-1 ") : NULL;
+    double top1 = -1;
+    if (p) sscanf(p + 18, "%lf", &top1);
+    if (*status != 0) fprintf(stderr, "%s", text ? text : "");
+    free(text);
+    return top1;
+}
+
+START_TEST(test_probe)
+{
+    ck_assert_msg(getenv("SIMMIMCTL") != NULL, "SIMMIMCTL is not set (run through make check)");
+    char tr[4200], ev[4200], rtr[4200], rev[4200], narrow[4200], unl[4200];
+    snprintf(tr, sizeof tr, "%s/tr.safetensors", tmp);
+    snprintf(ev, sizeof ev, "%s/ev.safetensors", tmp);
+    snprintf(rtr, sizeof rtr, "%s/rtr.safetensors", tmp);
+    snprintf(rev, sizeof rev, "%s/rev.safetensors", tmp);
+    snprintf(narrow, sizeof narrow, "%s/narrow.safetensors", tmp);
+    snprintf(unl, sizeof unl, "%s/unl.safetensors", tmp);
+    write_features(tr, 300, 6, 3, false, 1, false);
+    write_features(ev, 150, 6, 3, false, 2, false);
+    write_features(rtr, 300, 6, 3, true, 3, false);
+    write_features(rev, 300, 6, 3, true, 4, false);
+    write_features(narrow, 30, 5, 3, false, 5, false);
+    write_features(unl, 30, 6, 3, false, 6, true);
+    int st;
+    double a = probe_top1(tr, ev, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_msg(a == 100.0, "separable classes: eval top-1 %g", a);
+    a = probe_top1(rtr, rev, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_msg(a >= 0 && a < 50.0, "random labels: eval top-1 %g (chance 33 %%)", a);
+    probe_top1(tr, narrow, &st);
+    ck_assert_int_eq(st, 1);
+    probe_top1(unl, ev, &st);
+    ck_assert_int_eq(st, 1);
+    char *text = sm_test_read_file(out_file(".", "probe.out"), NULL);
+    ck_assert_msg(text && strstr(text, "needs labeled data"), "%s", text ? text : "");
+    free(text);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -652,6 +728,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_table_resize);
     tcase_add_test(tc, test_recon_figure);
     tcase_add_test(tc, test_threads_do_not_change_results);
+    tcase_add_test(tc, test_probe);
     suite_add_tcase(s, tc);
     return s;
 }

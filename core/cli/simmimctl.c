@@ -19,6 +19,7 @@ static const sm_command commands[] = {
     {"inspect", sm_cmd_inspect, "list the tensors and metadata of a safetensors file"},
     {"model", sm_cmd_model, "build the configured model; parameters; time a forward/backward step"},
     {"extract", sm_cmd_extract, "pooled backbone features of a dataset split, to safetensors"},
+    {"probe", sm_cmd_probe, "linear probe: a classifier on extracted features, evaluated"},
     {"reconstruct", sm_cmd_reconstruct, "a pretrained SimMIM model's reconstructions of masked images"},
     {"verify", sm_cmd_verify, "check the models against reference files (golden format)"},
     {"version", sm_cmd_version, "print the version and the plugin ABI"},
