@@ -663,11 +663,12 @@ static void write_features(const char *path, int n, int f, int classes, bool ran
     free(y);
 }
 
-static double probe_top1(const char *train, const char *eval, int *status)
+/* eval top-1 of the linear probe; *knn gets the 5-NN top-1 */
+static double probe_top1(const char *train, const char *eval, int *status, double *knn)
 {
     char cmd[9000], out[4200];
     snprintf(out, sizeof out, "%s/probe.out", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' probe '%s' '%s' --epochs 30 --backend ref >'%s' 2>&1",
+    snprintf(cmd, sizeof cmd, "'%s' probe '%s' '%s' --epochs 30 --knn 5 --backend ref >'%s' 2>&1",
              getenv("SIMMIMCTL"), train, eval, out);
     int rc = system(cmd);
     *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
@@ -675,6 +676,9 @@ static double probe_top1(const char *train, const char *eval, int *status)
     const char *p = text ? strstr(text, "probe: eval top-1 ") : NULL;
     double top1 = -1;
     if (p) sscanf(p + 18, "%lf", &top1);
+    p = text ? strstr(text, "5-NN (cosine, weighted) eval top-1 ") : NULL;
+    *knn = -1;
+    if (p) sscanf(p + 35, "%lf", knn);
     if (*status != 0) fprintf(stderr, "%s", text ? text : "");
     free(text);
     return top1;
@@ -697,15 +701,17 @@ START_TEST(test_probe)
     write_features(narrow, 30, 5, 3, false, 5, false);
     write_features(unl, 30, 6, 3, false, 6, true);
     int st;
-    double a = probe_top1(tr, ev, &st);
+    double kn;
+    double a = probe_top1(tr, ev, &st, &kn);
     ck_assert_int_eq(st, 0);
-    ck_assert_msg(a == 100.0, "separable classes: eval top-1 %g", a);
-    a = probe_top1(rtr, rev, &st);
+    ck_assert_msg(a == 100.0 && kn == 100.0, "separable classes: eval top-1 %g, 5-NN %g", a, kn);
+    a = probe_top1(rtr, rev, &st, &kn);
     ck_assert_int_eq(st, 0);
-    ck_assert_msg(a >= 0 && a < 50.0, "random labels: eval top-1 %g (chance 33 %%)", a);
-    probe_top1(tr, narrow, &st);
+    ck_assert_msg(a >= 0 && a < 50.0 && kn >= 0 && kn < 50.0,
+                  "random labels: eval top-1 %g, 5-NN %g (chance 33 %%)", a, kn);
+    probe_top1(tr, narrow, &st, &kn);
     ck_assert_int_eq(st, 1);
-    probe_top1(unl, ev, &st);
+    probe_top1(unl, ev, &st, &kn);
     ck_assert_int_eq(st, 1);
     char *text = sm_test_read_file(out_file(".", "probe.out"), NULL);
     ck_assert_msg(text && strstr(text, "needs labeled data"), "%s", text ? text : "");

@@ -3,7 +3,8 @@
  * the backbone runs once per image). Features are standardised with the training set's mean
  * and standard deviation (BatchNorm without affine, as MAE's probe, frozen at its statistics),
  * then a softmax classifier is trained with SGD (momentum 0.9, cosine learning rate, fixed
- * seed) and evaluated on EVAL: top-1, top-5 and the mean class accuracy. */
+ * seed) and evaluated on EVAL: top-1, top-5 and the mean class accuracy. Optionally also a
+ * weighted k-NN classifier on the same features. */
 #include "cli.h"
 
 #include <math.h>
@@ -20,7 +21,10 @@ static const char probe_usage[] =
     "  --epochs N  passes over TRAIN (default 90)    --lr X    peak learning rate (default 0.1)\n"
     "  --batch N   examples per step (default 256)   --wd X    weight decay (default 0)\n"
     "  --seed N    order of the examples (default 0) --output FILE  the classifier (weight,\n"
-    "              bias, mean, std) as safetensors\n";
+    "              bias, mean, std) as safetensors\n"
+    "  --knn K     also a weighted k-nearest-neighbour classifier (cosine similarity of the\n"
+    "              standardised features, votes weighted by exp(similarity / 0.07), as DINO\n"
+    "              reports it; K = 20 is usual); 0 = off (default)\n";
 
 typedef struct probe_set {
     int64_t n;
@@ -108,6 +112,58 @@ static void probe_eval(sm_backend *be, const probe_set *s, const float *w, const
     free(hit);
 }
 
+/* out (n x F) = the rows of x (n x F) scaled to unit length */
+static void unit_rows(const float *x, int64_t n, int F, float *out)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double nn = 0;
+        for (int j = 0; j < F; j++) nn += (double)x[i * F + j] * x[i * F + j];
+        float inv = (float)(1.0 / sqrt(nn + 1e-12));
+        for (int j = 0; j < F; j++) out[i * F + j] = x[i * F + j] * inv;
+    }
+}
+
+/* Weighted k-NN top-1 (percent): cosine similarity between L2-normalised rows, the K most
+ * similar training examples vote for their class with weight exp(similarity / 0.07). */
+static double probe_knn(sm_backend *be, const probe_set *tr, const probe_set *ev, int classes,
+                        int k)
+{
+    int F = tr->f;
+    int64_t chunk = 256;
+    float *a = malloc((size_t)tr->n * F * sizeof *a), *q = malloc((size_t)chunk * F * sizeof *q);
+    float *sim = malloc((size_t)chunk * tr->n * sizeof *sim);
+    int64_t *best = malloc((size_t)k * sizeof *best);
+    double *vote = malloc((size_t)classes * sizeof *vote);
+    int64_t right = 0;
+    if (!a || !q || !sim || !best || !vote) goto done;
+    unit_rows(tr->x, tr->n, F, a);
+    for (int64_t i0 = 0; i0 < ev->n; i0 += chunk) {
+        int64_t m = ev->n - i0 < chunk ? ev->n - i0 : chunk;
+        unit_rows(ev->x + i0 * F, m, F, q);
+        /* sim (m x n) = q (m x F) . a^T */
+        sm_backend_sgemm(be, SM_NO_TRANS, SM_TRANS, m, tr->n, F, 1.0f, q, F, 1, a, F, 1, 0.0f,
+                         sim, tr->n, 1);
+        for (int64_t i = 0; i < m; i++) {
+            const float *si = sim + i * tr->n;
+            int kk = 0; /* best[0..kk) by decreasing similarity (insertion) */
+            for (int64_t t = 0; t < tr->n; t++) {
+                if (kk == k && si[t] <= si[best[k - 1]]) continue;
+                int p = kk < k ? kk++ : k - 1;
+                while (p > 0 && si[best[p - 1]] < si[t]) best[p] = best[p - 1], p--;
+                best[p] = t;
+            }
+            for (int c = 0; c < classes; c++) vote[c] = 0;
+            for (int r = 0; r < kk; r++) vote[tr->y[best[r]]] += exp(si[best[r]] / 0.07);
+            int top = 0;
+            for (int c = 1; c < classes; c++) top = vote[c] > vote[top] ? c : top;
+            right += top == ev->y[i0 + i];
+        }
+    }
+done:
+    free(a), free(q), free(sim), free(best), free(vote);
+    return ev->n ? 100.0 * (double)right / (double)ev->n : 0;
+}
+
 static int parse_num(const char *s, double lo, double hi, double *out)
 {
     char *end;
@@ -121,10 +177,10 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 int sm_cmd_probe(int argc, char **argv)
 {
     static const char *const keys[] = {"--epochs", "--lr", "--batch", "--wd", "--seed",
-                                       "--backend", "--output"};
-    const char *v[7] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    if (sm_cli_take_values(&argc, argv, keys, v, 7)) return SM_EXIT_USAGE;
-    double epochs = 90, lr = 0.1, batch = 256, wd = 0, seed = 0;
+                                       "--backend", "--output", "--knn"};
+    const char *v[8] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (sm_cli_take_values(&argc, argv, keys, v, 8)) return SM_EXIT_USAGE;
+    double epochs = 90, lr = 0.1, batch = 256, wd = 0, seed = 0, knn = 0;
     sm_cli_opts o;
     int rc = sm_cli_parse(argc, argv, &o, probe_usage);
     if (rc == SM_CLI_HELP) return SM_EXIT_OK;
@@ -133,9 +189,9 @@ int sm_cmd_probe(int argc, char **argv)
     if (sm_cli_check_args(&o, "probe", NULL, 2, 2)) goto out_opts;
     if (parse_num(v[0], 1, 100000, &epochs) || parse_num(v[1], 1e-8, 100, &lr) ||
         parse_num(v[2], 1, 1 << 20, &batch) || parse_num(v[3], 0, 1, &wd) ||
-        parse_num(v[4], 0, 9e15, &seed)) {
+        parse_num(v[4], 0, 9e15, &seed) || parse_num(v[7], 0, 1000, &knn)) {
         fprintf(stderr, "simmimctl probe: --epochs 1..100000, --lr (0, 100], --batch 1..2^20, "
-                        "--wd 0..1, --seed >= 0 (see --help)\n");
+                        "--wd 0..1, --seed >= 0, --knn 0..1000 (see --help)\n");
         goto out_opts;
     }
     exit_code = SM_EXIT_FAILURE;
@@ -253,6 +309,11 @@ int sm_cmd_probe(int argc, char **argv)
     printf("probe: eval top-1 %.2f %%, top-5 %.2f %%, mean class accuracy %.2f %% on %lld "
            "examples (train top-1 %.2f %%; %d features, %d classes)\n",
            top1, top5, mca, (long long)ev.n, ttop1, F, K);
+    if (knn >= 1) {
+        int kk = (int)knn < tr.n ? (int)knn : (int)tr.n;
+        printf("probe: %d-NN (cosine, weighted) eval top-1 %.2f %%\n", kk,
+               probe_knn(be, &tr, &ev, K, kk));
+    }
     if (v[6]) {
         sm_st_writer *wr = sm_st_writer_new();
         if (!wr || sm_st_writer_add(wr, "weight", SM_DTYPE_F32, 2, SM_SHAPE(K, F), w, &e) ||
