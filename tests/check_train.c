@@ -164,6 +164,20 @@ static void read_param(const char *path, const char *name, float *out, int64_t n
     sm_st_close(f);
 }
 
+/* The named tensors (n floats each) are bit-identical in two checkpoints. */
+static void assert_same_tensors(const char *a, const char *b, const char *const *names,
+                                const int64_t *sizes, int count, const char *why)
+{
+    static float wa[64 * 64], wb[64 * 64];
+    for (int i = 0; i < count; i++) {
+        ck_assert(sizes[i] <= 64 * 64);
+        read_param(a, names[i], wa, sizes[i]);
+        read_param(b, names[i], wb, sizes[i]);
+        ck_assert_msg(memcmp(wa, wb, (size_t)sizes[i] * sizeof(float)) == 0, "%s differs %s",
+                      names[i], why);
+    }
+}
+
 START_TEST(test_resume_is_exact)
 {
     write_images(tmp, 24, false);
@@ -187,15 +201,9 @@ START_TEST(test_resume_is_exact)
     sm_error_clear(&err);
     ck_assert_int_eq(sm_train(reg, cb, NULL, &b, &err), 0);
     ck_assert_int_eq(b.steps, a.steps);
-    static float wa[2 * 16 * 64], wb[2 * 16 * 64];
     const char *names[] = {"encoder.blocks.1.mlp.fc1.weight", "decoder.0.weight"};
     int64_t sizes[] = {64 * 16, 48 * 16};
-    for (int i = 0; i < 2; i++) {
-        read_param(a.checkpoint, names[i], wa, sizes[i]);
-        read_param(b.checkpoint, names[i], wb, sizes[i]);
-        ck_assert_msg(memcmp(wa, wb, (size_t)sizes[i] * sizeof(float)) == 0,
-                      "%s differs after stop + resume", names[i]);
-    }
+    assert_same_tensors(a.checkpoint, b.checkpoint, names, sizes, 2, "after stop + resume");
     sm_config_free(ca);
     sm_config_free(cb);
 }
@@ -622,17 +630,11 @@ START_TEST(test_threads_do_not_change_results)
     ck_assert_msg(sm_train(reg, cb, NULL, &b, &err) == 0, "%s", err.text);
     ck_assert_int_eq(count_lines(out_file("thr3", "config.yaml"), "threads: 3"), 1);
     ck_assert_int_eq(count_lines(out_file("thr3", "config.yaml"), "image_size: 32"), 1);
-    static float wa[64 * 16], wb[64 * 16];
     const char *names[] = {"encoder.blocks.1.mlp.fc1.weight", "decoder.0.weight",
                            "optimizer.exp_avg_sq.encoder.patch_embed.proj.weight"};
     int64_t sizes[] = {64 * 16, 48 * 16, 16 * 3 * 4 * 4};
-    for (int i = 0; i < 3; i++) {
-        read_param(a.checkpoint, names[i], wa, sizes[i]);
-        read_param(b.checkpoint, names[i], wb, sizes[i]);
-        ck_assert_msg(memcmp(wa, wb, (size_t)sizes[i] * sizeof(float)) == 0,
-                      "%s differs between 1 thread / 0 workers and 3 threads / 3 workers",
-                      names[i]);
-    }
+    assert_same_tensors(a.checkpoint, b.checkpoint, names, sizes, 3,
+                        "between 1 thread / 0 workers and 3 threads / 3 workers");
     sm_config_free(ca);
     sm_config_free(cb);
 }
