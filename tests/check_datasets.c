@@ -238,7 +238,33 @@ START_TEST(test_idx_fashion_mnist)
     o.split = SM_SPLIT_EVAL;
     ck_assert_int_eq(vt->open(NULL, &o, &self, NULL), 0);
     ck_assert_int_eq(vt->count(self), 10000);
+    ck_assert_str_eq(vt->class_name(self, 6), "6"); /* IDX files carry numbers only */
     vt->close(self);
+
+    /* class_names gives them names; too few is an error at the key */
+    const char *yaml[2] = {"class_names: [t-shirt/top, trouser, pullover, dress, coat, sandal, "
+                           "shirt, sneaker, bag, ankle boot]\n",
+                           "class_names: [a, b, c]\n"};
+    for (int i = 0; i < 2; i++) {
+        sm_config *cfg = NULL;
+        sm_diag *d = sm_diag_new();
+        ck_assert_int_eq(sm_config_read_string(yaml[i], strlen(yaml[i]), "names.yaml", NULL, 0,
+                                               &cfg, d), 0);
+        sm_error_clear(&e);
+        int rc = vt->open(sm_config_root(cfg), &o, &self, &e);
+        if (i == 0) {
+            ck_assert_msg(rc == 0, "%s", e.text);
+            ck_assert_str_eq(vt->class_name(self, 6), "shirt");
+            ck_assert_str_eq(vt->class_name(self, 9), "ankle boot");
+            vt->close(self);
+        } else {
+            ck_assert_int_eq(rc, SM_ECONFIG);
+            ck_assert_msg(strstr(e.text, "3 names for the 10 classes") && e.line == 1, "%s",
+                          e.text);
+        }
+        sm_config_free(cfg);
+        sm_diag_free(d);
+    }
     sm_registry_free(reg);
 }
 END_TEST

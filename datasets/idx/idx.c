@@ -17,6 +17,8 @@ static const sm_key idx_keys[] = {
      "folder with the IDX files (Debian: dataset-fashion-mnist)"},
     {"train_prefix", SM_KEY_STRING, "train", NULL, 0, "file prefix of the training split"},
     {"eval_prefix", SM_KEY_STRING, "t10k", NULL, 0, "file prefix of the evaluation split"},
+    {"class_names", SM_KEY_STRING_LIST, NULL, NULL, SM_KEY_NULLABLE,
+     "names of the classes 0, 1, ... (IDX files have none; default: the numbers)"},
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
 
@@ -147,10 +149,17 @@ static int idx_open(const sm_cfg *section, const sm_dataset_opts *opts, void **s
             if (d->labels[i] + 1 > d->classes) d->classes = d->labels[i] + 1;
         d->name = ip;
         ip = NULL;
+        const sm_cfg *cn = sm_cfg_get(section, "class_names");
+        size_t given = cn && sm_cfg_kind_of(cn) == SM_CFG_SEQ ? sm_cfg_size(cn) : 0;
+        if (given && given < (size_t)d->classes)
+            rc = sm_error_set(err, SM_ECONFIG, sm_cfg_file(cn), sm_cfg_line(cn), sm_cfg_column(cn),
+                              "class_names", "%zu names for the %d classes of %s", given,
+                              d->classes, d->name);
         d->names = calloc((size_t)d->classes, sizeof(char *));
-        for (int k = 0; d->names && k < d->classes; k++) {
-            d->names[k] = malloc(12);
-            if (d->names[k]) snprintf(d->names[k], 12, "%d", k);
+        for (int k = 0; !rc && d->names && k < d->classes; k++) {
+            const char *nm = given ? sm_cfg_scalar(sm_cfg_at(cn, (size_t)k)) : NULL;
+            d->names[k] = nm ? strdup(nm) : malloc(12);
+            if (d->names[k] && !nm) snprintf(d->names[k], 12, "%d", k);
         }
     }
     free(img);
