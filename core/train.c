@@ -893,6 +893,9 @@ static int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, 
         st->position = 0;
         /* a stop asked for on the last step of an epoch ends the epoch normally first */
         bool stop = r->opts && r->opts->stop && *r->opts->stop && epoch + 1 < r->epochs;
+        if (stop)
+            sm_log(SM_LOG_WARN, "stop requested: saving a checkpoint at the end of epoch %lld",
+                   (long long)epoch + 1);
         if (!rc && eval_every > 0 && (epoch + 1) % eval_every == r->eval_offset % eval_every)
             rc = sm__evaluate(r, epoch, &res->eval_top1, &res->eval_top5, err);
         if (!rc && ((epoch + 1) % save_every == 0 || epoch + 1 == r->epochs || stop))

@@ -721,6 +721,44 @@ START_TEST(test_probe)
 }
 END_TEST
 
+/* A stop that arrives on the last step of an epoch ends that epoch normally (its checkpoint,
+ * the same "stop requested" line as mid-epoch), then the run resumes with the next epoch. */
+static char stop_lines[8][256];
+static int n_stop_lines;
+static void stop_at_epoch_end(sm_log_level lvl, const char *msg, void *user)
+{
+    stop_after_steps(lvl, msg, user);
+    if (strstr(msg, "stop requested") && n_stop_lines < 8)
+        snprintf(stop_lines[n_stop_lines++], sizeof stop_lines[0], "%s", msg);
+}
+
+START_TEST(test_stop_at_epoch_end)
+{
+    write_images(tmp, 24, false);
+    sm_error err;
+    sm_error_clear(&err);
+    sm_train_result r;
+    sm_config *c = load(PRETRAIN_YAML("edge", 2, "1e-2"), "e.yaml");
+    int limit = 6; /* the last of epoch 1's 6 steps */
+    steps_logged = 0;
+    stop_flag = 0;
+    n_stop_lines = 0;
+    sm_log_set(stop_at_epoch_end, &limit);
+    sm_train_opts opts = {.stop = &stop_flag};
+    int rc = sm_train(reg, c, &opts, &r, &err);
+    sm_log_set(NULL, NULL);
+    ck_assert_int_eq(rc, SM_ECANCELED);
+    ck_assert_msg(strstr(err.text, "stopped after epoch 1") != NULL, "%s", err.text);
+    ck_assert_msg(strstr(r.checkpoint, "t-1_6.safetensors") != NULL, "%s", r.checkpoint);
+    ck_assert_int_eq(n_stop_lines, 1);
+    ck_assert_msg(strstr(stop_lines[0], "at the end of epoch 1") != NULL, "%s", stop_lines[0]);
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_train(reg, c, NULL, &r, &err), 0);
+    ck_assert_int_eq(r.steps, 12);
+    sm_config_free(c);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -737,6 +775,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_recon_figure);
     tcase_add_test(tc, test_threads_do_not_change_results);
     tcase_add_test(tc, test_probe);
+    tcase_add_test(tc, test_stop_at_epoch_end);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -17,7 +17,7 @@ static const sm_key idx_keys[] = {
      "folder with the IDX files (Debian: dataset-fashion-mnist)"},
     {"train_prefix", SM_KEY_STRING, "train", NULL, 0, "file prefix of the training split"},
     {"eval_prefix", SM_KEY_STRING, "t10k", NULL, 0, "file prefix of the evaluation split"},
-    {"class_names", SM_KEY_STRING_LIST, NULL, NULL, SM_KEY_NULLABLE,
+    {"class_names", SM_KEY_STRING_LIST, "null", NULL, SM_KEY_NULLABLE,
      "names of the classes 0, 1, ... (IDX files have none; default: the numbers)"},
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
