@@ -47,7 +47,8 @@ TESTS += tests/check_shipped_configs.sh
 EXTRA_DIST += tests/check_shipped_configs.sh
 
 TESTS += tests/check_diskfull.sh
-EXTRA_DIST += tests/check_diskfull.sh tests/run/tiny.yaml docs/outputs.md docs/reproducibility.md
+EXTRA_DIST += tests/check_diskfull.sh tests/run/tiny.yaml docs/outputs.md docs/reproducibility.md \
+	docs/evaluate.md
 
 # tests/mkimages writes the small JPEG datasets of check_ringmo_run.sh (a helper, not a test)
 check_PROGRAMS += tests/mkimages
