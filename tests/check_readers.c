@@ -100,12 +100,21 @@ START_TEST(test_aircas)
     vt->close(self);
     /* a text list */
     snprintf(ids, sizeof ids, "%s/tiles/ids.txt", root);
-    sm_test_write_file(ids, "# tiles\nb/2.TIF 3\na/1.png\n", 25);
+    const char *txt = "# tiles\nb/2.TIF 3\n  \t\na/1.png  \r\n\n"; /* blank lines skipped */
+    sm_test_write_file(ids, txt, strlen(txt));
     s = section("pretrain_dataset:\n  data_path: @/tiles\n  image_ids: ids.txt\n", "pretrain_dataset");
     ck_assert_msg(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e) == 0, "%s", e.text);
     ck_assert_int_eq(vt->count(self), 2);
     ck_assert(strstr(path_of(vt, self, 0, NULL), "/tiles/b/2.TIF"));
+    ck_assert(strstr(path_of(vt, self, 1, NULL), "/tiles/a/1.png") != NULL &&
+              path_of(vt, self, 1, NULL)[strlen(path_of(vt, self, 1, NULL)) - 1] == 'g');
     vt->close(self);
+    /* a JSON object is not a list of paths (not a file named '{...}') */
+    snprintf(ids, sizeof ids, "%s/tiles/obj.json", root);
+    sm_test_write_file(ids, "{\"a\": 1}", 8);
+    s = section("pretrain_dataset:\n  data_path: @/tiles\n  image_ids: obj.json\n", "pretrain_dataset");
+    ck_assert_int_eq(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e), SM_EFORMAT);
+    ck_assert_msg(strstr(e.text, "expected a JSON list of paths"), "%s", e.text);
     /* no list: a sorted recursive walk, .TIF included */
     s = section("pretrain_dataset:\n  data_path: @/tiles\n  image_ids: null\n", "pretrain_dataset");
     ck_assert_msg(open_split(vt, s, SM_SPLIT_TRAIN, &self, &e) == 0, "%s", e.text);
@@ -137,7 +146,8 @@ START_TEST(test_imagenet)
     touch("in/val/ILSVRC_2.JPEG");
     char list[4300];
     snprintf(list, sizeof list, "%s/in/val.txt", root);
-    sm_test_write_file(list, "ILSVRC_1.JPEG 1\nILSVRC_2.JPEG 0\n", 31);
+    const char *vl = "ILSVRC_1.JPEG 1 \r\n \t\nILSVRC_2.JPEG 0\n"; /* trailing and blank lines */
+    sm_test_write_file(list, vl, strlen(vl));
     const char *y = "finetune_dataset:\n  train_path: @/in/train\n  eval_path: @/in/val\n"
                     "  eval_list: @/in/val.txt\n";
     const sm_cfg *s = section(y, "finetune_dataset");

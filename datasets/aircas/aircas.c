@@ -25,7 +25,7 @@ static int aircas_read_list(sm__lds *a, const char *root, const char *list, sm_e
     buf[len] = '\0';
     const char *p = (const char *)buf;
     while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++;
-    if (*p == '[') {
+    if (*p == '[' || *p == '{') { /* JSON (an object is refused below: a list is expected) */
         json_error_t je;
         json_t *j = json_loadb((const char *)buf, len, 0, &je);
         if (!j || !json_is_array(j)) {
@@ -53,6 +53,7 @@ static int aircas_read_list(sm__lds *a, const char *root, const char *list, sm_e
             line++;
             size_t k = strcspn(s, "\r");
             s[k] = '\0';
+            while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t')) s[--k] = '\0'; /* blank: skip */
             /* "path" or "path label": the label (after the last space) is ignored */
             char *sp = strrchr(s, ' ');
             if (sp && sp[1] && strspn(sp + 1, "-0123456789") == strlen(sp + 1)) *sp = '\0';

@@ -28,7 +28,9 @@ static int imagenet_read_list(sm__lds *d, const char *root, const char *list, sm
         char *nl = strchr(s, '\n');
         if (nl) *nl = '\0';
         line++;
-        s[strcspn(s, "\r")] = '\0';
+        size_t k = strcspn(s, "\r");
+        s[k] = '\0';
+        while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t')) s[--k] = '\0'; /* blank: skip */
         if (*s && *s != '#') {
             char *sp = strrchr(s, ' '), *end = NULL;
             long label = sp ? strtol(sp + 1, &end, 10) : -1;
