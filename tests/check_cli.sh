@@ -93,6 +93,17 @@ run check-config "$good" $fx --options train_config.batch_size=64 model.depth=6 
 expect_rc 0 "check-config with overrides"
 expect_in "$tmp/out" "batch_size: 64" "override"
 expect_in "$tmp/out" "seed: 7" "repeated --options"
+# SimMIM's form: --opts KEY VALUE pairs, typed and validated the same way
+run check-config "$good" $fx --opts train_config.batch_size 32 model.depth 4
+expect_rc 0 "check-config with --opts"
+expect_in "$tmp/out" "batch_size: 32" "--opts override"
+expect_in "$tmp/out" "depth: 4" "second --opts pair"
+run check-config "$good" $fx --opts train_config.batch_size
+expect_rc 2 "--opts with a key and no value"
+expect_in "$tmp/err" "--opts takes KEY VALUE pairs" "--opts with a key and no value"
+run check-config "$good" $fx --opts train_config.batch_size x
+expect_rc 2 "invalid --opts value"
+expect_in "$tmp/err" "train_config.batch_size: expected an integer, got 'x'" "invalid --opts value"
 run check-config "$good" $fx --options train_config.batch_size=abc
 expect_rc 2 "invalid override"
 expect_in "$tmp/err" "--options: train_config.batch_size: expected an integer, got 'abc'" \

@@ -24,10 +24,13 @@ typedef struct sm_cli_opts {
     size_t n_positional;
     const char **flags;          /* other arguments starting with '-', for the command */
     size_t n_flags;
+    char **owned;                /* "key=value" strings made from --opts pairs        */
+    size_t n_owned;
 } sm_cli_opts;
 
 /* Parses the common options out of argv (argv[0] is the command name): --options (followed
- * by one or more key=value arguments; repeatable; also --options=key=value), --plugin-dir DIR,
+ * by one or more key=value arguments; repeatable; also --options=key=value), --opts KEY VALUE
+ * [KEY VALUE ...] (SimMIM's form of the same), --plugin-dir DIR,
  * --no-plugins, --help/-h. Other arguments starting with '-' go to o->flags; the command
  * decides (sm_cli_check_args). Returns 0, SM_CLI_HELP (usage printed to stdout), or
  * SM_EXIT_USAGE (message printed to stderr). */

@@ -39,6 +39,23 @@ int sm_cli_parse(int argc, char **argv, sm_cli_opts *o, const char *usage)
                 k++;
             }
             if (k == 0) return usage_error(o, argv[0], "--options needs key=value arguments");
+        } else if (strcmp(a, "--opts") == 0) {
+            /* SimMIM/yacs habit: --opts KEY VALUE [KEY VALUE ...], the same as key=value; the
+             * value is taken as it is (it may start with '-') */
+            int k = 0;
+            while (i + 1 < argc && argv[i + 1][0] != '-' && !strchr(argv[i + 1], '=')) {
+                if (i + 2 >= argc)
+                    return usage_error(o, argv[0], "--opts takes KEY VALUE pairs");
+                size_t len = strlen(argv[i + 1]) + strlen(argv[i + 2]) + 2;
+                char *kv = malloc(len);
+                if (kv) snprintf(kv, len, "%s=%s", argv[i + 1], argv[i + 2]);
+                oom |= !kv || push((const char ***)&o->owned, &o->n_owned, kv) ||
+                       push(&o->options, &o->n_options, kv);
+                if (!kv) break;
+                i += 2;
+                k++;
+            }
+            if (k == 0) return usage_error(o, argv[0], "--opts needs KEY VALUE pairs");
         } else if (strncmp(a, "--options=", 10) == 0) {
             oom |= push(&o->options, &o->n_options, a + 10);
         } else if (strcmp(a, "--plugin-dir") == 0) {
@@ -65,6 +82,8 @@ int sm_cli_parse(int argc, char **argv, sm_cli_opts *o, const char *usage)
 
 void sm_cli_opts_free(sm_cli_opts *o)
 {
+    for (size_t i = 0; i < o->n_owned; i++) free(o->owned[i]);
+    free(o->owned);
     free(o->options);
     free(o->plugin_dirs);
     free(o->positional);
