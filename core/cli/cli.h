@@ -75,6 +75,9 @@ int sm_cli_load_plugins(sm_registry *reg, const sm_cli_opts *o, const sm_config 
  * NULL on ENOMEM (message printed). */
 sm_registry *sm_cli_registry(const sm_cli_opts *o, const sm_config *cfg);
 
+/* A decimal integer in [lo, hi] (the whole string): 0, else -1. */
+int sm_cli_parse_long(const char *s, long lo, long hi, long *out);
+
 /* The compute backend of a command: `name` (--backend) if given, else the config's
  * backend.name, else blis if loaded, else ref; backend.threads and the backend section apply. */
 int sm_cli_backend(const sm_registry *reg, const sm_cfg *root, const char *name, sm_backend **be,

@@ -317,3 +317,12 @@ int sm_cli_take_values(int *argc, char **argv, const char *const *names, const c
             return SM_EXIT_USAGE;
     return 0;
 }
+
+int sm_cli_parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}

@@ -30,15 +30,6 @@ static const char extract_usage[] =
     "  --split    train or eval (default: eval for finetune_dataset, train for pretraining)\n"
     "  --batch N  images per forward (default train_config.batch_size)\n";
 
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 /* The dataset's class names as a JSON array (malloc'd), "[]" when unlabeled. */
 static char *class_names_json(const sm_dataset *ds)
 {
@@ -68,7 +59,7 @@ int sm_cmd_extract(int argc, char **argv)
     long batch = 0;
     if (sm_cli_check_args(&o, "extract", NULL, 1, 1)) goto out_opts;
     if (!ckpt || (split_s && strcmp(split_s, "train") && strcmp(split_s, "eval")) ||
-        (batch_s && parse_long(batch_s, 1, 4096, &batch))) {
+        (batch_s && sm_cli_parse_long(batch_s, 1, 4096, &batch))) {
         fprintf(stderr, "simmimctl extract: %s (see --help)\n",
                 !ckpt     ? "--checkpoint FILE is required"
                 : batch_s ? "--batch takes 1..4096"

@@ -26,15 +26,6 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 int sm_cmd_model(int argc, char **argv)
 {
     static const char *const keys[] = {"--task", "--backend", "--batch", "--steps"};
@@ -48,8 +39,8 @@ int sm_cmd_model(int argc, char **argv)
     if (rc) return rc;
     int exit_code = SM_EXIT_USAGE;
     if (sm_cli_check_args(&o, "model", NULL, 1, 1)) goto out_opts;
-    if ((batch_s && parse_int(batch_s, 1, 4096, &batch)) ||
-        (steps_s && parse_int(steps_s, 0, 1000, &steps))) {
+    if ((batch_s && sm_cli_parse_long(batch_s, 1, 4096, &batch)) ||
+        (steps_s && sm_cli_parse_long(steps_s, 0, 1000, &steps))) {
         fprintf(stderr, "simmimctl model: --batch takes 1..4096 and --steps 0..1000\n");
         goto out_opts;
     }
