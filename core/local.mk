@@ -1,17 +1,8 @@
-# libsimmim: core services shared by everything (errors, logging, rng, registry, plugin loader)
-# and the simmimctl front end. Other core areas add their sources in core/*.mk.
+# core/local.mk - libsimmim and simmimctl. The library is built from one fragment per layer,
+# lowest first (docs/architecture.md: what each layer may include):
+#   base  config  registry  io  tensor  data  model  train  cli
 lib_LTLIBRARIES += core/libsimmim.la
-core_libsimmim_la_SOURCES = \
-	core/internal.h \
-	core/status.c \
-	core/error.c \
-	core/diag.c \
-	core/log.c \
-	core/rng.c \
-	core/registry.c \
-	core/registry_internal.h \
-	core/plugin.c \
-	core/version.c
+core_libsimmim_la_SOURCES =
 core_libsimmim_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS) $(JANSSON_CFLAGS) $(JPEG_CFLAGS) \
 	$(PNG_CFLAGS) $(TIFF_CFLAGS) $(ZLIB_CFLAGS)
 core_libsimmim_la_LIBADD = $(YAML_LIBS) $(JANSSON_LIBS) $(JPEG_LIBS) $(PNG_LIBS) \
@@ -36,19 +27,12 @@ simmiminclude_HEADERS += \
 	include/simmim/data.h
 EXTRA_DIST += include/simmim/version.h.in
 
-bin_PROGRAMS += core/cli/simmimctl
-core_cli_simmimctl_SOURCES = \
-	core/cli/cli.h \
-	core/cli/simmimctl.c \
-	core/cli/cli_util.c \
-	core/cli/cmd_config.c \
-	core/cli/cmd_plugins.c \
-	core/cli/cmd_inspect.c \
-	core/cli/cmd_verify.c \
-	core/cli/cmd_model.c \
-	core/cli/cmd_reconstruct.c \
-	core/cli/cmd_extract.c \
-	core/cli/cmd_probe.c \
-	core/cli/cmd_data.c
-core_cli_simmimctl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
-core_cli_simmimctl_LDADD = core/libsimmim.la $(JANSSON_LIBS) -lm
+include core/base/base.mk
+include core/config/config.mk
+include core/registry/registry.mk
+include core/io/io.mk
+include core/tensor/tensor.mk
+include core/data/data.mk
+include core/model/model.mk
+include core/train/train.mk
+include core/cli/cli.mk

@@ -8,7 +8,7 @@
  *   the stand-in components of tests/fixtures/plugins/fx_ringmo.c). */
 #include "testutil.h"
 
-#include "config_internal.h" /* struct sm_cfg: the `quoted` flag, for tree comparisons */
+#include "config/config_internal.h" /* struct sm_cfg: the `quoted` flag, for tree comparisons */
 
 #include <dirent.h>
 #include <limits.h>

@@ -33,6 +33,20 @@ extern "C" {
 
 typedef struct sm_registry sm_registry;
 
+/* The kinds of components (registered by plugins, simmim/registry.h). Config sections choose
+ * a component of a kind by name (model.backbone, optimizer.optim_name, ...). */
+typedef enum sm_kind {
+    SM_KIND_BACKEND = 0,
+    SM_KIND_BACKBONE,
+    SM_KIND_DATASET,
+    SM_KIND_OPTIMIZER,
+    SM_KIND_SCHEDULER,
+    SM_KIND_COUNT
+} sm_kind;
+
+/* "backend", "backbone", "dataset", "optimizer", "scheduler"; NULL if out of range. */
+SM_API const char *sm_kind_name(sm_kind kind);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Schemas: each component declares its keys once, in a table ended by SM_KEY_END.          */
 

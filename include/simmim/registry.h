@@ -25,17 +25,8 @@ extern "C" {
 #define SM_ABI_MAJOR 1
 #define SM_ABI_MINOR 0
 
-typedef enum sm_kind {
-    SM_KIND_BACKEND = 0,
-    SM_KIND_BACKBONE,
-    SM_KIND_DATASET,
-    SM_KIND_OPTIMIZER,
-    SM_KIND_SCHEDULER,
-    SM_KIND_COUNT
-} sm_kind;
-
-/* "backend", "backbone", "dataset", "optimizer", "scheduler"; NULL if out of range. */
-SM_API const char *sm_kind_name(sm_kind kind);
+/* sm_kind (the component kinds) is declared in simmim/config.h: config sections choose
+ * components by kind. */
 
 /* The common header of every component vtable (it is the first member). */
 typedef struct sm_component {

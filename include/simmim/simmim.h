@@ -30,14 +30,4 @@
 #include "simmim/optim.h"
 #include "simmim/train.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* The library's version string ("0.1.0"), for checking against the header at run time. */
-SM_API const char *sm_version(void);
-
-#ifdef __cplusplus
-}
-#endif
 #endif /* SIMMIM_SIMMIM_H */

@@ -52,28 +52,7 @@ typedef struct sm_train_result {
 SM_API int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *opts,
                     sm_train_result *result, sm_error *err);
 
-/* Loads weights into a model from a safetensors checkpoint (ours, or one in the official
- * state_dict naming). For a classifier, a SimMIM checkpoint's "encoder." weights are used:
- * relative position indices, attention masks, the mask token and the decoder are dropped, a
- * shared ViT relative position table is copied into every block that has its own, and tables of
- * another window size are resized by the official geometric interpolation (spec §9.5).
- * Parameters absent from the file keep their values (the classifier head, fc_norm). Every
- * shape mismatch is an error naming the tensor. Writes a one-line summary into note. */
-SM_API int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note_len,
-                                 sm_error *err);
-
-/* The reconstruction figure of a SimMIM model as a PNG (written atomically): one row per image,
- * four panels: the input, the input with its masked patches grey, the reconstruction, and the
- * reconstructed masked patches pasted into the visible input. images (n, channels, size, size)
- * are normalised with mean/std (per channel, 0..1 scale; de-normalised for display, first 3
- * channels shown, or 1), mask (n, mask_side, mask_side) holds 1 for a masked patch. The model
- * runs in ctx (reset; gradients and training mode off for the forwards, then restored) on 4
- * images at a time. losses (n values, may be NULL) receives each image's SimMIM loss: the mean
- * |x - x_rec| over its masked pixels and channels, as the official loss on a batch of one.
- * Errors: SM_EINVAL (geometry), the model's, SM_ENOMEM, SM_EIO naming path. */
-SM_API int sm_recon_figure(sm_model *m, sm_ctx *ctx, const float *images, const float *mask,
-                           int n, int channels, int size, int mask_side, const float *mean,
-                           const float *std, const char *path, double *losses, sm_error *err);
+/* sm_model_load_weights and sm_recon_figure are declared in simmim/model.h. */
 
 #ifdef __cplusplus
 }

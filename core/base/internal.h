@@ -1,0 +1,39 @@
+/* core/base/internal.h - private helpers shared by the core's files (sm__ prefix, never exported). */
+#ifndef SIMMIM_CORE_INTERNAL_H
+#define SIMMIM_CORE_INTERNAL_H
+
+#include "simmim/common.h"
+#include "simmim/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SM__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SM__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SM__MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SM__UNUSED(x) ((void)(x))
+
+/* Copies at most n-1 bytes and always terminates (n > 0). Returns strlen(src). */
+size_t sm__strlcpy(char *dst, const char *src, size_t n);
+/* Copies a path; if it does not fit, keeps its tail prefixed with "...". */
+void sm__path_copy(char *dst, size_t n, const char *path);
+/* malloc'd copy, NULL on ENOMEM or NULL input. */
+char *sm__strdup(const char *s);
+/* Case-insensitive ASCII comparison. */
+int sm__strcasecmp(const char *a, const char *b);
+/* Levenshtein distance (ASCII, case-insensitive), capped at cap+1. */
+int sm__edit_distance(const char *a, const char *b, int cap);
+/* Directory part of a path ("." if none), malloc'd. */
+char *sm__dirname(const char *path);
+/* dir + "/" + rel, unless rel is absolute; malloc'd. */
+char *sm__path_join(const char *dir, const char *rel);
+
+/* Programmer-error assertion (invariants after validation). Aborts with file:line. */
+#define SM__ASSERT(cond)                                                                       \
+    do {                                                                                       \
+        if (!(cond)) sm__abort(__FILE__, __LINE__, #cond);                                     \
+    } while (0)
+_Noreturn void sm__abort(const char *file, int line, const char *what);
+
+#endif /* SIMMIM_CORE_INTERNAL_H */

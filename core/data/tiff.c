@@ -1,0 +1,252 @@
+/* core/data/tiff.c - TIFF decoding with libtiff (first directory): 8- and 16-bit unsigned
+ * samples, any number of bands, strips or tiles, contiguous or separate planes, gray
+ * (MinIsBlack/MinIsWhite), RGB, palette and YCbCr (JPEG-compressed) photometrics. Errors are
+ * per-file (libtiff's per-handle handlers); libtiff warnings (e.g. unknown GeoTIFF tags) are
+ * logged at debug level and do not fail the image. */
+#include "data/data_internal.h"
+
+#include <tiffio.h>
+
+typedef struct sm__tiff_io {
+    const uint8_t *buf;
+    size_t len;
+    toff_t pos;
+    char msg[256];
+    const char *name;
+} sm__tiff_io;
+
+static tsize_t sm__tiff_read(thandle_t h, tdata_t dst, tsize_t n)
+{
+    sm__tiff_io *io = h;
+    if (n < 0) return -1;
+    size_t avail = io->pos < io->len ? io->len - (size_t)io->pos : 0;
+    size_t k = (size_t)n < avail ? (size_t)n : avail;
+    memcpy(dst, io->buf + io->pos, k);
+    io->pos += k;
+    return (tsize_t)k;
+}
+
+static tsize_t sm__tiff_write(thandle_t h, tdata_t src, tsize_t n) { (void)h; (void)src; (void)n; return -1; }
+
+static toff_t sm__tiff_seek(thandle_t h, toff_t off, int whence)
+{
+    sm__tiff_io *io = h;
+    toff_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? io->pos : io->len;
+    io->pos = base + off;
+    return io->pos;
+}
+
+static int sm__tiff_close(thandle_t h) { (void)h; return 0; }
+static toff_t sm__tiff_size(thandle_t h) { return ((sm__tiff_io *)h)->len; }
+static int sm__tiff_map(thandle_t h, tdata_t *base, toff_t *size) { (void)h; (void)base; (void)size; return 0; }
+static void sm__tiff_unmap(thandle_t h, tdata_t base, toff_t size) { (void)h; (void)base; (void)size; }
+
+static int sm__tiff_on_error(TIFF *t, void *user, const char *module, const char *fmt, va_list ap)
+{
+    (void)t;
+    sm__tiff_io *io = user;
+    if (!io->msg[0]) {
+        char m[200];
+        vsnprintf(m, sizeof m, fmt, ap);
+        snprintf(io->msg, sizeof io->msg, "%s%s%s", module ? module : "", module ? ": " : "", m);
+    }
+    return 1;
+}
+
+static int sm__tiff_on_warning(TIFF *t, void *user, const char *module, const char *fmt, va_list ap)
+{
+    (void)t;
+    (void)module;
+    sm__tiff_io *io = user;
+    char m[200];
+    vsnprintf(m, sizeof m, fmt, ap);
+    sm_log(SM_LOG_DEBUG, "%s: libtiff warning: %s", io->name ? io->name : "tiff", m);
+    return 1;
+}
+
+static int sm__tiff_fail(sm__tiff_io *io, const char *name, sm_error *err, const char *what)
+{
+    return sm_error_set(err, SM_EFORMAT, name, 0, 0, NULL, "corrupt TIFF: %s%s%s", what,
+                        io->msg[0] ? ": " : "", io->msg);
+}
+
+/* Stores one decoded buffer of `rows` x `cols` at (x0, y0): sample s of band `plane` (separate
+ * planes) or all bands (contiguous). */
+static void sm__tiff_put(sm_image *out, const uint8_t *src, int bits, int spp, int x0, int y0,
+                         int cols, int rows, int stride_px, int plane, bool invert,
+                         const uint16_t *cmap[3])
+{
+    int nb = plane < 0 ? spp : 1;  /* samples per pixel in src */
+    int oc = out->channels;
+    float maxv = out->max_value;
+    for (int y = 0; y < rows && y0 + y < out->height; y++) {
+        for (int x = 0; x < cols && x0 + x < out->width; x++) {
+            size_t si = ((size_t)y * stride_px + x) * nb;
+            float *d = out->data + ((size_t)(y0 + y) * out->width + (x0 + x)) * oc;
+            for (int b = 0; b < nb; b++) {
+                int band = plane < 0 ? b : plane;
+                if (band >= oc && !cmap[0]) continue; /* dropped alpha */
+                unsigned v = bits == 16 ? ((const uint16_t *)src)[si + b] : src[si + b];
+                if (cmap[0]) {
+                    for (int c = 0; c < 3; c++) d[c] = (float)(cmap[c][v] >> 8);
+                    continue;
+                }
+                d[band] = invert ? maxv - (float)v : (float)v;
+            }
+        }
+    }
+}
+
+int sm__tiff_decode(const uint8_t *buf, size_t len, const char *name, const sm_decode_opts *o,
+                    sm_image *out, sm_image_info *info, sm_error *err)
+{
+    sm__tiff_io io = {buf, len, 0, "", name};
+    TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
+    if (!opts) return sm_error_set(err, SM_ENOMEM, name, 0, 0, NULL, "out of memory");
+    TIFFOpenOptionsSetErrorHandlerExtR(opts, sm__tiff_on_error, &io);
+    TIFFOpenOptionsSetWarningHandlerExtR(opts, sm__tiff_on_warning, &io);
+    TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)256 << 20);
+    TIFF *t = TIFFClientOpenExt(name ? name : "tiff", "rm", &io, sm__tiff_read, sm__tiff_write,
+                                sm__tiff_seek, sm__tiff_close, sm__tiff_size, sm__tiff_map,
+                                sm__tiff_unmap, opts);
+    TIFFOpenOptionsFree(opts);
+    if (!t) return sm__tiff_fail(&io, name, err, "cannot read the header");
+    uint32_t w = 0, h = 0;
+    uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, photo = 0, planar = PLANARCONFIG_CONTIG;
+    uint16_t comp = COMPRESSION_NONE;
+    int rc = 0;
+    uint16_t *cmap[3] = {NULL, NULL, NULL};
+    uint8_t *tb = NULL;
+    if (!TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h)) {
+        rc = sm__tiff_fail(&io, name, err, "no image size");
+        goto done;
+    }
+    TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &bits);
+    TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLEFORMAT, &fmt);
+    TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
+    TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &comp);
+    if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo))
+        photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
+    info->format = SM_IMAGE_FORMAT_TIFF;
+    info->width = (int)(w > INT32_MAX ? INT32_MAX : w);
+    info->height = (int)(h > INT32_MAX ? INT32_MAX : h);
+    info->bits = bits;
+    if (fmt != SAMPLEFORMAT_UINT || (bits != 8 && bits != 16)) {
+        rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                          "TIFF with %u-bit %s samples (supported: 8- and 16-bit unsigned)", bits,
+                          fmt == SAMPLEFORMAT_IEEEFP ? "floating-point"
+                          : fmt == SAMPLEFORMAT_INT  ? "signed"
+                                                     : "unsigned");
+        goto done;
+    }
+    if (spp < 1 || spp > SM_MAX_BANDS) {
+        rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                          "TIFF with %u samples per pixel (supported: 1..%d)", spp, SM_MAX_BANDS);
+        goto done;
+    }
+    bool invert = false, palette = false;
+    int nc = spp;
+    switch (photo) {
+    case PHOTOMETRIC_MINISWHITE: invert = true; /* fall through */
+    case PHOTOMETRIC_MINISBLACK: info->color = spp == 1 ? "gray" : "multiband"; break;
+    case PHOTOMETRIC_RGB:
+    case PHOTOMETRIC_YCBCR: {
+        if (spp < 3) {
+            rc = sm_error_set(err, SM_EFORMAT, name, 0, 0, NULL, "RGB TIFF with %u samples", spp);
+            goto done;
+        }
+        uint16_t nextra = 0, *extra = NULL;
+        TIFFGetField(t, TIFFTAG_EXTRASAMPLES, &nextra, &extra);
+        bool alpha = spp == 4 && nextra == 1 && extra &&
+                     (extra[0] == EXTRASAMPLE_ASSOCALPHA || extra[0] == EXTRASAMPLE_UNASSALPHA);
+        nc = alpha ? 3 : spp;
+        info->color = alpha ? "rgba" : spp == 3 ? "rgb" : "multiband";
+        if (photo == PHOTOMETRIC_YCBCR) {
+            if (comp != COMPRESSION_JPEG) {
+                rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                                  "YCbCr TIFF is supported only with JPEG compression");
+                goto done;
+            }
+            TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+        }
+        break;
+    }
+    case PHOTOMETRIC_PALETTE:
+        if (spp != 1 || bits != 8 ||
+            !TIFFGetField(t, TIFFTAG_COLORMAP, &cmap[0], &cmap[1], &cmap[2])) {
+            rc = sm_error_set(err, SM_EFORMAT, name, 0, 0, NULL, "palette TIFF without an 8-bit colormap");
+            goto done;
+        }
+        palette = true;
+        nc = 3;
+        info->color = "palette";
+        break;
+    default:
+        rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                          "TIFF photometric interpretation %u is not supported (gray, RGB, "
+                          "palette, YCbCr/JPEG and multi-band MinIsBlack are)", photo);
+        goto done;
+    }
+    info->channels = nc;
+    rc = sm__pixels_check(w, h, o->max_pixels, name, err);
+    if (rc || !out) goto done;
+    rc = sm_image_reserve(out, (int)w, (int)h, nc, palette || bits == 8 ? 255.0f : 65535.0f,
+                          o->max_pixels, err);
+    if (rc) goto done;
+    bool tiled = TIFFIsTiled(t);
+    int nplanes = planar == PLANARCONFIG_SEPARATE ? spp : 1;
+    tmsize_t bsize = tiled ? TIFFTileSize(t) : TIFFStripSize(t);
+    if (bsize <= 0) {
+        rc = sm__tiff_fail(&io, name, err, "bad strip/tile size");
+        goto done;
+    }
+    tb = malloc((size_t)bsize);
+    if (!tb) {
+        rc = sm_error_set(err, SM_ENOMEM, name, 0, 0, NULL, "out of memory");
+        goto done;
+    }
+    const uint16_t *cm[3] = {cmap[0], cmap[1], cmap[2]};
+    if (!palette) cm[0] = NULL;
+    if (tiled) {
+        uint32_t tw = 0, th = 0;
+        TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+        TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+        if (tw == 0 || th == 0) {
+            rc = sm__tiff_fail(&io, name, err, "zero tile size");
+            goto done;
+        }
+        for (int p = 0; p < nplanes; p++)
+            for (uint32_t y = 0; y < h; y += th)
+                for (uint32_t x = 0; x < w; x += tw) {
+                    ttile_t tile = TIFFComputeTile(t, x, y, 0, (uint16_t)p);
+                    if (TIFFReadEncodedTile(t, tile, tb, bsize) < 0) {
+                        rc = sm__tiff_fail(&io, name, err, "cannot read a tile");
+                        goto done;
+                    }
+                    sm__tiff_put(out, tb, bits, spp, (int)x, (int)y, (int)tw, (int)th, (int)tw,
+                                 nplanes > 1 ? p : -1, invert, cm);
+                }
+    } else {
+        uint32_t rps = 0;
+        TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &rps);
+        if (rps == 0 || rps > h) rps = h;
+        for (int p = 0; p < nplanes; p++)
+            for (uint32_t y = 0; y < h; y += rps) {
+                tstrip_t s = TIFFComputeStrip(t, y, (uint16_t)p);
+                uint32_t nrows = rps < h - y ? rps : h - y;
+                tmsize_t need = (tmsize_t)nrows * (tmsize_t)w * (nplanes > 1 ? 1 : spp) * (bits / 8);
+                tmsize_t got = TIFFReadEncodedStrip(t, s, tb, bsize);
+                if (got < need) {
+                    rc = sm__tiff_fail(&io, name, err, got < 0 ? "cannot read a strip" : "truncated strip");
+                    goto done;
+                }
+                sm__tiff_put(out, tb, bits, spp, 0, (int)y, (int)w, (int)nrows, (int)w,
+                             nplanes > 1 ? p : -1, invert, cm);
+            }
+    }
+done:
+    free(tb);
+    TIFFClose(t);
+    return rc;
+}

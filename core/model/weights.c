@@ -1,0 +1,233 @@
+/* core/model/weights.c - loading weights into a model from a safetensors file, with the official
+ * fine-tuning remaps (microsoft/SimMIM utils.load_pretrained, spec §9.4-9.5):
+ *  - a SimMIM checkpoint feeds a classifier through its "encoder." weights (the decoder and the
+ *    mask token are dropped);
+ *  - relative_position_index / attn_mask buffers are ignored (the model builds its own);
+ *  - ViT: the shared relative position table is copied into every block that has its own;
+ *  - a relative position table of another window size is resized with the geometric
+ *    interpolation of the official code (scipy interp2d cubic = not-a-knot bicubic spline on a
+ *    geometric grid), the 3 cls rows of a ViT table kept unchanged. */
+#include "base/internal.h"
+#include "simmim/model.h"
+
+#include <math.h>
+
+/* ---- geometric resize of a relative position table (spec §9.5) ---------------------------- */
+
+/* Not-a-knot cubic spline through (x[i], y[i]), i < n (n >= 4), evaluated at t[j], j < m. */
+static int sm__spline(const double *x, const double *y, int n, const double *t, int m, double *out)
+{
+    int N = n;
+    double *A = calloc((size_t)N * N, sizeof *A), *b = calloc((size_t)N, sizeof *b);
+    if (!A || !b) {
+        free(A);
+        free(b);
+        return SM_ENOMEM;
+    }
+#define Aij(i, j) A[(i)*N + (j)]
+    for (int i = 1; i < n - 1; i++) {
+        double h0 = x[i] - x[i - 1], h1 = x[i + 1] - x[i];
+        Aij(i, i - 1) = h0;
+        Aij(i, i) = 2.0 * (h0 + h1);
+        Aij(i, i + 1) = h1;
+        b[i] = 6.0 * ((y[i + 1] - y[i]) / h1 - (y[i] - y[i - 1]) / h0);
+    }
+    /* not-a-knot: the third derivative is continuous at x[1] and x[n-2] */
+    double h0 = x[1] - x[0], h1 = x[2] - x[1];
+    Aij(0, 0) = h1, Aij(0, 1) = -(h0 + h1), Aij(0, 2) = h0;
+    double ha = x[n - 2] - x[n - 3], hb = x[n - 1] - x[n - 2];
+    Aij(n - 1, n - 3) = hb, Aij(n - 1, n - 2) = -(ha + hb), Aij(n - 1, n - 1) = ha;
+    /* Gaussian elimination with partial pivoting (n is at most a few dozen) */
+    for (int c = 0; c < N; c++) {
+        int p = c;
+        for (int r = c + 1; r < N; r++)
+            if (fabs(Aij(r, c)) > fabs(Aij(p, c))) p = r;
+        if (p != c) {
+            for (int k = 0; k < N; k++) {
+                double tmp = Aij(c, k);
+                Aij(c, k) = Aij(p, k);
+                Aij(p, k) = tmp;
+            }
+            double tmp = b[c];
+            b[c] = b[p];
+            b[p] = tmp;
+        }
+        for (int r = c + 1; r < N; r++) {
+            double f = Aij(r, c) / Aij(c, c);
+            for (int k = c; k < N; k++) Aij(r, k) -= f * Aij(c, k);
+            b[r] -= f * b[c];
+        }
+    }
+    for (int r = N - 1; r >= 0; r--) {
+        double s = b[r];
+        for (int k = r + 1; k < N; k++) s -= Aij(r, k) * b[k];
+        b[r] = s / Aij(r, r);
+    }
+#undef Aij
+    for (int j = 0; j < m; j++) {
+        int i = 0;
+        while (i < n - 2 && t[j] > x[i + 1]) i++;
+        double h = x[i + 1] - x[i], a = x[i + 1] - t[j], c = t[j] - x[i];
+        out[j] = b[i] * a * a * a / (6 * h) + b[i + 1] * c * c * c / (6 * h) +
+                 (y[i] / h - b[i] * h / 6) * a + (y[i + 1] / h - b[i + 1] * h / 6) * c;
+    }
+    free(A);
+    free(b);
+    return 0;
+}
+
+/* Source coordinates of the official geometric resize from src to dst points per side. */
+static void sm__geo_coords(int src, int dst, double *x)
+{
+    double left = 1.01, right = 1.5, q = 1.0;
+    while (right - left > 1e-6) { /* the official loop; its last midpoint is used */
+        q = (left + right) / 2.0;
+        double gp = (1.0 - pow(q, src / 2)) / (1.0 - q);
+        if (gp > dst / 2)
+            right = q;
+        else
+            left = q;
+    }
+    int half = src / 2;
+    double cur = 1.0;
+    for (int i = 0; i < half; i++) {
+        x[half + 1 + i] = cur;
+        x[half - 1 - i] = -cur;
+        cur += pow(q, i + 1);
+    }
+    x[half] = 0.0;
+}
+
+/* table (src², heads) -> out (dst², heads), one square side per head. */
+static int sm__resize_table(const float *table, int src, int dst, int heads, float *out)
+{
+    if (src < 4) return SM_EUNSUPPORTED;
+    double *x = malloc((size_t)src * sizeof *x), *t = malloc((size_t)dst * sizeof *t);
+    double *z = malloc((size_t)src * src * sizeof *z),
+           *row = malloc((size_t)src * dst * sizeof *row);
+    double *col = malloc((size_t)src * sizeof *col), *res = malloc((size_t)dst * sizeof *res);
+    int rc = (!x || !t || !z || !row || !col || !res) ? SM_ENOMEM : 0;
+    if (!rc) {
+        sm__geo_coords(src, dst, x);
+        for (int j = 0; j < dst; j++) t[j] = (double)(j - dst / 2);
+    }
+    for (int h = 0; h < heads && !rc; h++) {
+        for (int i = 0; i < src * src; i++) z[i] = table[(int64_t)i * heads + h];
+        /* along each row (x = Δw), then along each column (y = Δh) */
+        for (int r = 0; r < src && !rc; r++)
+            rc = sm__spline(x, z + r * src, src, t, dst, row + r * dst);
+        for (int c = 0; c < dst && !rc; c++) {
+            for (int r = 0; r < src; r++) col[r] = row[r * dst + c];
+            rc = sm__spline(x, col, src, t, dst, res);
+            for (int r = 0; r < dst && !rc; r++)
+                out[((int64_t)r * dst + c) * heads + h] = (float)res[r];
+        }
+    }
+    free(x);
+    free(t);
+    free(z);
+    free(row);
+    free(col);
+    free(res);
+    return rc;
+}
+
+/* ---- loading --------------------------------------------------------------------------------- */
+
+/* Side of a square table with `extra` trailing rows, or 0. */
+static int sm__table_side(int64_t rows, int extra)
+{
+    int64_t n = rows - extra;
+    int64_t s = (int64_t)llround(sqrt((double)n));
+    return s > 0 && s * s == n ? (int)s : 0;
+}
+
+/* Reads the file's tensor `src` (F32-convertible) into t, resizing a relative position table
+ * when its size differs. */
+static int sm__load_tensor(sm_tensor *t, const sm_st_file *f, const sm_st_info *in, bool *resized,
+                           sm_error *err)
+{
+    int64_t n = sm_tensor_numel(t);
+    bool same = in->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = in->shape[d] == t->shape[d];
+    if (same) return sm_st_read_f32(f, in->name, t->data, n, err);
+    char want[96], got[96] = "(";
+    sm_tensor_shape_str(t, want, sizeof want);
+    for (int d = 0; d < in->ndim; d++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
+                 (long long)in->shape[d]);
+    strncat(got, ")", sizeof got - strlen(got) - 1);
+    if (!strstr(t->name, "relative_position_bias_table") || t->ndim != 2 || in->ndim != 2 ||
+        in->shape[1] != t->shape[1])
+        return sm_error_set(err, SM_EDATA, sm_st_path(f), 0, 0, in->name,
+                            "shape %s does not fit the model's %s for %s", got, want, t->name);
+    int extra = strstr(t->name, "blocks.") && !strstr(t->name, "layers.") ? 3 : 0;
+    if (sm__table_side(t->shape[0], extra) == 0) extra = 0; /* Swin tables have no cls rows */
+    int src = sm__table_side(in->shape[0], extra), dst = sm__table_side(t->shape[0], extra);
+    if (!src || !dst)
+        return sm_error_set(err, SM_EDATA, sm_st_path(f), 0, 0, in->name,
+                            "relative position table %s cannot be resized to %s", got, want);
+    float *buf = malloc((size_t)in->numel * sizeof *buf);
+    if (!buf) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    int rc = sm_st_read_f32(f, in->name, buf, in->numel, err);
+    if (!rc) rc = sm__resize_table(buf, src, dst, (int)t->shape[1], t->data);
+    if (!rc && extra)
+        memcpy(t->data + (int64_t)dst * dst * t->shape[1], buf + (int64_t)src * src * t->shape[1],
+               (size_t)extra * (size_t)t->shape[1] * sizeof *buf);
+    free(buf);
+    if (rc && !(err && err->code))
+        sm_error_set(err, rc, sm_st_path(f), 0, 0, in->name, "cannot resize the table %s to %s",
+                     got, want);
+    *resized = rc == 0;
+    return rc;
+}
+
+int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note_len, sm_error *err)
+{
+    sm_st_file *f = NULL;
+    int rc = sm_st_open(path, &f, err);
+    if (rc) return rc;
+    sm_params *p = sm_model_params(m);
+    bool classify = sm_model_task(m) == SM_TASK_CLASSIFY;
+    /* a SimMIM checkpoint feeding a classifier: use the "encoder." weights only */
+    bool strip = false;
+    for (size_t i = 0; classify && i < sm_st_count(f) && !strip; i++)
+        strip = strncmp(sm_st_at(f, i)->name, "encoder.", 8) == 0;
+    size_t loaded = 0, resized = 0, copied = 0, kept = 0;
+    char first_kept[128] = "";
+    for (size_t i = 0; i < sm_params_count(p) && !rc; i++) {
+        sm_tensor *t = sm_params_at(p, i);
+        char name[300];
+        snprintf(name, sizeof name, "%s%s", strip ? "encoder." : "", t->name);
+        const sm_st_info *in = sm_st_find(f, name);
+        if (!in && strstr(t->name, "attn.relative_position_bias_table") &&
+            !strstr(t->name, "layers.")) {
+            /* ViT fine-tuning: every block starts from the shared pretraining table */
+            snprintf(name, sizeof name, "%srel_pos_bias.relative_position_bias_table",
+                     strip ? "encoder." : "");
+            if ((in = sm_st_find(f, name))) copied++;
+        }
+        if (!in) {
+            if (!kept++) snprintf(first_kept, sizeof first_kept, "%s", t->name);
+            continue;
+        }
+        bool rs = false;
+        rc = sm__load_tensor(t, f, in, &rs, err);
+        loaded++;
+        resized += rs;
+    }
+    if (!rc && loaded == 0)
+        rc = sm_error_set(err, SM_EDATA, path, 0, 0, NULL,
+                          "no tensor of the file matches the model's parameters "
+                          "(is it a checkpoint of another backbone?)");
+    if (!rc && note)
+        snprintf(note, note_len,
+                 "%s: %zu tensors loaded (%zu shared tables copied per block, %zu tables "
+                 "resized), %zu kept their initialisation%s%s%s",
+                 path, loaded, copied, resized, kept, kept ? " (" : "", first_kept,
+                 kept > 1 ? ", ...)"
+                 : kept   ? ")"
+                          : "");
+    sm_st_close(f);
+    return rc;
+}

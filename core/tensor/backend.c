@@ -1,0 +1,94 @@
+/* core/tensor/backend.c - opening backends by name and dispatching GEMMs to them. */
+#include "tensor/tensor_internal.h"
+
+#include <omp.h>
+
+int sm_backend_new(const sm_registry *reg, const char *name, const sm_cfg *section, int threads,
+                   sm_backend **out, sm_error *err)
+{
+    *out = NULL;
+    const sm_backend_vtbl *vt = NULL;
+    if (!name || !*name) name = "ref";
+    if (reg) {
+        const sm_component *c = sm_registry_lookup(reg, SM_KIND_BACKEND, name, err);
+        if (!c) return SM_ENOTFOUND;
+        vt = (const sm_backend_vtbl *)c;
+    } else if (sm__strcasecmp(name, "ref") == 0) {
+        vt = sm_backend_ref_vtbl();
+    } else {
+        return sm_error_set(err, SM_ENOTFOUND, NULL, 0, 0, NULL,
+                            "unknown backend '%s' (available: ref)", name);
+    }
+    if (threads <= 0) threads = omp_get_num_procs();
+    sm_backend *be = calloc(1, sizeof *be);
+    if (!be) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    be->vt = vt;
+    be->threads = threads;
+    int rc = vt->create(section, threads, &be->self, err);
+    if (rc) {
+        free(be);
+        return rc;
+    }
+    *out = be;
+    return 0;
+}
+
+void sm_backend_free(sm_backend *be)
+{
+    if (!be) return;
+    be->vt->destroy(be->self);
+    free(be);
+}
+
+const char *sm_backend_name(const sm_backend *be) { return be ? be->vt->hdr.name : ""; }
+
+size_t sm_backend_describe(const sm_backend *be, char *buf, size_t n)
+{
+    if (be && be->vt->describe) return be->vt->describe(be->self, buf, n);
+    int r = snprintf(buf, n, "%s, %d threads", sm_backend_name(be), be ? be->threads : 0);
+    return r < 0 ? 0 : (size_t)r;
+}
+
+/* C := beta·C, for the k == 0 case (backends never see empty products). */
+static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t rsc, int64_t csc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float *p = &c[i * rsc + j * csc];
+            *p = beta == 0.0f ? 0.0f : beta * *p;
+        }
+}
+
+void sm_backend_sgemm(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m, int64_t n, int64_t k,
+                      float alpha, const float *a, int64_t rsa, int64_t csa, const float *b,
+                      int64_t rsb, int64_t csb, float beta, float *c, int64_t rsc, int64_t csc)
+{
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        scale_c(m, n, beta, c, rsc, csc);
+        return;
+    }
+    be->vt->sgemm(be->self, ta, tb, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+}
+
+void sm_backend_sgemm_batched(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m, int64_t n,
+                              int64_t k, float alpha, const float *a, int64_t rsa, int64_t csa,
+                              int64_t sa, const float *b, int64_t rsb, int64_t csb, int64_t sb,
+                              float beta, float *c, int64_t rsc, int64_t csc, int64_t sc,
+                              int64_t batch)
+{
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    if (k <= 0) {
+        for (int64_t i = 0; i < batch; i++) scale_c(m, n, beta, c + i * sc, rsc, csc);
+        return;
+    }
+    if (be->vt->sgemm_batched) {
+        be->vt->sgemm_batched(be->self, ta, tb, m, n, k, alpha, a, rsa, csa, sa, b, rsb, csb, sb,
+                              beta, c, rsc, csc, sc, batch);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(be->threads) if (batch > 1)
+    for (int64_t i = 0; i < batch; i++)
+        be->vt->sgemm(be->self, ta, tb, m, n, k, alpha, a + i * sa, rsa, csa, b + i * sb, rsb, csb,
+                      beta, c + i * sc, rsc, csc);
+}

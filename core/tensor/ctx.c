@@ -1,0 +1,237 @@
+/* core/tensor/ctx.c - the per-step context: arena, sticky error, modes, and the helpers op
+ * constructors share (input checks, shape errors, output allocation).
+ *
+ * The arena is a chunked bump allocator (64-byte aligned, sizes rounded to 64 bytes). When a
+ * step needed more than its first chunk, the next reset replaces all chunks by a single chunk
+ * of the step's total, so from the second step on a step with the same allocations never
+ * touches malloc: memory is flat. */
+#include "tensor/tensor_internal.h"
+
+#include <omp.h>
+
+#define SM__CHUNK_MIN ((size_t)1 << 20)
+
+static sm__chunk *chunk_new(size_t size)
+{
+    size = (size + 63) & ~(size_t)63;
+    sm__chunk *c = malloc(sizeof *c);
+    if (!c) return NULL;
+    c->data = aligned_alloc(64, size);
+    if (!c->data) {
+        free(c);
+        return NULL;
+    }
+    c->size = size;
+    c->used = 0;
+    c->next = NULL;
+    return c;
+}
+
+static void chunks_free(sm__chunk *c)
+{
+    while (c) {
+        sm__chunk *n = c->next;
+        free(c->data);
+        free(c);
+        c = n;
+    }
+}
+
+sm_ctx *sm_ctx_new(sm_backend *backend)
+{
+    sm_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return NULL;
+    ctx->threads = omp_get_max_threads();
+    ctx->grad = true;
+    if (!backend) {
+        if (sm_backend_new(NULL, "ref", NULL, ctx->threads, &ctx->own_backend, NULL) != 0) {
+            free(ctx);
+            return NULL;
+        }
+        backend = ctx->own_backend;
+    }
+    ctx->backend = backend;
+    return ctx;
+}
+
+void sm_ctx_free(sm_ctx *ctx)
+{
+    if (!ctx) return;
+    sm_ctx_reset(ctx); /* detaches foreign gradients */
+    chunks_free(ctx->chunks);
+    sm_backend_free(ctx->own_backend);
+    free(ctx);
+}
+
+void sm_ctx_reset(sm_ctx *ctx)
+{
+    for (sm__foreign *f = ctx->foreign; f; f = f->next) f->t->grad = NULL;
+    ctx->foreign = NULL;
+    ctx->tape = NULL;
+    ctx->tape_size = 0;
+    ctx->backward_done = false;
+    sm_error_clear(&ctx->err);
+    /* the step spilled over its first chunk: one chunk of the whole need from now on */
+    if (ctx->chunks && ctx->chunks->next && ctx->step_need > ctx->chunks->size) {
+        chunks_free(ctx->chunks);
+        ctx->chunks = chunk_new(ctx->step_need);
+        ctx->reserved = ctx->chunks ? ctx->chunks->size : 0;
+    }
+    for (sm__chunk *c = ctx->chunks; c; c = c->next) c->used = 0;
+    ctx->cur = ctx->chunks;
+    ctx->used = 0;
+    ctx->step_need = 0;
+}
+
+int sm_ctx_status(const sm_ctx *ctx) { return ctx->err.code; }
+const sm_error *sm_ctx_error(const sm_ctx *ctx) { return &ctx->err; }
+
+int sm_ctx_fail(sm_ctx *ctx, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sm_error_setv(&ctx->err, code, NULL, 0, 0, NULL, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void sm_ctx_set_grad(sm_ctx *ctx, bool enabled) { ctx->grad = enabled; }
+bool sm_ctx_grad(const sm_ctx *ctx) { return ctx->grad; }
+void sm_ctx_set_train(sm_ctx *ctx, bool training) { ctx->train = training; }
+bool sm_ctx_train(const sm_ctx *ctx) { return ctx->train; }
+void sm_ctx_set_rng(sm_ctx *ctx, uint64_t seed, uint64_t step)
+{
+    ctx->seed = seed;
+    ctx->step = step;
+}
+void sm_ctx_set_threads(sm_ctx *ctx, int threads)
+{
+    ctx->threads = threads > 0 ? threads : omp_get_max_threads();
+}
+int sm_ctx_threads(const sm_ctx *ctx) { return ctx->threads; }
+sm_backend *sm_ctx_backend(sm_ctx *ctx) { return ctx->backend; }
+
+size_t sm_ctx_arena_used(const sm_ctx *ctx) { return ctx->used; }
+size_t sm_ctx_arena_peak(const sm_ctx *ctx) { return ctx->peak; }
+size_t sm_ctx_arena_reserved(const sm_ctx *ctx) { return ctx->reserved; }
+
+void *sm_ctx_alloc(sm_ctx *ctx, size_t bytes)
+{
+    size_t need = (bytes + 63) & ~(size_t)63;
+    if (need < bytes) {
+        sm_ctx_fail(ctx, SM_ENOMEM, "arena: allocation of %zu bytes is too large", bytes);
+        return NULL;
+    }
+    if (need == 0) need = 64;
+    /* first chunk at or after the current one with room (earlier chunks are full) */
+    sm__chunk *c = ctx->cur;
+    while (c && c->size - c->used < need) c = c->next;
+    if (!c) {
+        size_t last = 0;
+        for (sm__chunk *k = ctx->chunks; k; k = k->next) last = k->size;
+        size_t size = SM__MAX(SM__MAX(need, SM__CHUNK_MIN), last);
+        c = chunk_new(size);
+        if (!c) {
+            sm_ctx_fail(ctx, SM_ENOMEM, "arena: out of memory (%zu bytes requested, %zu in use)",
+                        bytes, ctx->used);
+            return NULL;
+        }
+        sm__chunk **tail = &ctx->chunks;
+        while (*tail) tail = &(*tail)->next;
+        *tail = c;
+        ctx->reserved += c->size;
+    }
+    ctx->cur = c;
+    void *p = c->data + c->used;
+    c->used += need;
+    ctx->used += need;
+    ctx->step_need += need;
+    if (ctx->used > ctx->peak) ctx->peak = ctx->used;
+    return p;
+}
+
+static sm_tensor *tensor_header(sm_ctx *ctx, int ndim, const int64_t *shape)
+{
+    sm_tensor *t = sm_ctx_alloc(ctx, sizeof *t);
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    if (!sm__set_shape(t, ndim, shape)) {
+        char buf[160] = "";
+        size_t len = 0;
+        for (int i = 0; i < ndim && i < SM_MAX_DIMS && len < sizeof buf; i++)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, i ? ", %lld" : "%lld",
+                                    (long long)shape[i]);
+        sm_ctx_fail(ctx, SM_ESHAPE, "tensor: invalid shape (%s) with %d dims", buf, ndim);
+        return NULL;
+    }
+    t->flags = SM__TENSOR_ARENA;
+    return t;
+}
+
+sm_tensor *sm_ctx_tensor(sm_ctx *ctx, int ndim, const int64_t *shape)
+{
+    if (ctx->err.code) return NULL;
+    sm_tensor *t = tensor_header(ctx, ndim, shape);
+    if (!t) return NULL;
+    t->data = sm_ctx_alloc(ctx, (size_t)sm_tensor_numel(t) * sizeof(float));
+    return t->data ? t : NULL;
+}
+
+sm_tensor *sm_ctx_zeros(sm_ctx *ctx, int ndim, const int64_t *shape)
+{
+    sm_tensor *t = sm_ctx_tensor(ctx, ndim, shape);
+    if (t) memset(t->data, 0, (size_t)sm_tensor_numel(t) * sizeof(float));
+    return t;
+}
+
+sm_tensor *sm_ctx_wrap(sm_ctx *ctx, float *data, int ndim, const int64_t *shape)
+{
+    if (ctx->err.code) return NULL;
+    sm_tensor *t = tensor_header(ctx, ndim, shape);
+    if (t) t->data = data;
+    return t;
+}
+
+/* ---- helpers for op constructors -------------------------------------------------------- */
+
+bool sm__ok(sm_ctx *ctx, int n, const sm_tensor *const *in)
+{
+    if (!ctx || ctx->err.code) return false;
+    for (int i = 0; i < n; i++)
+        if (!in[i]) return false;
+    return true;
+}
+
+void *sm__shape_error(sm_ctx *ctx, const char *op, const char *msg, ...)
+{
+    char text[sizeof ctx->err.text];
+    size_t len = (size_t)snprintf(text, sizeof text, "%s: %s", op, msg);
+    va_list ap;
+    va_start(ap, msg);
+    const char *sep = " (got ";
+    const char *name;
+    while ((name = va_arg(ap, const char *)) != NULL) {
+        const sm_tensor *t = va_arg(ap, const sm_tensor *);
+        char shape[128];
+        sm_tensor_shape_str(t, shape, sizeof shape);
+        if (len < sizeof text)
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s%s %s", sep, name, shape);
+        sep = ", ";
+    }
+    va_end(ap);
+    if (sep[0] == ',' && len < sizeof text) snprintf(text + len, sizeof text - len, ")");
+    sm_ctx_fail(ctx, SM_ESHAPE, "%s", text);
+    return NULL;
+}
+
+sm_tensor *sm__empty(sm_ctx *ctx, int ndim, const int64_t *shape)
+{
+    return sm_ctx_tensor(ctx, ndim, shape);
+}
+
+int sm__threads_for(const sm_ctx *ctx, int64_t work)
+{
+    if (work < 32768 || ctx->threads <= 1) return 1;
+    int64_t t = work / 16384;
+    return t < ctx->threads ? (int)t : ctx->threads;
+}

@@ -1,0 +1,300 @@
+/* core/tensor/tensor_internal.h - what the op files share: the context internals, the tape node, the op
+ * table, GEMM and error helpers, and small vectorisable math (exp, erf). Private to libsimmim. */
+#ifndef SIMMIM_OPS_INTERNAL_H
+#define SIMMIM_OPS_INTERNAL_H
+
+#include "base/internal.h"
+#include "simmim/backend.h"
+#include "simmim/ops.h"
+#include "simmim/params.h"
+#include "simmim/tensor.h"
+
+#include <math.h>
+
+/* ---- kernels: ISA clones and threading ------------------------------------------------- */
+
+/* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, picked at load time
+ * (the binary must run on any x86-64, so no -march=native). Results may differ between
+ * machines by rounding, never between thread counts. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SM__KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SM__KERNEL
+#endif
+
+/* Rows per block for reductions over rows (column sums): the partition never depends on the
+ * thread count, and block partials are combined in block order, so sums are bitwise
+ * reproducible whatever the number of threads. */
+#define SM__ROW_BLOCK 64
+
+/* Internal flag: the tensor header lives in the arena (its gradient needs no clean-up). */
+#define SM__TENSOR_ARENA 0x100u
+
+/* ---- the context --------------------------------------------------------------------- */
+
+typedef struct sm__chunk {
+    struct sm__chunk *next;
+    size_t size, used;
+    unsigned char *data; /* 64-byte aligned */
+} sm__chunk;
+
+typedef struct sm__foreign {
+    struct sm__foreign *next;
+    sm_tensor *t;
+} sm__foreign;
+
+typedef struct sm__node sm__node;
+
+struct sm_ctx {
+    sm_backend *backend;
+    sm_backend *own_backend; /* created by sm_ctx_new(NULL) */
+    sm__chunk *chunks, *cur;
+    size_t used, step_need, peak, reserved;
+    sm__node *tape; /* newest entry */
+    size_t tape_size;
+    bool backward_done; /* the tape was consumed by a backward pass */
+    sm__foreign *foreign; /* non-arena tensors whose gradient is in the arena */
+    sm_error err;
+    bool grad, train;
+    uint64_t seed, step;
+    int threads;
+};
+
+/* ---- the tape ------------------------------------------------------------------------ */
+
+typedef enum sm__op {
+    SM__OP_LINEAR,
+    SM__OP_MATMUL,
+    SM__OP_ADD,
+    SM__OP_MUL,
+    SM__OP_SCALE,
+    SM__OP_LAYERNORM,
+    SM__OP_GELU,
+    SM__OP_SOFTMAX,
+    SM__OP_ATTENTION,
+    SM__OP_RELPOS_BIAS,
+    SM__OP_WINDOW_PARTITION,
+    SM__OP_WINDOW_REVERSE,
+    SM__OP_PATCH_MERGE,
+    SM__OP_IM2COL,
+    SM__OP_CONV1X1,
+    SM__OP_PIXEL_SHUFFLE,
+    SM__OP_MASK_BLEND,
+    SM__OP_CLS_CONCAT,
+    SM__OP_CONCAT,
+    SM__OP_MEAN,
+    SM__OP_COPY,
+    SM__OP_DROP_PATH,
+    SM__OP_MASKED_L1,
+    SM__OP_CROSS_ENTROPY,
+    SM__OP_SOFT_CROSS_ENTROPY,
+    SM__OP_COUNT
+} sm__op;
+
+struct sm__node {
+    sm__node *prev;
+    sm__op op;
+    int n_in;
+    sm_tensor **in; /* inputs (any may be NULL or not require grad) */
+    sm_tensor *out;
+    void *saved; /* op-specific, in the arena */
+};
+
+typedef void (*sm__backward_fn)(sm_ctx *ctx, sm__node *node);
+
+/* Name of an op ("linear"). */
+const char *sm__op_name(sm__op op);
+
+/* True if gradients are on and any of the n inputs requires grad. */
+bool sm__wants_grad(const sm_ctx *ctx, int n, sm_tensor *const *in);
+/* The end of every op: if gradients are on and an input requires grad, appends a node for
+ * `out` (which then requires grad) with a copy of the inputs and of `saved_bytes` bytes of op
+ * data (node->saved; saved may be NULL when saved_bytes is 0). Returns out, or NULL (sticky
+ * ENOMEM) on failure. */
+sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
+                     const void *saved, size_t saved_bytes);
+
+/* Backward functions, one per op (in the op's file). */
+void sm__linear_backward(sm_ctx *ctx, sm__node *n);
+void sm__matmul_backward(sm_ctx *ctx, sm__node *n);
+void sm__add_backward(sm_ctx *ctx, sm__node *n);
+void sm__mul_backward(sm_ctx *ctx, sm__node *n);
+void sm__scale_backward(sm_ctx *ctx, sm__node *n);
+void sm__layernorm_backward(sm_ctx *ctx, sm__node *n);
+void sm__gelu_backward(sm_ctx *ctx, sm__node *n);
+void sm__softmax_backward(sm_ctx *ctx, sm__node *n);
+void sm__attention_backward(sm_ctx *ctx, sm__node *n);
+void sm__relpos_bias_backward(sm_ctx *ctx, sm__node *n);
+void sm__window_partition_backward(sm_ctx *ctx, sm__node *n);
+void sm__window_reverse_backward(sm_ctx *ctx, sm__node *n);
+void sm__patch_merge_backward(sm_ctx *ctx, sm__node *n);
+void sm__im2col_backward(sm_ctx *ctx, sm__node *n);
+void sm__conv1x1_backward(sm_ctx *ctx, sm__node *n);
+void sm__pixel_shuffle_backward(sm_ctx *ctx, sm__node *n);
+void sm__mask_blend_backward(sm_ctx *ctx, sm__node *n);
+void sm__cls_concat_backward(sm_ctx *ctx, sm__node *n);
+void sm__concat_backward(sm_ctx *ctx, sm__node *n);
+void sm__mean_backward(sm_ctx *ctx, sm__node *n);
+void sm__copy_backward(sm_ctx *ctx, sm__node *n);
+void sm__drop_path_backward(sm_ctx *ctx, sm__node *n);
+void sm__masked_l1_backward(sm_ctx *ctx, sm__node *n);
+void sm__cross_entropy_backward(sm_ctx *ctx, sm__node *n);
+void sm__soft_cross_entropy_backward(sm_ctx *ctx, sm__node *n);
+
+/* ---- helpers for op constructors -------------------------------------------------------- */
+
+/* Sets shape and contiguous strides; false on a bad shape (ndim outside 0..6, a negative
+ * dimension, or more than INT64_MAX/4 elements). */
+bool sm__set_shape(sm_tensor *t, int ndim, const int64_t *shape);
+
+/* False (and the op must return NULL) if the context has an error or an input is NULL. */
+bool sm__ok(sm_ctx *ctx, int n, const sm_tensor *const *in);
+#define SM__OK(ctx, ...)                                                                       \
+    sm__ok((ctx), (int)(sizeof((const sm_tensor *[]){__VA_ARGS__}) / sizeof(sm_tensor *)),   \
+           (const sm_tensor *[]){__VA_ARGS__})
+
+/* Records SM_ESHAPE "op: msg (got name1 (shape), name2 (shape))" and returns NULL. msg is
+ * plain text (format numbers into it beforehand); the variadic tail is pairs
+ * (const char *name, const sm_tensor *t) ended by NULL. */
+void *sm__shape_error(sm_ctx *ctx, const char *op, const char *msg, ...);
+
+/* A new contiguous arena tensor (uninitialised) / zero-filled; NULL + sticky error. */
+sm_tensor *sm__empty(sm_ctx *ctx, int ndim, const int64_t *shape);
+
+/* x if contiguous, else a contiguous copy recorded on the tape (sm_contiguous). */
+sm_tensor *sm__contig(sm_ctx *ctx, sm_tensor *x);
+
+/* Gradient buffer of t if it requires grad, else NULL (allocates lazily, zeroed). */
+static inline float *sm__grad(sm_ctx *ctx, sm_tensor *t)
+{
+    return (t && (t->flags & SM_TENSOR_REQUIRES_GRAD)) ? sm_tensor_grad(ctx, t) : NULL;
+}
+
+/* Gradient buffer of t for a backward that writes ALL of it: when *fresh comes back true the
+ * buffer was just allocated and is uninitialised, so the caller must overwrite it (GEMM beta 0,
+ * "=" instead of "+="), saving a zeroing pass and a read; otherwise it already holds gradient
+ * and the caller accumulates. NULL if t does not require grad. */
+float *sm__grad_w(sm_ctx *ctx, sm_tensor *t, bool *fresh);
+
+/* Rows × last dim of a contiguous tensor. */
+static inline int64_t sm__rows(const sm_tensor *t)
+{
+    int64_t rows = 1; /* the product of the leading dims (also when the last one is 0) */
+    for (int d = 0; d + 1 < t->ndim; d++) rows *= t->shape[d];
+    return rows;
+}
+
+/* OpenMP threads for a loop of `work` elementary operations: 1 for small work. */
+int sm__threads_for(const sm_ctx *ctx, int64_t work);
+
+/* GEMM through the context's backend with "logical" strides: element (i, p) of A is
+ * a[i·ar + p·ac], (p, j) of B is b[p·br + j·bc], (i, j) of C is c[i·cr + j·cc];
+ * C (m×n) := alpha·A·B + beta·C. Transposes are swapped strides (no copies). */
+void sm__gemm(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+              int64_t ar, int64_t ac, const float *b, int64_t br, int64_t bc, float beta,
+              float *c, int64_t cr, int64_t cc);
+/* batch GEMMs, operand i at a + i·sa, b + i·sb, c + i·sc (sc != 0: outputs disjoint). */
+void sm__gemm_batched(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                      int64_t ar, int64_t ac, int64_t sa, const float *b, int64_t br, int64_t bc,
+                      int64_t sb, float beta, float *c, int64_t cr, int64_t cc, int64_t sc,
+                      int64_t batch);
+
+/* Small GEMM for window attention (small_gemm.c), same logical-stride convention as sm__gemm,
+ * for n <= SM__SMALL_N; scratch: k·SM__SMALL_N floats, 64-byte aligned, owned by the caller
+ * (one per thread). Deterministic; does not use the backend. */
+#define SM__SMALL_N 64
+void sm__gemm_small(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar,
+                    int64_t ac, const float *b, int64_t br, int64_t bc, float beta, float *c,
+                    int64_t cr, int64_t cc, float *scratch);
+
+/* dst[j] += Σ_r row_w[r]·src[r·ld + j] for j < cols, r < rows (row_w NULL: weights 1): fixed
+ * row blocks, combined in double in block order, so the result does not depend on the thread
+ * count. */
+void sm__colsum_acc(sm_ctx *ctx, const float *src, int64_t rows, int64_t cols, int64_t ld,
+                    const float *row_w, float *dst);
+
+/* Strided copy/accumulate: dst (contiguous, shape of src view) = / += src view. */
+void sm__strided_copy(sm_ctx *ctx, const sm_tensor *src, float *dst);
+/* dst view (strided) += src (contiguous, dst's shape). */
+void sm__strided_acc(sm_ctx *ctx, const sm_tensor *dst_view, float *dst_data, const float *src);
+
+/* Softmax row kernels (softmax.c), shared with attention. In place: each row of s (rows × n)
+ * becomes softmax(s + bias + mask) (bias, mask: NULL or rows × n). Backward: each row of dx
+ * becomes (acc: gets added) p ⊙ (g - Σ g·p); dx may alias g when !acc. */
+void sm__softmax_rows(float *s, int64_t rows, int64_t n, const float *bias, const float *mask);
+void sm__softmax_rows_bwd(const float *p, const float *g, float *dx, int64_t rows, int64_t n,
+                          bool acc);
+
+/* Runs `body` over [0, n) in chunks of 16384 (variables i0, len) spread over the threads;
+ * the chunking never changes results. */
+#define SM__CHUNKED(ctx, n, body)                                                              \
+    do {                                                                                       \
+        int64_t n_ = (n), nc_ = (n_ + 16383) / 16384;                                          \
+        _Pragma("omp parallel for schedule(static) num_threads(sm__threads_for(ctx, n_))")     \
+        for (int64_t c_ = 0; c_ < nc_; c_++) {                                                 \
+            int64_t i0 = c_ * 16384, len = SM__MIN(n_ - i0, 16384);                            \
+            body;                                                                              \
+        }                                                                                      \
+    } while (0)
+
+/* For the index-map ops (one bijection used both ways): copies n floats from a to b when
+ * a_to_b, else from b to a; adds instead of copying when acc (backward). */
+static inline void sm__move(float *a, float *b, int64_t n, bool a_to_b, bool acc)
+{
+    float *dst = a_to_b ? b : a;
+    const float *src = a_to_b ? a : b;
+    if (acc)
+        for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+    else
+        memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+/* ---- vectorisable math ------------------------------------------------------------------ */
+
+/* e^x for float (Cephes' expf polynomial, ~2 ulp) for x in [-87.3, 88.3]; inputs outside are
+ * clamped (so exp(-inf) gives 1e-38, not 0). Only arithmetic and bit casts: loops using it
+ * vectorise. */
+static inline float sm__expf(float x)
+{
+    x = x < -87.3f ? -87.3f : x; /* two plain selects: both vectorise (AVX2 too) */
+    x = x > 88.3f ? 88.3f : x;
+    /* n = nearest integer to x·log2(e) (adding 1.5·2^23 rounds without SSE4.1) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f; /* ln 2 in two parts: exact reduction */
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    n = n == n ? n : 0.0f; /* NaN in: p is NaN already; keep the int conversion defined */
+    union {
+        float f;
+        int32_t i;
+    } u = {.i = ((int32_t)n + 127) * (1 << 23)}; /* n in [-126, 128]: no overflow */
+    return p * u.f;
+}
+
+/* erf(x) for float, absolute error below 2e-7 (rational approximation of erfc on |x| plus
+ * exp; Numerical Recipes' erfc Chebyshev fit). */
+static inline float sm__erff(float x)
+{
+    float z = fabsf(x); /* fabsf/copysignf, not ?:, so that AVX2 loops vectorise */
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    float erfc = t * sm__expf(-z * z + p);
+    return copysignf(1.0f - erfc, x);
+}
+
+#endif /* SIMMIM_OPS_INTERNAL_H */
