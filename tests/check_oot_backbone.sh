@@ -59,4 +59,14 @@ set -e
 [ "$rc" = 2 ] || { cat "$tmp/bad.txt" >&2; fail "an unknown key gave exit code $rc, not 2"; }
 grep -q "toy.yaml:[0-9]*:[0-9]*: model.depth: unknown key" "$tmp/bad.txt" ||
     { cat "$tmp/bad.txt" >&2; fail "no file:line:col message for the unknown key"; }
-echo "PASS: example backbone built out of tree, loaded and selected"
+
+# 4. the plugin ABI 1.1 slot: fine-tuning weights in the toy's old names load through its
+#    adapt_weight (a program built against the installed library, as an embedding user would)
+sed -i '/^  depth: 3/d' "$tmp/toy.yaml"
+cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$tmp/oot_adapt" "$SM_TEST_SRCDIR/oot_adapt.c" \
+    $cflags $libs || fail "tests/oot_adapt.c does not build against the installed library"
+libdir=$(pkg-config --variable=libdir simmim)
+LD_LIBRARY_PATH="$tmp/root$(printf '%s' "$libdir" | sed "s|^$tmp/root||")" \
+    "$tmp/oot_adapt" "$tmp/plugins" "$tmp/toy.yaml" "$tmp/old-names.safetensors" >"$tmp/adapt.txt" 2>&1 ||
+    { cat "$tmp/adapt.txt" >&2; fail "adapt_weight of the out-of-tree backbone"; }
+echo "PASS: example backbone built out of tree, loaded and selected; its adapt_weight slot works"

@@ -61,11 +61,11 @@ pair() {
 }
 
 pair pretrain_simmim_swin_base_p4_w6_aircas_192_200ep.yaml "$tmp/aircas" \
-    finetune_simmim_swin_base_p4_w7_nwpu_224_200ep.yaml "327 tensors loaded (0 shared tables copied per block, 24 tables resized)" 1024
+    finetune_simmim_swin_base_p4_w7_nwpu_224_200ep.yaml "327 tensors loaded (0 copied from a shared tensor, 24 resized)" 1024
 pair pretrain_simmim_vit_base_p16_aircas_224_200ep.yaml "$tmp/aircas" \
-    finetune_simmim_vit_base_p16_nwpu20_224_100ep.yaml "195 tensors loaded (12 shared tables copied per block, 0 tables resized)" 768
+    finetune_simmim_vit_base_p16_nwpu20_224_100ep.yaml "195 tensors loaded (12 copied from a shared tensor, 0 resized)" 768
 pair pretrain_simmim_swin_base_p4_w6_imagenet1k_192_100ep.yaml "$tmp/cls/train" \
-    finetune_simmim_swin_base_p4_w7_imagenet1k_224_100ep.yaml "327 tensors loaded (0 shared tables copied per block, 24 tables resized)" 1024
+    finetune_simmim_swin_base_p4_w7_imagenet1k_224_100ep.yaml "327 tensors loaded (0 copied from a shared tensor, 24 resized)" 1024
 
 [ "$failures" = 0 ] && echo "PASS: the six RingMo configs pretrain and fine-tune from their checkpoints"
 exit $((failures > 0))

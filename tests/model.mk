@@ -15,7 +15,7 @@ EXTRA_DIST += tests/golden/README.md \
 
 # The example backbone, built out of tree against the installed headers and pkg-config.
 TESTS += tests/check_oot_backbone.sh
-EXTRA_DIST += tests/check_oot_backbone.sh docs/writing-a-backbone.md \
+EXTRA_DIST += tests/check_oot_backbone.sh tests/oot_adapt.c docs/writing-a-backbone.md \
 	docs/examples/toy_backbone/toy.c docs/examples/toy_backbone/Makefile \
 	docs/examples/toy_backbone/toy.yaml
 EXTRA_DIST += tests/reference/README.md \

@@ -578,6 +578,35 @@ static int swin_buffer_get(const void *self, size_t i, sm_buffer *out)
     return SM_ENOTFOUND;
 }
 
+/* ---- foreign weights (fine-tuning from a SimMIM checkpoint) ------------------------------------ */
+
+/* Side of a square table of `rows` rows, or 0. */
+static int swin_table_side(int64_t rows)
+{
+    int64_t s = (int64_t)llround(sqrt((double)(rows > 0 ? rows : 0)));
+    return s > 0 && s * s == rows ? (int)s : 0;
+}
+
+/* The official remap (utils.load_pretrained): a relative position table of another window size
+ * (SimMIM pretrains Swin-B with window 6 and fine-tunes with 7) is resized per head. */
+static int swin_adapt_weight(const void *self, const char *name, sm_tensor *t,
+                             const sm_weight_source *src, sm_error *err)
+{
+    (void)self;
+    const sm_st_info *in = strstr(name, "relative_position_bias_table")
+                               ? sm_weight_source_find(src, name)
+                               : NULL;
+    if (!in || in->ndim != 2 || t->ndim != 2 || in->shape[1] != t->shape[1]) return 0;
+    int si = swin_table_side(in->shape[0]), so = swin_table_side(t->shape[0]);
+    if (!si || !so) return 0;
+    float *buf = malloc((size_t)in->numel * sizeof *buf);
+    if (!buf) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    int rc = sm_weight_source_read(src, name, buf, in->numel, err);
+    if (!rc) rc = sm_relpos_table_resize(buf, si, so, (int)t->shape[1], 0, t->data, err);
+    free(buf);
+    return rc ? rc : SM_ADAPT_RESIZED;
+}
+
 static const sm_backbone_vtbl swin_vtbl = {
     .hdr = SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "swin",
                              "Swin Transformer of SimMIM (Swin-T defaults; set Swin-B in YAML)",
@@ -591,6 +620,7 @@ static const sm_backbone_vtbl swin_vtbl = {
     .no_weight_decay = swin_no_weight_decay,
     .buffer_count = swin_buffer_count,
     .buffer_get = swin_buffer_get,
+    .adapt_weight = swin_adapt_weight,
 };
 
 static int swin_register(sm_registry *reg, sm_error *err)

@@ -475,6 +475,51 @@ static int vit_buffer_get(const void *self, size_t i, sm_buffer *out)
     return 0;
 }
 
+/* ---- foreign weights (fine-tuning from a SimMIM checkpoint) ------------------------------------ */
+
+/* Side of a square table of rows - 3 (cls) rows, or 0. */
+static int vit_table_side(int64_t rows)
+{
+    int64_t n = rows - 3, s = (int64_t)llround(sqrt((double)(n > 0 ? n : 0)));
+    return s > 0 && s * s == n ? (int)s : 0;
+}
+
+/* Fills the relative position table t (rows, heads) from the file's table `from`: the same
+ * shape is copied, another square window resized as the official code does (the 3 cls rows
+ * kept). Returns `how` (| SM_ADAPT_RESIZED), 0 when the file's table cannot fill t. */
+static int vit_table_from(const sm_weight_source *src, const char *from, sm_tensor *t, int how,
+                          sm_error *err)
+{
+    const sm_st_info *in = sm_weight_source_find(src, from);
+    if (!in || in->ndim != 2 || t->ndim != 2 || in->shape[1] != t->shape[1]) return 0;
+    if (in->shape[0] == t->shape[0]) {
+        int rc = sm_weight_source_read(src, from, t->data, sm_tensor_numel(t), err);
+        return rc ? rc : how;
+    }
+    int si = vit_table_side(in->shape[0]), so = vit_table_side(t->shape[0]);
+    if (!si || !so) return 0;
+    float *buf = malloc((size_t)in->numel * sizeof *buf);
+    if (!buf) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    int rc = sm_weight_source_read(src, from, buf, in->numel, err);
+    if (!rc) rc = sm_relpos_table_resize(buf, si, so, (int)t->shape[1], 3, t->data, err);
+    free(buf);
+    return rc ? rc : how | SM_ADAPT_RESIZED;
+}
+
+/* The official remaps (utils.load_pretrained): a table of another window size is resized, and
+ * a per-block table absent from the file starts from the shared pretraining table. */
+static int vit_adapt_weight(const void *self, const char *name, sm_tensor *t,
+                            const sm_weight_source *src, sm_error *err)
+{
+    (void)self;
+    if (!strstr(name, "relative_position_bias_table")) return 0;
+    int got = vit_table_from(src, name, t, 0, err);
+    if (got == 0 && !strncmp(name, "blocks.", 7) && !sm_weight_source_find(src, name))
+        got = vit_table_from(src, "rel_pos_bias.relative_position_bias_table", t,
+                             SM_ADAPT_COPIED, err);
+    return got;
+}
+
 static const sm_backbone_vtbl vit_vtbl = {
     .hdr = SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "vit",
                              "BEiT-style Vision Transformer of SimMIM (ViT-B/16 by default)",
@@ -489,6 +534,7 @@ static const sm_backbone_vtbl vit_vtbl = {
     .buffer_count = vit_buffer_count,
     .buffer_get = vit_buffer_get,
     .init_head = vit_init_head,
+    .adapt_weight = vit_adapt_weight,
 };
 
 static int vit_register(sm_registry *reg, sm_error *err)

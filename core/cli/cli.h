@@ -88,6 +88,65 @@ int sm_cli_backend(const sm_registry *reg, const sm_cfg *root, const char *name,
  * Warnings (ignored keys, refused plugins) are printed in both cases. */
 int sm_cli_load_config(const sm_cli_opts *o, sm_registry **reg, sm_config **cfg);
 
+/* ---- a command's set-up (session.c) ---------------------------------------------------------- */
+
+enum { SM_CLI_MAX_VALUES = 12 };
+
+/* What a command accepts besides the common options. */
+typedef struct sm_cli_command {
+    const char *name;            /* "extract"                                                 */
+    const char *usage;           /* --help text                                               */
+    const char *const *values;   /* options taking a value ("--checkpoint", ...)              */
+    const char *const *defaults; /* their defaults (NULL: none), or NULL for all              */
+    size_t n_values;             /* <= SM_CLI_MAX_VALUES                                      */
+    const char *const *flags;    /* options without a value, NULL-terminated (may be NULL)    */
+    size_t min_pos, max_pos;     /* positional arguments (CONFIG included)                   */
+} sm_cli_command;
+
+/* What a command works with. The steps fill it in order (begin, config, then any of backend,
+ * model, data, loader); each prints its own error and returns an exit code (0: go on);
+ * sm_cli_session_end frees everything and passes the exit code through. */
+typedef struct sm_cli_session {
+    const char *name;
+    sm_cli_opts o;
+    bool parsed;
+    const char *values[SM_CLI_MAX_VALUES]; /* the values of cmd->values, or their defaults */
+    sm_registry *reg;
+    sm_config *cfg;
+    const sm_cfg *root;
+    sm_backend *be;
+    sm_ctx *ctx;
+    sm_model *model;
+    sm_dataset ds;       /* open when ds.vt is set                                           */
+    sm_pipeline pipe;    /* the pipeline of ds, from the config (adjust before the loader)  */
+    sm_loader_opts lo;   /* the loader options of ds, from the config (likewise)            */
+    sm_loader *loader;   /* started at epoch 0                                               */
+    sm_error err;        /* the error of the last failed step                                */
+} sm_cli_session;
+
+/* Takes cmd's options out of argv, parses the common ones and checks the rest. Returns 0,
+ * SM_CLI_HELP (usage printed) or SM_EXIT_USAGE. */
+int sm_cli_session_begin(sm_cli_session *s, int *argc, char **argv, const sm_cli_command *cmd);
+/* Reads the config (s->o.config) with its overrides, loads the plugins, validates: all of it,
+ * or only what building the model needs (model_only). */
+int sm_cli_session_config(sm_cli_session *s, bool model_only);
+/* The compute backend (`name`, else the config's) and a context on it. */
+int sm_cli_session_backend(sm_cli_session *s, const char *name);
+/* The model for task with `classes` (0: the config's), initialised from seed, then the weights
+ * of ckpt when given (their load report on stderr). */
+int sm_cli_session_model(sm_cli_session *s, sm_task task, int classes, uint64_t seed,
+                         const char *ckpt);
+/* Opens a split of a dataset section and reads its pipeline (mode) and loader options. */
+int sm_cli_session_data(sm_cli_session *s, const char *section, sm_split split,
+                        sm_pipeline_mode mode);
+/* A loader over s->ds with s->pipe and s->lo, started. */
+int sm_cli_session_loader(sm_cli_session *s);
+/* Prints s->err (ENOMEM if none was set) and returns exit_code, or the error's exit code when
+ * exit_code is 0. */
+int sm_cli_session_fail(sm_cli_session *s, int exit_code);
+/* Frees everything; returns exit_code (SM_EXIT_OK for SM_CLI_HELP). */
+int sm_cli_session_end(sm_cli_session *s, int exit_code);
+
 /* Commands: argc/argv start at the command name. Each returns an exit code. */
 int sm_cmd_run(int argc, char **argv);
 int sm_cmd_check_config(int argc, char **argv);

@@ -5,6 +5,7 @@ core_cli_simmimctl_SOURCES = \
 	core/cli/cli.h \
 	core/cli/simmimctl.c \
 	core/cli/cli_util.c \
+	core/cli/session.c \
 	core/cli/cmd_config.c \
 	core/cli/cmd_plugins.c \
 	core/cli/cmd_inspect.c \

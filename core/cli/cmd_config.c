@@ -1,6 +1,6 @@
 /* core/cli/cmd_config.c - `simmimctl check-config` and `simmimctl run`. Neither writes any
- * file: check-config prints the effective configuration; run validates, opens the backend and
- * (until the trainer lands) stops with "training is not implemented yet". */
+ * file of its own: check-config prints the effective configuration; run validates it and runs
+ * the job (sm_train), stopping after a checkpoint on SIGINT / SIGTERM. */
 #include "cli.h"
 
 #include <math.h>
@@ -45,29 +45,18 @@ static const char run_usage[] =
     "\n" SM_CONFIG_OPTIONS_HELP "\n"
     "exit status: 0 done, 2 usage or configuration error, 1 runtime failure\n";
 
-/* Parses the arguments of a command taking one CONFIG, then reads, loads plugins for and
- * validates it. Returns SM_EXIT_OK with *reg and *cfg set, SM_CLI_HELP, or an exit code. */
-static int load_config_args(int argc, char **argv, const char *usage, sm_registry **reg,
-                            sm_config **cfg)
-{
-    sm_cli_opts o;
-    int rc = sm_cli_parse(argc, argv, &o, usage);
-    if (rc) return rc;
-    rc = sm_cli_check_args(&o, argv[0], NULL, 1, 1);
-    if (!rc) rc = sm_cli_load_config(&o, reg, cfg);
-    sm_cli_opts_free(&o);
-    return rc;
-}
+static const sm_cli_command check_cmd = {"check-config", check_usage, NULL, NULL, 0, NULL, 1, 1};
+static const sm_cli_command run_cmd = {"run", run_usage, NULL, NULL, 0, NULL, 1, 1};
 
 int sm_cmd_check_config(int argc, char **argv)
 {
-    sm_registry *reg;
-    sm_config *cfg;
-    int rc = load_config_args(argc, argv, check_usage, &reg, &cfg);
-    if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
+    sm_cli_session s;
+    int rc = sm_cli_session_begin(&s, &argc, argv, &check_cmd);
+    if (!rc) rc = sm_cli_session_config(&s, false);
+    if (rc) return sm_cli_session_end(&s, rc);
     char *yaml = NULL;
     size_t len = 0;
-    int st = sm_config_to_yaml(cfg, &yaml, &len);
+    int st = sm_config_to_yaml(s.cfg, &yaml, &len);
     if (st == 0) {
         fwrite(yaml, 1, len, stdout);
         if (fflush(stdout) != 0) {
@@ -79,9 +68,7 @@ int sm_cmd_check_config(int argc, char **argv)
                 sm_status_str(st));
     }
     free(yaml);
-    sm_config_free(cfg);
-    sm_registry_free(reg);
-    return st ? SM_EXIT_FAILURE : SM_EXIT_OK;
+    return sm_cli_session_end(&s, st ? SM_EXIT_FAILURE : SM_EXIT_OK);
 }
 
 static volatile int sm_stop_requested;
@@ -97,10 +84,10 @@ static void on_signal(int sig)
 
 int sm_cmd_run(int argc, char **argv)
 {
-    sm_registry *reg;
-    sm_config *cfg;
-    int rc = load_config_args(argc, argv, run_usage, &reg, &cfg);
-    if (rc) return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
+    sm_cli_session s;
+    int rc = sm_cli_session_begin(&s, &argc, argv, &run_cmd);
+    if (!rc) rc = sm_cli_session_config(&s, false);
+    if (rc) return sm_cli_session_end(&s, rc);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -112,17 +99,17 @@ int sm_cmd_run(int argc, char **argv)
     sm_train_result res;
     sm_error err;
     sm_error_clear(&err);
-    rc = sm_train(reg, cfg, &opts, &res, &err);
+    rc = sm_train(s.reg, s.cfg, &opts, &res, &err);
     if (rc) {
         sm_cli_print_error(&err);
     } else {
-fprintf(stderr, "simmimctl run: done: %lld epochs, %lld steps", (long long)res.epochs,
+        fprintf(stderr, "simmimctl run: done: %lld epochs, %lld steps", (long long)res.epochs,
                 (long long)res.steps);
         if (isfinite(res.last_loss)) fprintf(stderr, ", last loss %.5f", res.last_loss);
         if (res.eval_top1 >= 0) fprintf(stderr, ", top-1 %.2f %%", res.eval_top1);
         fprintf(stderr, "%s%s\n", res.checkpoint[0] ? ", checkpoint " : "", res.checkpoint);
     }
-    sm_config_free(cfg);
-    sm_registry_free(reg);
-    return sm_cli_exit_code(rc == SM_ECONFIG ? SM_ECONFIG : rc ? SM_EDATA : 0);
+    return sm_cli_session_end(&s, sm_cli_exit_code(rc == SM_ECONFIG ? SM_ECONFIG
+                                                   : rc             ? SM_EDATA
+                                                                    : 0));
 }

@@ -57,6 +57,13 @@ static void sm__hist_print(const char *title, const sm__hist *h)
     printf("\n");
 }
 
+/* Buffers reused by the samples of a scan. */
+typedef struct sm__scan_buf {
+    uint8_t *buf;
+    size_t cap;
+    sm_image im;
+} sm__scan_buf;
+
 /* Reads at most `max` bytes of a file (the header scan); *whole says whether that was all of it. */
 static int sm__read_head(const char *path, size_t max, uint8_t **buf, size_t *len, size_t *cap,
                          bool *whole, sm_error *err)
@@ -82,6 +89,101 @@ static int sm__read_head(const char *path, size_t max, uint8_t **buf, size_t *le
     *whole = *len < max || fgetc(f) == EOF;
     fclose(f);
     return 0;
+}
+
+/* What one sample is: its format and size from its header (every pixel with deep), or the
+ * error that makes it bad. */
+static int sm__scan_sample(const sm_dataset *ds, int64_t i, int k, const sm_pipeline *p,
+                           bool deep, sm__scan_buf *sb, sm_sample *s, sm_image_info *info,
+                           sm_error *e)
+{
+    int rc = ds->vt->get(ds->self, i, s, e);
+    *info = (sm_image_info){0};
+    if (rc == 0 && s->path) {
+        size_t len = 0;
+        bool whole = true;
+        if (deep) {
+            rc = sm_file_read(s->path, &sb->buf, &len, &sb->cap, e);
+            if (rc == 0) rc = sm_image_decode(sb->buf, len, s->path, &p->decode, &sb->im, info, e);
+        } else { /* the first 256 KiB hold the header of nearly every file */
+            rc = sm__read_head(s->path, 256 << 10, &sb->buf, &len, &sb->cap, &whole, e);
+            if (rc == 0) rc = sm_image_probe(sb->buf, len, s->path, &p->decode, info, e);
+            if (rc && !whole) { /* a header further in (e.g. a TIFF directory at the end) */
+                sm_error_clear(e);
+                rc = sm_file_read(s->path, &sb->buf, &len, &sb->cap, e);
+                if (rc == 0) rc = sm_image_probe(sb->buf, len, s->path, &p->decode, info, e);
+            }
+        }
+    } else if (rc == 0) {
+        *info = (sm_image_info){SM_IMAGE_FORMAT_RAW, s->width, s->height, s->channels, 8,
+                                s->channels == 1 ? "gray" : "rgb"};
+    }
+    if (rc == 0 && k && (s->label < 0 || s->label >= k))
+        rc = sm_error_set(e, SM_EDATA, s->name, 0, 0, NULL, "label %d outside [0, %d)", s->label, k);
+    return rc;
+}
+
+/* Samples per class: the smallest and largest, and all of them when there are few. */
+static void sm__print_classes(const sm_dataset *ds, const size_t *per_class, int k)
+{
+    size_t lo = 0, hi = 0;
+    for (int c = 0; c < k; c++) {
+        if (per_class[c] < per_class[lo]) lo = (size_t)c;
+        if (per_class[c] > per_class[hi]) hi = (size_t)c;
+    }
+    const char *nlo = ds->vt->class_name ? ds->vt->class_name(ds->self, (int)lo) : NULL;
+    const char *nhi = ds->vt->class_name ? ds->vt->class_name(ds->self, (int)hi) : NULL;
+    printf("  per class: min %zu (%s), max %zu (%s)\n", per_class[lo], nlo ? nlo : "?",
+           per_class[hi], nhi ? nhi : "?");
+    if (k > 64) return;
+    printf("  classes:");
+    for (int c = 0; c < k; c++) {
+        const char *nm = ds->vt->class_name ? ds->vt->class_name(ds->self, c) : NULL;
+        printf("%s %s %zu", c ? "," : "", nm ? nm : "?", per_class[c]);
+    }
+    printf("\n");
+}
+
+/* Every sample of an open split: bad ones printed (the first 20) and reported, the others
+ * counted by format, size and class. Returns the number of bad samples. */
+static long sm__scan_samples(const sm_dataset *ds, const sm_pipeline *p, bool deep,
+                             FILE *bad_report, size_t *per_class, sm__hist *formats,
+                             sm__hist *sizes)
+{
+    int64_t n = ds->vt->count(ds->self);
+    int k = ds->vt->num_classes(ds->self);
+    sm__scan_buf sb = {0};
+    sm_image_init(&sb.im);
+    long bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        sm_sample s = {0};
+        sm_image_info info;
+        sm_error e;
+        sm_error_clear(&e);
+        if (sm__scan_sample(ds, i, k, p, deep, &sb, &s, &info, &e)) {
+            char line[SM_ERROR_LINE_MAX];
+            sm_error_format(&e, line, sizeof line);
+            if (bad < 20) printf("  bad: %s\n", line);
+            if (bad_report)
+                fprintf(bad_report, "%s\t%s\n", e.file[0] ? e.file : (s.name ? s.name : "?"),
+                        e.text);
+            bad++;
+            continue;
+        }
+        if (per_class) per_class[s.label]++;
+        char key[64];
+        snprintf(key, sizeof key, "%s/%s/%dbit", sm_image_format_name(info.format), info.color,
+                 info.bits);
+        sm__hist_add(formats, key);
+        snprintf(key, sizeof key, "%dx%d", info.width, info.height);
+        sm__hist_add(sizes, key);
+        if ((i + 1) % 20000 == 0)
+            fprintf(stderr, "  ... %lld of %lld\n", (long long)i + 1, (long long)n);
+    }
+    if (bad > 20) printf("  bad: ... and %ld more\n", bad - 20);
+    free(sb.buf);
+    sm_image_deinit(&sb.im);
+    return bad;
 }
 
 /* Scans one split. Returns the number of bad samples (or -1 if it could not be opened). */
@@ -110,76 +212,10 @@ static long sm__scan(const sm_registry *reg, const sm_cfg *root, const char *sec
                             strcmp(section, "pretrain_dataset") == 0 ? SM_PIPELINE_PRETRAIN
                                                                      : SM_PIPELINE_FINETUNE,
                             NULL);
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    sm_image im;
-    sm_image_init(&im);
-    long bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        sm_sample s;
-        sm_error_clear(&e);
-        int rc = ds.vt->get(ds.self, i, &s, &e);
-        sm_image_info info = {0};
-        char key[64];
-        if (rc == 0 && s.path) {
-            size_t len = 0;
-            bool whole = true;
-            if (deep) {
-                rc = sm_file_read(s.path, &buf, &len, &cap, &e);
-                if (rc == 0) rc = sm_image_decode(buf, len, s.path, &p.decode, &im, &info, &e);
-            } else { /* the first 256 KiB hold the header of nearly every file */
-                rc = sm__read_head(s.path, 256 << 10, &buf, &len, &cap, &whole, &e);
-                if (rc == 0) rc = sm_image_probe(buf, len, s.path, &p.decode, &info, &e);
-                if (rc && !whole) { /* a header further in (e.g. a TIFF directory at the end) */
-                    sm_error_clear(&e);
-                    rc = sm_file_read(s.path, &buf, &len, &cap, &e);
-                    if (rc == 0) rc = sm_image_probe(buf, len, s.path, &p.decode, &info, &e);
-                }
-            }
-        } else if (rc == 0) {
-            info = (sm_image_info){SM_IMAGE_FORMAT_RAW, s.width, s.height, s.channels, 8,
-                                   s.channels == 1 ? "gray" : "rgb"};
-        }
-        if (rc == 0 && k && (s.label < 0 || s.label >= k))
-            rc = sm_error_set(&e, SM_EDATA, s.name, 0, 0, NULL, "label %d outside [0, %d)", s.label, k);
-        if (rc) {
-            char line[700];
-            sm_error_format(&e, line, sizeof line);
-            if (bad < 20) printf("  bad: %s\n", line);
-            if (bad_report) fprintf(bad_report, "%s\t%s\n", e.file[0] ? e.file : (s.name ? s.name : "?"), e.text);
-            bad++;
-            continue;
-        }
-        if (per_class) per_class[s.label]++;
-        snprintf(key, sizeof key, "%s/%s/%dbit", sm_image_format_name(info.format), info.color,
-                 info.bits);
-        sm__hist_add(&formats, key);
-        snprintf(key, sizeof key, "%dx%d", info.width, info.height);
-        sm__hist_add(&sizes, key);
-        if ((i + 1) % 20000 == 0) fprintf(stderr, "  ... %lld of %lld\n", (long long)i + 1, (long long)n);
-    }
-    if (bad > 20) printf("  bad: ... and %ld more\n", bad - 20);
+    long bad = sm__scan_samples(&ds, &p, deep, bad_report, per_class, &formats, &sizes);
     sm__hist_print("formats", &formats);
     sm__hist_print("sizes", &sizes);
-    if (k) {
-        size_t lo = 0, hi = 0;
-        for (int c = 0; c < k; c++) {
-            if (per_class[c] < per_class[lo]) lo = (size_t)c;
-            if (per_class[c] > per_class[hi]) hi = (size_t)c;
-        }
-        const char *nlo = ds.vt->class_name ? ds.vt->class_name(ds.self, (int)lo) : NULL;
-        const char *nhi = ds.vt->class_name ? ds.vt->class_name(ds.self, (int)hi) : NULL;
-        printf("  per class: min %zu (%s), max %zu (%s)\n", per_class[lo], nlo ? nlo : "?",
-               per_class[hi], nhi ? nhi : "?");
-        if (k <= 64) {
-            printf("  classes:");
-            for (int c = 0; c < k; c++) {
-                const char *nm = ds.vt->class_name ? ds.vt->class_name(ds.self, c) : NULL;
-                printf("%s %s %zu", c ? "," : "", nm ? nm : "?", per_class[c]);
-            }
-            printf("\n");
-        }
-    }
+    if (k && per_class) sm__print_classes(&ds, per_class, k);
     const sm_cfg *sec = sm_cfg_get(root, section);
     if (split == SM_SPLIT_EVAL && sm_cfg_get(sec, "samples_num") &&
         !sm_cfg_is_null(sec, "samples_num") && sm_cfg_int(sec, "samples_num") != n)
@@ -187,8 +223,6 @@ static long sm__scan(const sm_registry *reg, const sm_cfg *root, const char *sec
                (long long)sm_cfg_int(sec, "samples_num"), (long long)n);
     printf("  bad files: %ld%s\n", bad, deep ? "" : " (headers only; --deep decodes every image)");
     free(per_class);
-    free(buf);
-    sm_image_deinit(&im);
     sm_dataset_close(&ds);
     *n_out = (size_t)n;
     return bad;
@@ -268,81 +302,62 @@ static bool sm__configured(const sm_cfg *root, const char *section)
     return s && sm_cfg_kind_of(s) == SM_CFG_MAP && strcmp(sm_cfg_file(s), "<default>") != 0;
 }
 
+static const char *const data_values[] = {"--preview", "--bad-report"};
+static const char *const data_flags[] = {"--deep", NULL};
+static const sm_cli_command data_cmd = {"data", sm__data_usage, data_values, NULL, 2, data_flags,
+                                        1, 1};
+
+/* Scans the splits of one configured section (pretraining has no evaluation split). Returns an
+ * exit code: 1 when a split cannot be opened, is empty, or has more bad files than allowed. */
+static int sm__scan_section(const sm_cli_session *s, int which, bool deep, FILE *bad_report)
+{
+    const char *section = which == 0 ? "pretrain_dataset" : "finetune_dataset";
+    const sm_cfg *sec = sm_cfg_get(s->root, section);
+    double frac = sm_cfg_get(sec, "max_bad_fraction") ? sm_cfg_float(sec, "max_bad_fraction") : 0.01;
+    const char *policy = sm_cfg_str(sec, "on_bad_image");
+    bool fail = policy && strcmp(policy, "fail") == 0;
+    int rc = 0;
+    for (int sp = 0; sp < (which == 0 ? 1 : 2); sp++) {
+        size_t n = 0;
+        long bad = sm__scan(s->reg, s->root, section, (sm_split)sp, deep, bad_report, &n);
+        if (bad < 0 || n == 0)
+            rc = SM_EXIT_FAILURE;
+        else if (bad > 0 && (fail || (double)bad > frac * (double)n)) {
+            printf("  not usable: %ld bad files %s\n", bad,
+                   fail ? "with on_bad_image: fail" : "exceed max_bad_fraction");
+            rc = SM_EXIT_FAILURE;
+        }
+    }
+    return rc;
+}
+
 int sm_cmd_data(int argc, char **argv)
 {
-    /* --preview FILE / --bad-report FILE (or --x=FILE) are taken out before the common parse */
-    const char *preview = NULL, *report = NULL;
-    char **args = malloc(sizeof(char *) * (size_t)(argc + 1));
-    int nargs = 0;
-    if (!args) return SM_EXIT_FAILURE;
-    for (int i = 0; i < argc; i++) {
-        const char **dst = strncmp(argv[i], "--preview", 9) == 0      ? &preview
-                           : strncmp(argv[i], "--bad-report", 12) == 0 ? &report
-                                                                      : NULL;
-        const char *eq = dst ? strchr(argv[i], '=') : NULL;
-        size_t nlen = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
-        if (dst && (nlen == 9 || nlen == 12) && (eq || i + 1 < argc)) {
-            *dst = eq ? eq + 1 : argv[++i];
-            continue;
-        }
-        args[nargs++] = argv[i];
-    }
-    args[nargs] = NULL;
-    sm_cli_opts o;
-    int rc = sm_cli_parse(nargs, args, &o, sm__data_usage);
-    if (rc == 0) {
-        static const char *const known[] = {"--deep", NULL};
-        rc = sm_cli_check_args(&o, "data", known, 1, 1);
-    }
-    if (rc) {
-        free(args);
-        return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
-    }
-    bool deep = sm_cli_has_flag(&o, "--deep");
-    sm_registry *reg;
-    sm_config *cfg;
-    rc = sm_cli_load_config(&o, &reg, &cfg);
-    if (rc) {
-        sm_cli_opts_free(&o);
-        free(args);
-        return rc;
-    }
-    const sm_cfg *root = sm_config_root(cfg);
+    sm_cli_session s;
+    int rc = sm_cli_session_begin(&s, &argc, argv, &data_cmd);
+    if (!rc) rc = sm_cli_session_config(&s, false);
+    if (rc) return sm_cli_session_end(&s, rc);
+    const char *preview = s.values[0], *report = s.values[1];
+    bool deep = sm_cli_has_flag(&s.o, "--deep");
     FILE *bad_report = report ? fopen(report, "w") : NULL;
     if (report && !bad_report) {
         fprintf(stderr, "simmimctl data: cannot create %s\n", report);
         rc = SM_EXIT_FAILURE;
     }
-    const char *sections[2] = {"pretrain_dataset", "finetune_dataset"};
+    static const char *const sections[2] = {"pretrain_dataset", "finetune_dataset"};
     int used = 0;
-    for (int s = 0; rc == 0 && s < 2; s++) {
-        if (!sm__configured(root, sections[s])) continue;
+    for (int k = 0; rc == 0 && k < 2; k++) {
+        if (!sm__configured(s.root, sections[k])) continue;
         used++;
-        const sm_cfg *sec = sm_cfg_get(root, sections[s]);
-        double frac = sm_cfg_get(sec, "max_bad_fraction") ? sm_cfg_float(sec, "max_bad_fraction") : 0.01;
-        const char *policy = sm_cfg_str(sec, "on_bad_image");
-        bool fail = policy && strcmp(policy, "fail") == 0;
-        for (int sp = 0; sp < (s == 0 ? 1 : 2); sp++) {
-            size_t n = 0;
-            long bad = sm__scan(reg, root, sections[s], (sm_split)sp, deep, bad_report, &n);
-            if (bad < 0 || n == 0) rc = SM_EXIT_FAILURE;
-            else if (bad > 0 && (fail || (double)bad > frac * (double)n)) {
-                printf("  not usable: %ld bad files %s\n", bad,
-                       fail ? "with on_bad_image: fail" : "exceed max_bad_fraction");
-                rc = SM_EXIT_FAILURE;
-            }
-        }
-        if (preview && rc == 0) rc = sm__preview(reg, root, sections[s], preview), preview = NULL;
+        rc = sm__scan_section(&s, k, deep, bad_report);
+        if (preview && rc == 0) rc = sm__preview(s.reg, s.root, sections[k], preview), preview = NULL;
     }
-    if (used == 0) {
-        fprintf(stderr, "simmimctl data: %s has no pretrain_dataset or finetune_dataset section\n", o.config);
+    if (used == 0 && rc == 0) {
+        fprintf(stderr, "simmimctl data: %s has no pretrain_dataset or finetune_dataset section\n",
+                s.o.config);
         rc = SM_EXIT_USAGE;
     }
     if (bad_report) fclose(bad_report);
     printf("%s\n", rc == 0 ? "data: usable" : "data: NOT usable");
-    sm_config_free(cfg);
-    sm_registry_free(reg);
-    sm_cli_opts_free(&o);
-    free(args);
-    return rc;
+    return sm_cli_session_end(&s, rc);
 }

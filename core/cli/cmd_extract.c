@@ -44,227 +44,236 @@ static char *class_names_json(const sm_dataset *ds)
     return s;
 }
 
-int sm_cmd_extract(int argc, char **argv)
-{
-    static const char *const keys[] = {"--checkpoint", "--output", "--split", "--batch",
-                                       "--backend"};
-    const char *v[5] = {NULL, "features.safetensors", NULL, NULL, NULL};
-    if (sm_cli_take_values(&argc, argv, keys, v, 5)) return SM_EXIT_USAGE;
-    const char *ckpt = v[0], *out = v[1], *split_s = v[2], *batch_s = v[3], *backend_name = v[4];
-    sm_cli_opts o;
-    int rc = sm_cli_parse(argc, argv, &o, extract_usage);
-    if (rc == SM_CLI_HELP) return SM_EXIT_OK;
-    if (rc) return rc;
-    int exit_code = SM_EXIT_USAGE;
-    long batch = 0;
-    if (sm_cli_check_args(&o, "extract", NULL, 1, 1)) goto out_opts;
-    if (!ckpt || (split_s && strcmp(split_s, "train") && strcmp(split_s, "eval")) ||
-        (batch_s && sm_cli_parse_long(batch_s, 1, 4096, &batch))) {
-        fprintf(stderr, "simmimctl extract: %s (see --help)\n",
-                !ckpt     ? "--checkpoint FILE is required"
-                : batch_s ? "--batch takes 1..4096"
-                          : "--split takes train or eval");
-        goto out_opts;
-    }
+static const char *const extract_values[] = {"--checkpoint", "--output", "--split", "--batch",
+                                             "--backend"};
+static const char *const extract_defaults[] = {NULL, "features.safetensors", NULL, NULL, NULL};
+static const sm_cli_command extract_cmd = {"extract", extract_usage, extract_values,
+                                           extract_defaults, 5, NULL, 1, 1};
+enum { V_CKPT, V_OUTPUT, V_SPLIT, V_BATCH, V_BACKEND };
 
-    sm_registry *reg = NULL;
-    sm_config *cfg = NULL;
-    sm_model *m = NULL;
-    sm_backend *be = NULL;
-    sm_ctx *ctx = NULL;
-    sm_loader *l = NULL;
-    sm_st_writer *w = NULL;
-    sm_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    float *feat = NULL;
-    int64_t *labels = NULL, *indices = NULL;
-    unsigned char *seen = NULL;
-    char *classes = NULL, *names_path = NULL;
-    FILE *names = NULL;
-    sm_error e;
-    sm_error_clear(&e);
-    if ((rc = sm_cli_load_config(&o, &reg, &cfg)) != 0) {
-        exit_code = rc;
-        goto out;
-    }
-    const sm_cfg *root = sm_config_root(cfg);
-    const char *section =
-        sm_cfg_get(root, "finetune_dataset") ? "finetune_dataset" : "pretrain_dataset";
-    if (!sm_cfg_get(root, section)) {
+/* The features of the images read so far, in loader order. */
+typedef struct extract_rows {
+    int64_t n, rows; /* images in the split; rows filled */
+    int F;
+    float *feat;     /* (n, F) */
+    int64_t *labels, *indices;
+    unsigned char *seen;
+} extract_rows;
+
+static void rows_free(extract_rows *x)
+{
+    free(x->feat);
+    free(x->labels);
+    free(x->indices);
+    free(x->seen);
+}
+
+/* The dataset section (finetune_dataset if the config has one) and split of the command. */
+static int extract_where(sm_cli_session *s, const char **section, sm_split *split)
+{
+    *section = sm_cfg_get(s->root, "finetune_dataset") ? "finetune_dataset" : "pretrain_dataset";
+    if (!sm_cfg_get(s->root, *section)) {
         fprintf(stderr, "simmimctl: %s: no finetune_dataset or pretrain_dataset section\n",
-                o.config);
-        goto out;
+                s->o.config);
+        return SM_EXIT_USAGE;
     }
     /* fine-tuning data always has an evaluation split (the trainer evaluates on it) */
-    bool finetune = strcmp(section, "finetune_dataset") == 0;
-    sm_split split = split_s ? (strcmp(split_s, "eval") ? SM_SPLIT_TRAIN : SM_SPLIT_EVAL)
-                     : finetune ? SM_SPLIT_EVAL
-                                : SM_SPLIT_TRAIN;
-    sm_pipeline p;
-    if (sm_pipeline_from_config(&p, root, section, SM_PIPELINE_EVAL, &e)) {
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    p.mixup_alpha = p.cutmix_alpha = 0;
+    const char *v = s->values[V_SPLIT];
+    bool finetune = strcmp(*section, "finetune_dataset") == 0;
+    *split = v ? (strcmp(v, "eval") ? SM_SPLIT_TRAIN : SM_SPLIT_EVAL)
+         : finetune ? SM_SPLIT_EVAL
+                    : SM_SPLIT_TRAIN;
+    return 0;
+}
 
-    exit_code = SM_EXIT_FAILURE;
-    uint64_t seed = sm_cfg_get(root, "seed") ? (uint64_t)sm_cfg_int(root, "seed") : 0;
-    sm_dataset_opts dopts = {split, seed, NULL};
-    if (sm_dataset_open(&ds, reg, root, section, &dopts, &e)) {
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    int K = ds.vt->num_classes(ds.self);
-    /* the head as the trainer builds it (train_config.num_classes, else the dataset's), so that
-     * a fine-tuned checkpoint loads; its output is not used */
-    const sm_cfg *nc = sm_cfg_get(root, "train_config.num_classes");
+/* The model: the head as the trainer builds it (train_config.num_classes, else the dataset's),
+ * so that a fine-tuned checkpoint loads; its output is not used. */
+static int extract_model(sm_cli_session *s, int K)
+{
+    const sm_cfg *nc = sm_cfg_get(s->root, "train_config.num_classes");
     bool cfg_k = nc && sm_cfg_kind_of(nc) != SM_CFG_NULL;
-    if (sm_model_new_classes(reg, root, SM_TASK_CLASSIFY, cfg_k ? 0 : K > 0 ? K : 1, &m, &e)) {
-        sm_cli_print_error(&e);
-        exit_code = sm_cli_exit_code(e.code);
-        goto out;
-    }
-    char note[512] = "";
-    /* parameters the checkpoint lacks (fc_norm after SimMIM pretraining) start as the
-     * fine-tuning would start them */
-    if (sm_model_init(m, seed, &e) || sm_model_load_weights(m, ckpt, note, sizeof note, &e) ||
-        sm_cli_backend(reg, root, backend_name, &be, &e) || !(ctx = sm_ctx_new(be))) {
-        if (!e.code) sm_error_set(&e, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    fprintf(stderr, "weights: %s\n", note);
-    sm_loader_opts lo;
-    sm_loader_opts_from_config(&lo, root, section, SM_SPLIT_EVAL); /* in order, all of it */
-    lo.repeat = 1;
-    if (batch) lo.batch_size = (int)batch;
-    p.num_classes = K;
-    int64_t n = ds.vt->count(ds.self);
-    int F = sm_model_info(m)->num_features;
-    feat = malloc((size_t)n * (size_t)F * sizeof *feat);
-    labels = malloc((size_t)n * sizeof *labels);
-    indices = malloc((size_t)n * sizeof *indices);
-    seen = calloc((size_t)n, 1);
-    if (!feat || !labels || !indices || !seen) {
-        fprintf(stderr, "simmimctl: out of memory for %lld x %d features\n", (long long)n, F);
-        goto out;
-    }
+    uint64_t seed = sm_cfg_get(s->root, "seed") ? (uint64_t)sm_cfg_int(s->root, "seed") : 0;
+    int rc = sm_cli_session_model(s, SM_TASK_CLASSIFY, cfg_k ? 0 : K > 0 ? K : 1, seed,
+                                  s->values[V_CKPT]);
+    return rc ? rc : sm_cli_session_backend(s, s->values[V_BACKEND]);
+}
+
+static int rows_alloc(extract_rows *x, int64_t n, int F)
+{
+    x->n = n;
+    x->F = F;
+    x->feat = malloc((size_t)n * (size_t)F * sizeof *x->feat);
+    x->labels = malloc((size_t)n * sizeof *x->labels);
+    x->indices = malloc((size_t)n * sizeof *x->indices);
+    x->seen = calloc((size_t)n, 1);
+    if (x->feat && x->labels && x->indices && x->seen) return 0;
+    fprintf(stderr, "simmimctl: out of memory for %lld x %d features\n", (long long)n, F);
+    return SM_EXIT_FAILURE;
+}
+
+/* Pooled backbone features of every batch of the loader into x. */
+static int extract_features(sm_cli_session *s, extract_rows *x)
+{
     void *bself = NULL;
-    const sm_backbone_vtbl *bvt = sm_model_backbone(m, &bself);
+    const sm_backbone_vtbl *bvt = sm_model_backbone(s->model, &bself);
     const sm_batch *b = NULL;
-    int64_t rows = 0, next_log = n / 10;
-    rc = sm_loader_new(&ds, &p, &lo, &l, &e);
-    if (!rc) rc = sm_loader_start(l, 0, 0, 0, &e);
-    fprintf(stderr, "extracting %lld %s images of %s (%s split), %d features each\n",
-            (long long)n, section, o.config, split == SM_SPLIT_EVAL ? "eval" : "train", F);
-    while (!rc && (rc = sm_loader_next(l, &b, &e)) == 0 && b) {
-        sm_ctx_reset(ctx);
-        sm_ctx_set_grad(ctx, false);
-        sm_ctx_set_train(ctx, false);
-        sm_tensor *x =
-            sm_ctx_wrap(ctx, b->images, 4, SM_SHAPE(b->size, b->channels, b->height, b->width));
-        sm_tensor *f = bvt->forward(bself, ctx, x, NULL);
-        if (!f || sm_ctx_status(ctx)) {
-            e = *sm_ctx_error(ctx);
-            rc = e.code ? e.code : SM_EINVAL;
+    int64_t next_log = x->n / 10;
+    int rc;
+    while ((rc = sm_loader_next(s->loader, &b, &s->err)) == 0 && b) {
+        sm_ctx_reset(s->ctx);
+        sm_ctx_set_grad(s->ctx, false);
+        sm_ctx_set_train(s->ctx, false);
+        sm_tensor *in =
+            sm_ctx_wrap(s->ctx, b->images, 4, SM_SHAPE(b->size, b->channels, b->height, b->width));
+        sm_tensor *f = bvt->forward(bself, s->ctx, in, NULL);
+        if (!f || sm_ctx_status(s->ctx)) {
+            s->err = *sm_ctx_error(s->ctx);
+            rc = s->err.code ? s->err.code : SM_EINVAL;
             break;
         }
         for (int i = 0; i < b->size; i++) {
             int64_t idx = b->indices[i];
-            if (idx < 0 || idx >= n || seen[idx]) continue; /* a bad image's stand-in */
-            seen[idx] = 1;
-            memcpy(feat + rows * F, f->data + (int64_t)i * F, (size_t)F * sizeof *feat);
-            labels[rows] = b->labels[i];
-            indices[rows++] = idx;
+            if (idx < 0 || idx >= x->n || x->seen[idx]) continue; /* a bad image's stand-in */
+            x->seen[idx] = 1;
+            memcpy(x->feat + x->rows * x->F, f->data + (int64_t)i * x->F,
+                   (size_t)x->F * sizeof *x->feat);
+            x->labels[x->rows] = b->labels[i];
+            x->indices[x->rows++] = idx;
         }
-        if (rows >= next_log && rows < n) {
-            fprintf(stderr, "  %lld / %lld images\n", (long long)rows, (long long)n);
-            next_log += n / 10 > 0 ? n / 10 : 1;
+        if (x->rows >= next_log && x->rows < x->n) {
+            fprintf(stderr, "  %lld / %lld images\n", (long long)x->rows, (long long)x->n);
+            next_log += x->n / 10 > 0 ? x->n / 10 : 1;
         }
     }
-    for (size_t i = 0; l && i < sm_loader_bad_count(l); i++)
-        fprintf(stderr, "simmimctl: left out %s: %s\n", sm_loader_bad_name(l, i),
-                sm_loader_bad_reason(l, i));
-    if (rc) {
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    if (rows == 0) {
+    for (size_t i = 0; i < sm_loader_bad_count(s->loader); i++)
+        fprintf(stderr, "simmimctl: left out %s: %s\n", sm_loader_bad_name(s->loader, i),
+                sm_loader_bad_reason(s->loader, i));
+    if (rc) return sm_cli_session_fail(s, SM_EXIT_FAILURE);
+    if (x->rows == 0) {
         fprintf(stderr, "simmimctl: no image could be read; nothing written\n");
-        goto out;
+        return SM_EXIT_FAILURE;
     }
-    classes = class_names_json(&ds);
-    w = sm_st_writer_new();
-    char split_name[8];
-    snprintf(split_name, sizeof split_name, "%s", split == SM_SPLIT_EVAL ? "eval" : "train");
-    if (!w || !classes ||
-        sm_st_writer_add(w, "features", SM_DTYPE_F32, 2, SM_SHAPE(rows, F), feat, &e) ||
-        sm_st_writer_add(w, "labels", SM_DTYPE_I64, 1, SM_SHAPE(rows), labels, &e) ||
-        sm_st_writer_add(w, "indices", SM_DTYPE_I64, 1, SM_SHAPE(rows), indices, &e) ||
-        sm_st_writer_meta(w, "format", "simmim-features-1", &e) ||
-        sm_st_writer_meta(w, "config", o.config, &e) ||
-        sm_st_writer_meta(w, "checkpoint", ckpt, &e) ||
-        sm_st_writer_meta(w, "dataset", section, &e) ||
-        sm_st_writer_meta(w, "split", split_name, &e) ||
-        sm_st_writer_meta(w, "classes", classes, &e) ||
-        sm_st_writer_meta(w, "layout", "features[i] = pooled backbone features of sample indices[i]",
-                          &e)) {
-        if (!e.code) sm_error_set(&e, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    /* the names first (a temp file renamed), then the features: a features file always has
-     * its names file */
-    size_t plen = strlen(out) + 32;
-    names_path = malloc(plen * 2);
-    if (!names_path) goto out;
-    char *tmp = names_path + plen;
-    snprintf(names_path, plen, "%s.names.txt", out);
-    snprintf(tmp, plen, "%s.names.txt.tmp", out);
-    names = fopen(tmp, "w");
+    return 0;
+}
+
+/* FILE.names.txt: the sample of each row (a file, or FILE#INDEX for a record of an archive
+ * such as Fashion-MNIST), through a temporary file. */
+static int write_names(sm_cli_session *s, const extract_rows *x, const char *names_path)
+{
+    size_t len = strlen(names_path) + 8;
+    char *tmp = malloc(len);
+    if (!tmp) return SM_EXIT_FAILURE;
+    snprintf(tmp, len, "%s.tmp", names_path);
+    FILE *names = fopen(tmp, "w");
     bool ok = names != NULL;
-    for (int64_t i = 0; ok && i < rows; i++) {
-        sm_sample s;
-        sm_error_clear(&e);
-        const char *nm = ds.vt->get(ds.self, indices[i], &s, &e) ? NULL : s.path ? s.path : s.name;
-        /* a file per sample, or a record of an archive (Fashion-MNIST): FILE#INDEX */
-        ok = nm && (s.path ? fprintf(names, "%s\n", nm)
-                           : fprintf(names, "%s#%lld\n", nm, (long long)indices[i])) > 0;
+    for (int64_t i = 0; ok && i < x->rows; i++) {
+        sm_sample smp;
+        sm_error_clear(&s->err);
+        const char *nm = s->ds.vt->get(s->ds.self, x->indices[i], &smp, &s->err) ? NULL
+                         : smp.path                                            ? smp.path
+                                                                               : smp.name;
+        ok = nm && (smp.path ? fprintf(names, "%s\n", nm)
+                             : fprintf(names, "%s#%lld\n", nm, (long long)x->indices[i])) > 0;
     }
     if (names) ok = fclose(names) == 0 && ok;
-    names = NULL;
     if (!ok || rename(tmp, names_path) != 0) {
         fprintf(stderr, "simmimctl: %s: cannot write\n", names_path);
         remove(tmp);
-        goto out;
     }
-    if (sm_st_writer_write(w, out, &e)) {
-        sm_cli_print_error(&e);
+    free(tmp);
+    return ok ? 0 : SM_EXIT_FAILURE;
+}
+
+/* The features file, its names file first: a features file always has its names file. */
+static int extract_write(sm_cli_session *s, const extract_rows *x, const char *section,
+                         sm_split split)
+{
+    const char *out = s->values[V_OUTPUT], *split_name = split == SM_SPLIT_EVAL ? "eval" : "train";
+    char *classes = class_names_json(&s->ds);
+    sm_st_writer *w = sm_st_writer_new();
+    int rc = !w || !classes ||
+             sm_st_writer_add(w, "features", SM_DTYPE_F32, 2, SM_SHAPE(x->rows, x->F), x->feat,
+                              &s->err) ||
+             sm_st_writer_add(w, "labels", SM_DTYPE_I64, 1, SM_SHAPE(x->rows), x->labels, &s->err) ||
+             sm_st_writer_add(w, "indices", SM_DTYPE_I64, 1, SM_SHAPE(x->rows), x->indices,
+                              &s->err) ||
+             sm_st_writer_meta(w, "format", "simmim-features-1", &s->err) ||
+             sm_st_writer_meta(w, "config", s->o.config, &s->err) ||
+             sm_st_writer_meta(w, "checkpoint", s->values[V_CKPT], &s->err) ||
+             sm_st_writer_meta(w, "dataset", section, &s->err) ||
+             sm_st_writer_meta(w, "split", split_name, &s->err) ||
+             sm_st_writer_meta(w, "classes", classes, &s->err) ||
+             sm_st_writer_meta(w, "layout",
+                               "features[i] = pooled backbone features of sample indices[i]",
+                               &s->err)
+                 ? sm_cli_session_fail(s, SM_EXIT_FAILURE)
+                 : 0;
+    size_t plen = strlen(out) + 32;
+    char *names_path = rc ? NULL : malloc(plen);
+    if (!rc && !names_path) rc = SM_EXIT_FAILURE;
+    if (!rc) snprintf(names_path, plen, "%s.names.txt", out);
+    if (!rc) rc = write_names(s, x, names_path);
+    if (!rc && sm_st_writer_write(w, out, &s->err)) {
+        rc = sm_cli_session_fail(s, SM_EXIT_FAILURE);
         remove(names_path); /* no names file without its features */
-        goto out;
     }
-    printf("wrote %s: %lld x %d features (%s split of %s), names in %s\n", out, (long long)rows,
-           F, split_name, section, names_path);
-    exit_code = rows == n ? SM_EXIT_OK : SM_EXIT_FAILURE;
-    if (rows < n)
-        fprintf(stderr, "simmimctl: %lld of %lld images left out\n", (long long)(n - rows),
-                (long long)n);
-out:
-    sm_loader_free(l);
-    sm_st_writer_free(w);
-    free(feat);
-    free(labels);
-    free(indices);
-    free(seen);
-    free(classes);
+    if (!rc)
+        printf("wrote %s: %lld x %d features (%s split of %s), names in %s\n", out,
+               (long long)x->rows, x->F, split_name, section, names_path);
     free(names_path);
-    sm_ctx_free(ctx);
-    sm_backend_free(be);
-    sm_model_free(m);
-    sm_dataset_close(&ds);
-    sm_config_free(cfg);
-    sm_registry_free(reg);
-out_opts:
-    sm_cli_opts_free(&o);
-    return exit_code;
+    free(classes);
+    sm_st_writer_free(w);
+    return rc;
+}
+
+static int extract_check_args(const sm_cli_session *s, long *batch)
+{
+    const char *ckpt = s->values[V_CKPT], *split = s->values[V_SPLIT], *b = s->values[V_BATCH];
+    if (ckpt && (!split || !strcmp(split, "train") || !strcmp(split, "eval")) &&
+        (!b || !sm_cli_parse_long(b, 1, 4096, batch)))
+        return 0;
+    fprintf(stderr, "simmimctl extract: %s (see --help)\n",
+            !ckpt ? "--checkpoint FILE is required"
+            : b   ? "--batch takes 1..4096"
+                  : "--split takes train or eval");
+    return SM_EXIT_USAGE;
+}
+
+int sm_cmd_extract(int argc, char **argv)
+{
+    sm_cli_session s;
+    extract_rows x = {0};
+    long batch = 0;
+    const char *section = NULL;
+    sm_split split = SM_SPLIT_EVAL;
+    int rc = sm_cli_session_begin(&s, &argc, argv, &extract_cmd);
+    if (!rc) rc = extract_check_args(&s, &batch);
+    if (!rc) rc = sm_cli_session_config(&s, false);
+    if (!rc) rc = extract_where(&s, &section, &split);
+    if (!rc) rc = sm_cli_session_data(&s, section, split, SM_PIPELINE_EVAL);
+    int K = rc ? 0 : s.ds.vt->num_classes(s.ds.self);
+    if (!rc) rc = extract_model(&s, K);
+    if (!rc) {
+        s.pipe.mixup_alpha = s.pipe.cutmix_alpha = 0;
+        s.pipe.num_classes = K;
+        sm_loader_opts_from_config(&s.lo, s.root, section, SM_SPLIT_EVAL); /* in order, all */
+        s.lo.repeat = 1;
+        if (batch) s.lo.batch_size = (int)batch;
+        rc = rows_alloc(&x, s.ds.vt->count(s.ds.self), sm_model_info(s.model)->num_features);
+    }
+    if (!rc) rc = sm_cli_session_loader(&s);
+    if (!rc) {
+        fprintf(stderr, "extracting %lld %s images of %s (%s split), %d features each\n",
+                (long long)x.n, section, s.o.config, split == SM_SPLIT_EVAL ? "eval" : "train",
+                x.F);
+        rc = extract_features(&s, &x);
+    }
+    if (!rc) rc = extract_write(&s, &x, section, split);
+    if (!rc && x.rows < x.n) {
+        fprintf(stderr, "simmimctl: %lld of %lld images left out\n", (long long)(x.n - x.rows),
+                (long long)x.n);
+        rc = SM_EXIT_FAILURE;
+    }
+    rows_free(&x);
+    return sm_cli_session_end(&s, rc);
 }

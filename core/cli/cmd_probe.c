@@ -174,170 +174,221 @@ static int parse_num(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-int sm_cmd_probe(int argc, char **argv)
+static const char *const probe_values[] = {"--epochs", "--lr",      "--batch",  "--wd",
+                                           "--seed",   "--backend", "--output", "--knn"};
+static const sm_cli_command probe_cmd = {"probe", probe_usage, probe_values, NULL, 8, NULL, 2, 2};
+enum { V_EPOCHS, V_LR, V_BATCH, V_WD, V_SEED, V_BACKEND, V_OUTPUT, V_KNN };
+
+typedef struct probe_args {
+    double epochs, lr, batch, wd, seed, knn;
+} probe_args;
+
+/* The classifier and its SGD state. */
+typedef struct probe_model {
+    int F, K;
+    int64_t B; /* batch */
+    float *w, *b, *vw, *vb; /* (K, F), (K) and their momenta */
+    float *z, *g, *xb;      /* logits (max(B, 4096), K), weight gradient (K, F), batch (B, F) */
+    float *mean, *sd;       /* standardisation (F) */
+    int64_t *perm;
+} probe_model;
+
+static void probe_model_free(probe_model *m)
 {
-    static const char *const keys[] = {"--epochs", "--lr", "--batch", "--wd", "--seed",
-                                       "--backend", "--output", "--knn"};
-    const char *v[8] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    if (sm_cli_take_values(&argc, argv, keys, v, 8)) return SM_EXIT_USAGE;
-    double epochs = 90, lr = 0.1, batch = 256, wd = 0, seed = 0, knn = 0;
-    sm_cli_opts o;
-    int rc = sm_cli_parse(argc, argv, &o, probe_usage);
-    if (rc == SM_CLI_HELP) return SM_EXIT_OK;
-    if (rc) return rc;
-    int exit_code = SM_EXIT_USAGE;
-    if (sm_cli_check_args(&o, "probe", NULL, 2, 2)) goto out_opts;
-    if (parse_num(v[0], 1, 100000, &epochs) || parse_num(v[1], 1e-8, 100, &lr) ||
-        parse_num(v[2], 1, 1 << 20, &batch) || parse_num(v[3], 0, 1, &wd) ||
-        parse_num(v[4], 0, 9e15, &seed) || parse_num(v[7], 0, 1000, &knn)) {
-        fprintf(stderr, "simmimctl probe: --epochs 1..100000, --lr (0, 100], --batch 1..2^20, "
-                        "--wd 0..1, --seed >= 0, --knn 0..1000 (see --help)\n");
-        goto out_opts;
-    }
-    exit_code = SM_EXIT_FAILURE;
-    probe_set tr = {0}, ev = {0};
-    sm_registry *reg = NULL;
-    sm_backend *be = NULL;
-    float *w = NULL, *b = NULL, *vw = NULL, *vb = NULL, *z = NULL, *g = NULL, *xb = NULL;
-    float *mean = NULL, *sd = NULL;
-    int64_t *perm = NULL;
-    sm_error e;
-    sm_error_clear(&e);
-    if (set_load(o.positional[0], &tr, &e) || set_load(o.positional[1], &ev, &e)) {
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    if (tr.f != ev.f || tr.n == 0 || ev.n == 0) {
-        fprintf(stderr, "simmimctl: %s and %s: %s\n", o.positional[0], o.positional[1],
-                tr.f != ev.f ? "features of different widths" : "an empty set");
-        goto out;
-    }
-    int F = tr.f, K = 1;
-    for (int64_t i = 0; i < tr.n; i++) K = tr.y[i] + 1 > K ? (int)tr.y[i] + 1 : K;
-    for (int64_t i = 0; i < ev.n; i++) K = ev.y[i] + 1 > K ? (int)ev.y[i] + 1 : K;
-    if (!(reg = sm_cli_registry(&o, NULL)) ||
-        sm_backend_new(reg, v[5] ? v[5] : sm_registry_find(reg, SM_KIND_BACKEND, "blis") ? "blis" : "ref",
-                       NULL, 0, &be, &e)) {
-        if (e.code) sm_cli_print_error(&e);
-        goto out;
-    }
-    /* standardise with the training set's statistics */
-    mean = calloc((size_t)F, sizeof *mean);
-    sd = calloc((size_t)F, sizeof *sd);
-    int64_t B = (int64_t)batch < tr.n ? (int64_t)batch : tr.n, chunk = 4096;
-    w = calloc((size_t)K * F, sizeof *w);
-    vw = calloc((size_t)K * F, sizeof *vw);
-    b = calloc((size_t)K, sizeof *b);
-    vb = calloc((size_t)K, sizeof *vb);
-    z = malloc((size_t)(B > chunk ? B : chunk) * K * sizeof *z);
-    g = malloc((size_t)K * F * sizeof *g);
-    xb = malloc((size_t)B * F * sizeof *xb);
-    perm = malloc((size_t)tr.n * sizeof *perm);
-    if (!mean || !sd || !w || !vw || !b || !vb || !z || !g || !xb || !perm) {
-        fprintf(stderr, "simmimctl: out of memory\n");
-        goto out;
-    }
+    free(m->w), free(m->b), free(m->vw), free(m->vb), free(m->z), free(m->g), free(m->xb);
+    free(m->mean), free(m->sd), free(m->perm);
+}
+
+static int probe_check_args(const sm_cli_session *s, probe_args *a)
+{
+    const char *const *v = s->values;
+    *a = (probe_args){.epochs = 90, .lr = 0.1, .batch = 256};
+    if (!parse_num(v[V_EPOCHS], 1, 100000, &a->epochs) && !parse_num(v[V_LR], 1e-8, 100, &a->lr) &&
+        !parse_num(v[V_BATCH], 1, 1 << 20, &a->batch) && !parse_num(v[V_WD], 0, 1, &a->wd) &&
+        !parse_num(v[V_SEED], 0, 9e15, &a->seed) && !parse_num(v[V_KNN], 0, 1000, &a->knn))
+        return 0;
+    fprintf(stderr, "simmimctl probe: --epochs 1..100000, --lr (0, 100], --batch 1..2^20, "
+                    "--wd 0..1, --seed >= 0, --knn 0..1000 (see --help)\n");
+    return SM_EXIT_USAGE;
+}
+
+/* Both feature files, of the same width, not empty. */
+static int probe_load(sm_cli_session *s, probe_set *tr, probe_set *ev)
+{
+    const char *a = s->o.positional[0], *b = s->o.positional[1];
+    if (set_load(a, tr, &s->err) || set_load(b, ev, &s->err))
+        return sm_cli_session_fail(s, SM_EXIT_FAILURE);
+    if (tr->f == ev->f && tr->n > 0 && ev->n > 0) return 0;
+    fprintf(stderr, "simmimctl: %s and %s: %s\n", a, b,
+            tr->f != ev->f ? "features of different widths" : "an empty set");
+    return SM_EXIT_FAILURE;
+}
+
+/* The backend: --backend, else blis when loaded, else ref. */
+static int probe_backend(sm_cli_session *s)
+{
+    const char *name = s->values[V_BACKEND];
+    if (!(s->reg = sm_cli_registry(&s->o, NULL))) return SM_EXIT_FAILURE;
+    if (!name) name = sm_registry_find(s->reg, SM_KIND_BACKEND, "blis") ? "blis" : "ref";
+    if (sm_backend_new(s->reg, name, NULL, 0, &s->be, &s->err))
+        return sm_cli_session_fail(s, SM_EXIT_FAILURE);
+    return 0;
+}
+
+static int probe_model_alloc(probe_model *m, const probe_set *tr, const probe_set *ev, double batch)
+{
+    int F = tr->f, K = 1;
+    for (int64_t i = 0; i < tr->n; i++) K = tr->y[i] + 1 > K ? (int)tr->y[i] + 1 : K;
+    for (int64_t i = 0; i < ev->n; i++) K = ev->y[i] + 1 > K ? (int)ev->y[i] + 1 : K;
+    int64_t B = (int64_t)batch < tr->n ? (int64_t)batch : tr->n, chunk = 4096;
+    m->F = F, m->K = K, m->B = B;
+    m->mean = calloc((size_t)F, sizeof *m->mean);
+    m->sd = calloc((size_t)F, sizeof *m->sd);
+    m->w = calloc((size_t)K * F, sizeof *m->w);
+    m->vw = calloc((size_t)K * F, sizeof *m->vw);
+    m->b = calloc((size_t)K, sizeof *m->b);
+    m->vb = calloc((size_t)K, sizeof *m->vb);
+    m->z = malloc((size_t)(B > chunk ? B : chunk) * K * sizeof *m->z);
+    m->g = malloc((size_t)K * F * sizeof *m->g);
+    m->xb = malloc((size_t)B * F * sizeof *m->xb);
+    m->perm = malloc((size_t)tr->n * sizeof *m->perm);
+    if (m->mean && m->sd && m->w && m->vw && m->b && m->vb && m->z && m->g && m->xb && m->perm)
+        return 0;
+    fprintf(stderr, "simmimctl: out of memory\n");
+    return SM_EXIT_FAILURE;
+}
+
+/* Standardises both sets with the training set's per-feature mean and deviation. */
+static void probe_standardise(probe_model *m, probe_set *tr, probe_set *ev)
+{
+    int F = m->F;
     for (int j = 0; j < F; j++) {
         double s1 = 0, s2 = 0;
-        for (int64_t i = 0; i < tr.n; i++) s1 += tr.x[i * F + j];
-        double m = s1 / (double)tr.n;
-        for (int64_t i = 0; i < tr.n; i++) s2 += (tr.x[i * F + j] - m) * (tr.x[i * F + j] - m);
-        mean[j] = (float)m;
-        sd[j] = (float)sqrt(s2 / (double)tr.n + 1e-6);
+        for (int64_t i = 0; i < tr->n; i++) s1 += tr->x[i * F + j];
+        double mu = s1 / (double)tr->n;
+        for (int64_t i = 0; i < tr->n; i++) s2 += (tr->x[i * F + j] - mu) * (tr->x[i * F + j] - mu);
+        m->mean[j] = (float)mu;
+        m->sd[j] = (float)sqrt(s2 / (double)tr->n + 1e-6);
     }
-    probe_set *sets[2] = {&tr, &ev};
+    probe_set *sets[2] = {tr, ev};
     for (int s = 0; s < 2; s++)
         for (int64_t i = 0; i < sets[s]->n; i++)
             for (int j = 0; j < F; j++)
-                sets[s]->x[i * F + j] = (sets[s]->x[i * F + j] - mean[j]) / sd[j];
-    fprintf(stderr, "probe: %lld training and %lld evaluation examples, %d features, %d classes, "
-                    "%g epochs of %lld steps, lr %g, batch %lld\n",
-            (long long)tr.n, (long long)ev.n, F, K, epochs, (long long)((tr.n + B - 1) / B), lr,
-            (long long)B);
-    for (int64_t i = 0; i < tr.n; i++) perm[i] = i;
-    int64_t steps_per_epoch = (tr.n + B - 1) / B, total = (int64_t)epochs * steps_per_epoch, step = 0;
-    int64_t every = (int64_t)epochs / 10 > 0 ? (int64_t)epochs / 10 : 1;
-    double top1 = 0, top5 = 0, mca = 0;
-    for (int64_t ep = 0; ep < (int64_t)epochs; ep++) {
+                sets[s]->x[i * F + j] = (sets[s]->x[i * F + j] - m->mean[j]) / m->sd[j];
+}
+
+/* One SGD step on rows perm[s0 .. s0+rows) of tr; returns the summed loss of those rows. */
+static double probe_step(sm_backend *be, probe_model *m, const probe_set *tr, int64_t s0,
+                         int64_t rows, double lr_t, double wd)
+{
+    int F = m->F, K = m->K;
+    double loss = 0;
+    for (int64_t i = 0; i < rows; i++)
+        memcpy(m->xb + i * F, tr->x + m->perm[s0 + i] * F, (size_t)F * sizeof *m->xb);
+    probe_logits(be, m->xb, rows, F, m->w, m->b, K, m->z);
+    /* z := softmax(z) - onehot(y), over rows: the gradient of the mean cross-entropy */
+    for (int64_t i = 0; i < rows; i++) {
+        float *zi = m->z + i * K, mx = zi[0];
+        for (int k = 1; k < K; k++) mx = zi[k] > mx ? zi[k] : mx;
+        double se = 0;
+        for (int k = 0; k < K; k++) se += exp((double)zi[k] - mx);
+        int y = (int)tr->y[m->perm[s0 + i]];
+        loss += log(se) + mx - zi[y];
+        for (int k = 0; k < K; k++)
+            zi[k] = (float)((exp((double)zi[k] - mx) / se - (k == y)) / (double)rows);
+    }
+    /* g (K x F) = z^T (K x rows) . xb (rows x F) */
+    sm_backend_sgemm(be, SM_TRANS, SM_NO_TRANS, K, F, rows, 1.0f, m->z, K, 1, m->xb, F, 1, 0.0f,
+                     m->g, F, 1);
+    for (int64_t k = 0; k < (int64_t)K * F; k++) {
+        m->vw[k] = 0.9f * m->vw[k] + m->g[k] + (float)wd * m->w[k];
+        m->w[k] -= (float)lr_t * m->vw[k];
+    }
+    for (int k = 0; k < K; k++) {
+        double gb = 0;
+        for (int64_t i = 0; i < rows; i++) gb += m->z[i * K + k];
+        m->vb[k] = 0.9f * m->vb[k] + (float)gb;
+        m->b[k] -= (float)lr_t * m->vb[k];
+    }
+    return loss;
+}
+
+/* Trains the classifier; evaluates every tenth of the run. */
+static void probe_train(sm_backend *be, probe_model *m, const probe_set *tr, const probe_set *ev,
+                        const probe_args *a, double *top1, double *top5, double *mca)
+{
+    int64_t B = m->B, epochs = (int64_t)a->epochs;
+    for (int64_t i = 0; i < tr->n; i++) m->perm[i] = i;
+    int64_t total = epochs * ((tr->n + B - 1) / B), step = 0;
+    int64_t every = epochs / 10 > 0 ? epochs / 10 : 1;
+    for (int64_t ep = 0; ep < epochs; ep++) {
         sm_rng r;
-        sm_rng_init(&r, (uint64_t)seed, (uint64_t)ep, 0, 0);
-        for (int64_t i = tr.n - 1; i > 0; i--) { /* Fisher-Yates, keyed by (seed, epoch) */
-            int64_t j = (int64_t)(sm_rng_u64(&r) % (uint64_t)(i + 1)), t = perm[i];
-            perm[i] = perm[j], perm[j] = t;
+        sm_rng_init(&r, (uint64_t)a->seed, (uint64_t)ep, 0, 0);
+        for (int64_t i = tr->n - 1; i > 0; i--) { /* Fisher-Yates, keyed by (seed, epoch) */
+            int64_t j = (int64_t)(sm_rng_u64(&r) % (uint64_t)(i + 1)), t = m->perm[i];
+            m->perm[i] = m->perm[j], m->perm[j] = t;
         }
         double loss = 0;
-        for (int64_t s0 = 0; s0 < tr.n; s0 += B, step++) {
-            int64_t m = tr.n - s0 < B ? tr.n - s0 : B;
-            for (int64_t i = 0; i < m; i++)
-                memcpy(xb + i * F, tr.x + perm[s0 + i] * F, (size_t)F * sizeof *xb);
-            probe_logits(be, xb, m, F, w, b, K, z);
-            /* z := softmax(z) - onehot(y), over m: the gradient of the mean cross-entropy */
-            for (int64_t i = 0; i < m; i++) {
-                float *zi = z + i * K, mx = zi[0];
-                for (int k = 1; k < K; k++) mx = zi[k] > mx ? zi[k] : mx;
-                double se = 0;
-                for (int k = 0; k < K; k++) se += exp((double)zi[k] - mx);
-                int y = (int)tr.y[perm[s0 + i]];
-                loss += log(se) + mx - zi[y];
-                for (int k = 0; k < K; k++)
-                    zi[k] = (float)((exp((double)zi[k] - mx) / se - (k == y)) / (double)m);
-            }
-            /* g (K x F) = z^T (K x m) . xb (m x F) */
-            sm_backend_sgemm(be, SM_TRANS, SM_NO_TRANS, K, F, m, 1.0f, z, K, 1, xb, F, 1, 0.0f,
-                             g, F, 1);
-            double lr_t = 0.5 * lr * (1.0 + cos(M_PI * (double)step / (double)total));
-            for (int64_t k = 0; k < (int64_t)K * F; k++) {
-                vw[k] = 0.9f * vw[k] + g[k] + (float)wd * w[k];
-                w[k] -= (float)lr_t * vw[k];
-            }
-            for (int k = 0; k < K; k++) {
-                double gb = 0;
-                for (int64_t i = 0; i < m; i++) gb += z[i * K + k];
-                vb[k] = 0.9f * vb[k] + (float)gb;
-                b[k] -= (float)lr_t * vb[k];
-            }
+        for (int64_t s0 = 0; s0 < tr->n; s0 += B, step++) {
+            double lr_t = 0.5 * a->lr * (1.0 + cos(M_PI * (double)step / (double)total));
+            loss += probe_step(be, m, tr, s0, tr->n - s0 < B ? tr->n - s0 : B, lr_t, a->wd);
         }
-        if ((ep + 1) % every == 0 || ep + 1 == (int64_t)epochs) {
-            probe_eval(be, &ev, w, b, K, z, &top1, &top5, &mca);
+        if ((ep + 1) % every == 0 || ep + 1 == epochs) {
+            probe_eval(be, ev, m->w, m->b, m->K, m->z, top1, top5, mca);
             fprintf(stderr, "probe: epoch %lld/%lld train loss %.4f, eval top-1 %.2f %%, top-5 "
                             "%.2f %%, mean class accuracy %.2f %%\n",
-                    (long long)ep + 1, (long long)epochs, loss / (double)tr.n, top1, top5, mca);
+                    (long long)ep + 1, (long long)epochs, loss / (double)tr->n, *top1, *top5, *mca);
         }
     }
-    double ttop1, ttop5, tmca;
-    probe_eval(be, &tr, w, b, K, z, &ttop1, &ttop5, &tmca);
-    printf("probe: eval top-1 %.2f %%, top-5 %.2f %%, mean class accuracy %.2f %% on %lld "
-           "examples (train top-1 %.2f %%; %d features, %d classes)\n",
-           top1, top5, mca, (long long)ev.n, ttop1, F, K);
-    if (knn >= 1) {
-        int kk = (int)knn < tr.n ? (int)knn : (int)tr.n;
-        printf("probe: %d-NN (cosine, weighted) eval top-1 %.2f %%\n", kk,
-               probe_knn(be, &tr, &ev, K, kk));
-    }
-    if (v[6]) {
-        sm_st_writer *wr = sm_st_writer_new();
-        if (!wr || sm_st_writer_add(wr, "weight", SM_DTYPE_F32, 2, SM_SHAPE(K, F), w, &e) ||
-            sm_st_writer_add(wr, "bias", SM_DTYPE_F32, 1, SM_SHAPE(K), b, &e) ||
-            sm_st_writer_add(wr, "mean", SM_DTYPE_F32, 1, SM_SHAPE(F), mean, &e) ||
-            sm_st_writer_add(wr, "std", SM_DTYPE_F32, 1, SM_SHAPE(F), sd, &e) ||
-            sm_st_writer_meta(wr, "format", "simmim-probe-1", &e) ||
-            sm_st_writer_write(wr, v[6], &e)) {
-            if (!e.code) sm_error_set(&e, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-            sm_cli_print_error(&e);
-            sm_st_writer_free(wr);
-            goto out;
+}
+
+/* --output: the classifier with its standardisation. */
+static int probe_save(sm_cli_session *s, const probe_model *m, const char *path)
+{
+    int F = m->F, K = m->K;
+    sm_st_writer *wr = sm_st_writer_new();
+    int rc = !wr || sm_st_writer_add(wr, "weight", SM_DTYPE_F32, 2, SM_SHAPE(K, F), m->w, &s->err) ||
+             sm_st_writer_add(wr, "bias", SM_DTYPE_F32, 1, SM_SHAPE(K), m->b, &s->err) ||
+             sm_st_writer_add(wr, "mean", SM_DTYPE_F32, 1, SM_SHAPE(F), m->mean, &s->err) ||
+             sm_st_writer_add(wr, "std", SM_DTYPE_F32, 1, SM_SHAPE(F), m->sd, &s->err) ||
+             sm_st_writer_meta(wr, "format", "simmim-probe-1", &s->err) ||
+             sm_st_writer_write(wr, path, &s->err);
+    sm_st_writer_free(wr);
+    return rc ? sm_cli_session_fail(s, SM_EXIT_FAILURE) : 0;
+}
+
+int sm_cmd_probe(int argc, char **argv)
+{
+    sm_cli_session s;
+    probe_args a;
+    probe_set tr = {0}, ev = {0};
+    probe_model m = {0};
+    int rc = sm_cli_session_begin(&s, &argc, argv, &probe_cmd);
+    if (!rc) rc = probe_check_args(&s, &a);
+    if (!rc) rc = probe_load(&s, &tr, &ev);
+    if (!rc) rc = probe_backend(&s);
+    if (!rc) rc = probe_model_alloc(&m, &tr, &ev, a.batch);
+    if (!rc) {
+        probe_standardise(&m, &tr, &ev);
+        fprintf(stderr, "probe: %lld training and %lld evaluation examples, %d features, %d "
+                        "classes, %g epochs of %lld steps, lr %g, batch %lld\n",
+                (long long)tr.n, (long long)ev.n, m.F, m.K, a.epochs,
+                (long long)((tr.n + m.B - 1) / m.B), a.lr, (long long)m.B);
+        double top1 = 0, top5 = 0, mca = 0, ttop1, ttop5, tmca;
+        probe_train(s.be, &m, &tr, &ev, &a, &top1, &top5, &mca);
+        probe_eval(s.be, &tr, m.w, m.b, m.K, m.z, &ttop1, &ttop5, &tmca);
+        printf("probe: eval top-1 %.2f %%, top-5 %.2f %%, mean class accuracy %.2f %% on %lld "
+               "examples (train top-1 %.2f %%; %d features, %d classes)\n",
+               top1, top5, mca, (long long)ev.n, ttop1, m.F, m.K);
+        if (a.knn >= 1) {
+            int kk = (int)a.knn < tr.n ? (int)a.knn : (int)tr.n;
+            printf("probe: %d-NN (cosine, weighted) eval top-1 %.2f %%\n", kk,
+                   probe_knn(s.be, &tr, &ev, m.K, kk));
         }
-        sm_st_writer_free(wr);
+        if (s.values[V_OUTPUT]) rc = probe_save(&s, &m, s.values[V_OUTPUT]);
     }
-    exit_code = SM_EXIT_OK;
-out:
     set_free(&tr);
     set_free(&ev);
-    free(w), free(b), free(vw), free(vb), free(z), free(g), free(xb), free(perm);
-    free(mean), free(sd);
-    sm_backend_free(be);
-    sm_registry_free(reg);
-out_opts:
-    sm_cli_opts_free(&o);
-    return exit_code;
+    probe_model_free(&m);
+    return sm_cli_session_end(&s, rc);
 }

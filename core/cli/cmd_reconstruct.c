@@ -62,136 +62,151 @@ static int sm__recon_check_ckpt(sm_model *m, const char *path)
     return missing ? 1 : 0;
 }
 
-int sm_cmd_reconstruct(int argc, char **argv)
-{
-    static const char *const keys[] = {"--checkpoint", "--output", "--seed", "--backend"};
-    const char *v[4] = {NULL, "reconstruction.png", NULL, NULL};
-    if (sm_cli_take_values(&argc, argv, keys, v, 4)) return SM_EXIT_USAGE;
-    const char *ckpt = v[0], *out = v[1], *seed_s = v[2], *backend_name = v[3];
-    sm_cli_opts o;
-    int rc = sm_cli_parse(argc, argv, &o, recon_usage);
-    if (rc == SM_CLI_HELP) return SM_EXIT_OK;
-    if (rc) return rc;
-    int exit_code = SM_EXIT_USAGE;
-    if (sm_cli_check_args(&o, "reconstruct", NULL, 2, 1 + SM__RECON_MAX_IMAGES)) goto out_opts;
-    char *end = NULL;
-    unsigned long long seed = seed_s ? strtoull(seed_s, &end, 10) : 0;
-    if (!ckpt || (seed_s && (!*seed_s || *end || seed_s[0] == '-'))) {
-        fprintf(stderr, "simmimctl reconstruct: %s (see --help)\n",
-                !ckpt ? "--checkpoint FILE is required" : "--seed takes a non-negative integer");
-        goto out_opts;
-    }
+static const char *const recon_values[] = {"--checkpoint", "--output", "--seed", "--backend"};
+static const char *const recon_defaults[] = {NULL, "reconstruction.png", NULL, NULL};
+static const sm_cli_command recon_cmd = {"reconstruct", recon_usage, recon_values, recon_defaults,
+                                         4, NULL, 2, 1 + SM__RECON_MAX_IMAGES};
+enum { V_CKPT, V_OUTPUT, V_SEED, V_BACKEND };
 
-    sm_registry *reg = NULL;
-    sm_config *cfg = NULL;
-    sm_model *m = NULL;
-    sm_backend *be = NULL;
-    sm_ctx *ctx = NULL;
-    float *images = NULL, *masks = NULL;
-    double *losses = NULL;
-    const char **names = NULL;
+/* The images of the command line, transformed and masked. */
+typedef struct recon_set {
+    int n, S, C, g;     /* images read; their side, channels and mask side */
+    float *images, *masks;
+    double *losses;
+    const char **names;
+} recon_set;
+
+static void recon_set_free(recon_set *r)
+{
+    free(r->images);
+    free(r->masks);
+    free(r->losses);
+    free(r->names);
+}
+
+static int recon_check_args(const sm_cli_session *s, unsigned long long *seed)
+{
+    const char *seed_s = s->values[V_SEED];
+    char *end = NULL;
+    *seed = seed_s ? strtoull(seed_s, &end, 10) : 0;
+    if (s->values[V_CKPT] && (!seed_s || (*seed_s && !*end && seed_s[0] != '-'))) return 0;
+    fprintf(stderr, "simmimctl reconstruct: %s (see --help)\n",
+            !s->values[V_CKPT] ? "--checkpoint FILE is required"
+                               : "--seed takes a non-negative integer");
+    return SM_EXIT_USAGE;
+}
+
+/* A pretraining config, and its evaluation transform with masks. */
+static int recon_pipeline(sm_cli_session *s)
+{
+    const char *task = sm_cfg_str(s->root, "task");
+    if (task ? strcmp(task, "pretrain") != 0 : !sm_cfg_get(s->root, "pretrain_dataset")) {
+        fprintf(stderr, "simmimctl: %s: reconstruct needs a pretraining config (task: pretrain, "
+                        "a pretrain_dataset section); this one has task: %s\n",
+                s->o.config, task ? task : "finetune");
+        return SM_EXIT_USAGE;
+    }
+    if (sm_pipeline_from_config(&s->pipe, s->root, "pretrain_dataset", SM_PIPELINE_EVAL, &s->err))
+        return sm_cli_session_fail(s, SM_EXIT_USAGE);
+    s->pipe.use_mask = true;
+    return 0;
+}
+
+/* The SimMIM model with every tensor from the checkpoint, and the backend. */
+static int recon_model(sm_cli_session *s)
+{
+    const char *ckpt = s->values[V_CKPT];
+    char note[512] = "";
+    if (sm_model_new(s->reg, s->root, SM_TASK_SIMMIM, &s->model, &s->err))
+        return sm_cli_session_fail(s, 0);
+    if (sm__recon_check_ckpt(s->model, ckpt)) return SM_EXIT_FAILURE;
+    if (sm_model_load_weights(s->model, ckpt, note, sizeof note, &s->err))
+        return sm_cli_session_fail(s, SM_EXIT_FAILURE);
+    int rc = sm_cli_session_backend(s, s->values[V_BACKEND]);
+    if (!rc) fprintf(stderr, "weights: %s\n", note);
+    return rc;
+}
+
+/* Loads, transforms and masks each image; bad ones are reported and left out (*bad). */
+static int recon_images(sm_cli_session *s, unsigned long long seed, recon_set *r, int *bad)
+{
+    const sm_pipeline *p = &s->pipe;
+    r->S = p->image_size, r->C = p->channels, r->g = r->S / p->mask.model_patch_size;
+    size_t n_img = s->o.n_positional - 1, img = (size_t)r->C * r->S * r->S;
+    r->images = malloc(n_img * img * sizeof(float));
+    r->masks = malloc(n_img * (size_t)r->g * r->g * sizeof(float));
+    r->losses = malloc(n_img * sizeof(double));
+    r->names = malloc(n_img * sizeof *r->names);
+    if (!r->images || !r->masks || !r->losses || !r->names) {
+        fprintf(stderr, "simmimctl: out of memory\n");
+        return SM_EXIT_FAILURE;
+    }
     sm_image im, tmp;
     sm_image_init(&im);
     sm_image_init(&tmp);
-    sm_error e;
-    sm_error_clear(&e);
-    if ((rc = sm_cli_load_config(&o, &reg, &cfg)) != 0) {
-        exit_code = rc;
-        goto out;
-    }
-    const sm_cfg *root = sm_config_root(cfg);
-    const char *task = sm_cfg_str(root, "task");
-    if (task ? strcmp(task, "pretrain") != 0 : !sm_cfg_get(root, "pretrain_dataset")) {
-        fprintf(stderr, "simmimctl: %s: reconstruct needs a pretraining config (task: pretrain, "
-                        "a pretrain_dataset section); this one has task: %s\n",
-                o.config, task ? task : "finetune");
-        goto out;
-    }
-    sm_pipeline p;
-    if (sm_pipeline_from_config(&p, root, "pretrain_dataset", SM_PIPELINE_EVAL, &e)) {
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    p.use_mask = true;
-    if (!seed_s && sm_cfg_get(root, "seed")) seed = (unsigned long long)sm_cfg_int(root, "seed");
-
-    exit_code = SM_EXIT_FAILURE;
-    if (sm_model_new(reg, root, SM_TASK_SIMMIM, &m, &e)) {
-        sm_cli_print_error(&e);
-        exit_code = sm_cli_exit_code(e.code);
-        goto out;
-    }
-    char note[512] = "";
-    if (sm__recon_check_ckpt(m, ckpt)) goto out;
-    if (sm_model_load_weights(m, ckpt, note, sizeof note, &e)) {
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    if (sm_cli_backend(reg, root, backend_name, &be, &e) || !(ctx = sm_ctx_new(be))) {
-        if (!e.code) sm_error_set(&e, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    fprintf(stderr, "weights: %s\n", note);
-
-    int S = p.image_size, C = p.channels, g = S / p.mask.model_patch_size;
-    size_t n_img = o.n_positional - 1, img = (size_t)C * S * S;
-    images = malloc(n_img * img * sizeof(float));
-    masks = malloc(n_img * (size_t)g * g * sizeof(float));
-    losses = malloc(n_img * sizeof(double));
-    names = malloc(n_img * sizeof *names);
-    if (!images || !masks || !losses || !names) {
-        fprintf(stderr, "simmimctl: out of memory\n");
-        goto out;
-    }
-    int n = 0, bad = 0;
     for (size_t i = 0; i < n_img; i++) {
-        const char *path = o.positional[1 + i];
-        sm_error_clear(&e);
-        if (sm_image_load(path, &p.decode, &im, NULL, &e) ||
-            sm_pipeline_apply(&p, &im, path, seed, 0, (int64_t)i, images + n * img,
-                              masks + (size_t)n * g * g, &tmp, &e)) {
-            if (!e.file[0]) snprintf(e.file, sizeof e.file, "%s", path);
-            sm_cli_print_error(&e);
-            bad++;
+        const char *path = s->o.positional[1 + i];
+        sm_error_clear(&s->err);
+        if (sm_image_load(path, &p->decode, &im, NULL, &s->err) ||
+            sm_pipeline_apply(p, &im, path, seed, 0, (int64_t)i, r->images + r->n * img,
+                              r->masks + (size_t)r->n * r->g * r->g, &tmp, &s->err)) {
+            if (!s->err.file[0]) snprintf(s->err.file, sizeof s->err.file, "%s", path);
+            sm_cli_print_error(&s->err);
+            (*bad)++;
             continue;
         }
-        names[n++] = path;
+        r->names[r->n++] = path;
     }
-    if (n == 0) {
-        fprintf(stderr, "simmimctl: no image could be read; nothing written\n");
-        goto out;
-    }
-    sm_error_clear(&e);
-    if (sm_recon_figure(m, ctx, images, masks, n, C, S, g, p.mean, p.std, out, losses, &e)) {
-        sm_cli_print_error(&e);
-        goto out;
-    }
-    int per = p.mask.mask_patch_size / p.mask.model_patch_size; /* model patches per side */
-    for (int i = 0; i < n; i++) {
+    sm_image_deinit(&im);
+    sm_image_deinit(&tmp);
+    if (r->n > 0) return 0;
+    fprintf(stderr, "simmimctl: no image could be read; nothing written\n");
+    return SM_EXIT_FAILURE;
+}
+
+/* The figure, then each image's loss. */
+static int recon_write(sm_cli_session *s, recon_set *r)
+{
+    const char *out = s->values[V_OUTPUT];
+    const sm_pipeline *p = &s->pipe;
+    sm_error_clear(&s->err);
+    if (sm_recon_figure(s->model, s->ctx, r->images, r->masks, r->n, r->C, r->S, r->g, p->mean,
+                        p->std, out, r->losses, &s->err))
+        return sm_cli_session_fail(s, SM_EXIT_FAILURE);
+    int per = p->mask.mask_patch_size / p->mask.model_patch_size; /* model patches per side */
+    int g2 = r->g * r->g;
+    for (int i = 0; i < r->n; i++) {
         int masked = 0;
-        for (int k = 0; k < g * g; k++) masked += masks[(size_t)i * g * g + k] > 0.5f;
-        printf("%s: loss %.4f (%d of %d patches of %d px masked)\n", names[i], losses[i],
-               masked / (per * per), g * g / (per * per), p.mask.mask_patch_size);
+        for (int k = 0; k < g2; k++) masked += r->masks[(size_t)i * g2 + k] > 0.5f;
+        printf("%s: loss %.4f (%d of %d patches of %d px masked)\n", r->names[i], r->losses[i],
+               masked / (per * per), g2 / (per * per), p->mask.mask_patch_size);
     }
     printf("wrote %s: %d image%s (input, masked input, reconstruction, masked patches "
            "reconstructed)\n",
-           out, n, n == 1 ? "" : "s");
-    exit_code = bad ? SM_EXIT_FAILURE : SM_EXIT_OK;
-    if (bad) fprintf(stderr, "simmimctl: %d of %zu images could not be read\n", bad, n_img);
-out:
-    sm_image_deinit(&im);
-    sm_image_deinit(&tmp);
-    free(images);
-    free(masks);
-    free(losses);
-    free(names);
-    sm_ctx_free(ctx);
-    sm_backend_free(be);
-    sm_model_free(m);
-    sm_config_free(cfg);
-    sm_registry_free(reg);
-out_opts:
-    sm_cli_opts_free(&o);
-    return exit_code;
+           out, r->n, r->n == 1 ? "" : "s");
+    return 0;
+}
+
+int sm_cmd_reconstruct(int argc, char **argv)
+{
+    sm_cli_session s;
+    recon_set r = {0};
+    unsigned long long seed = 0;
+    int bad = 0;
+    int rc = sm_cli_session_begin(&s, &argc, argv, &recon_cmd);
+    if (!rc) rc = recon_check_args(&s, &seed);
+    if (!rc) rc = sm_cli_session_config(&s, false);
+    if (!rc) rc = recon_pipeline(&s);
+    if (!rc && !s.values[V_SEED] && sm_cfg_get(s.root, "seed"))
+        seed = (unsigned long long)sm_cfg_int(s.root, "seed");
+    if (!rc) rc = recon_model(&s);
+    if (!rc) rc = recon_images(&s, seed, &r, &bad);
+    if (!rc) rc = recon_write(&s, &r);
+    if (!rc && bad) {
+        fprintf(stderr, "simmimctl: %d of %zu images could not be read\n", bad,
+                s.o.n_positional - 1);
+        rc = SM_EXIT_FAILURE;
+    }
+    recon_set_free(&r);
+    return sm_cli_session_end(&s, rc);
 }

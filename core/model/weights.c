@@ -1,12 +1,13 @@
 /* core/model/weights.c - loading weights into a model from a safetensors file, with the official
- * fine-tuning remaps (microsoft/SimMIM utils.load_pretrained, spec §9.4-9.5):
+ * generic parts of the official fine-tuning remaps (microsoft/SimMIM utils.load_pretrained,
+ * spec §9.4-9.5):
  *  - a SimMIM checkpoint feeds a classifier through its "encoder." weights (the decoder and the
  *    mask token are dropped);
  *  - relative_position_index / attn_mask buffers are ignored (the model builds its own);
- *  - ViT: the shared relative position table is copied into every block that has its own;
- *  - a relative position table of another window size is resized with the geometric
- *    interpolation of the official code (scipy interp2d cubic = not-a-knot bicubic spline on a
- *    geometric grid), the 3 cls rows of a ViT table kept unchanged. */
+ *  - what is particular to a backbone (ViT's shared relative position table copied into every
+ *    block, tables of another window size resized) is the backbone's adapt_weight, which may
+ *    use the official geometric resize below (scipy interp2d cubic = not-a-knot bicubic spline
+ *    on a geometric grid). */
 #include "base/internal.h"
 #include "simmim/model.h"
 
@@ -101,7 +102,6 @@ static void sm__geo_coords(int src, int dst, double *x)
 /* table (src², heads) -> out (dst², heads), one square side per head. */
 static int sm__resize_table(const float *table, int src, int dst, int heads, float *out)
 {
-    if (src < 4) return SM_EUNSUPPORTED;
     double *x = malloc((size_t)src * sizeof *x), *t = malloc((size_t)dst * sizeof *t);
     double *z = malloc((size_t)src * src * sizeof *z),
            *row = malloc((size_t)src * dst * sizeof *row);
@@ -132,54 +132,104 @@ static int sm__resize_table(const float *table, int src, int dst, int heads, flo
     return rc;
 }
 
-/* ---- loading --------------------------------------------------------------------------------- */
-
-/* Side of a square table with `extra` trailing rows, or 0. */
-static int sm__table_side(int64_t rows, int extra)
+int sm_relpos_table_resize(const float *in, int table_in, int table_out, int heads, int extra,
+                           float *out, sm_error *err)
 {
-    int64_t n = rows - extra;
-    int64_t s = (int64_t)llround(sqrt((double)n));
-    return s > 0 && s * s == n ? (int)s : 0;
+    if (table_in < 4 || table_out < 1 || heads < 1 || extra < 0)
+        return sm_error_set(err, SM_EUNSUPPORTED, NULL, 0, 0, NULL,
+                            "cannot resize a %dx%d relative position table to %dx%d", table_in,
+                            table_in, table_out, table_out);
+    int rc = sm__resize_table(in, table_in, table_out, heads, out);
+    if (rc) return sm_error_set(err, rc, NULL, 0, 0, NULL, "out of memory");
+    memcpy(out + (int64_t)table_out * table_out * heads, in + (int64_t)table_in * table_in * heads,
+           (size_t)extra * (size_t)heads * sizeof *out);
+    return 0;
 }
 
-/* Reads the file's tensor `src` (F32-convertible) into t, resizing a relative position table
- * when its size differs. */
-static int sm__load_tensor(sm_tensor *t, const sm_st_file *f, const sm_st_info *in, bool *resized,
-                           sm_error *err)
+/* ---- loading --------------------------------------------------------------------------------- */
+
+struct sm_weight_source {
+    const sm_st_file *f;
+    const char *prefix; /* "encoder." when a SimMIM checkpoint feeds a classifier, else "" */
+};
+
+const sm_st_info *sm_weight_source_find(const sm_weight_source *src, const char *name)
 {
-    int64_t n = sm_tensor_numel(t);
+    char full[512];
+    if (snprintf(full, sizeof full, "%s%s", src->prefix, name) >= (int)sizeof full) return NULL;
+    return sm_st_find(src->f, full);
+}
+
+int sm_weight_source_read(const sm_weight_source *src, const char *name, float *out,
+                          int64_t numel, sm_error *err)
+{
+    const sm_st_info *in = sm_weight_source_find(src, name);
+    if (!in)
+        return sm_error_set(err, SM_ENOTFOUND, sm_st_path(src->f), 0, 0, name,
+                            "not in the checkpoint");
+    return sm_st_read_f32(src->f, in->name, out, numel, err);
+}
+
+static bool sm__same_shape(const sm_tensor *t, const sm_st_info *in)
+{
     bool same = in->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = in->shape[d] == t->shape[d];
-    if (same) return sm_st_read_f32(f, in->name, t->data, n, err);
+    return same;
+}
+
+static int sm__shape_mismatch(const sm_tensor *t, const sm_st_info *in, const char *path,
+                              sm_error *err)
+{
     char want[96], got[96] = "(";
     sm_tensor_shape_str(t, want, sizeof want);
     for (int d = 0; d < in->ndim; d++)
         snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
                  (long long)in->shape[d]);
     strncat(got, ")", sizeof got - strlen(got) - 1);
-    if (!strstr(t->name, "relative_position_bias_table") || t->ndim != 2 || in->ndim != 2 ||
-        in->shape[1] != t->shape[1])
-        return sm_error_set(err, SM_EDATA, sm_st_path(f), 0, 0, in->name,
-                            "shape %s does not fit the model's %s for %s", got, want, t->name);
-    int extra = strstr(t->name, "blocks.") && !strstr(t->name, "layers.") ? 3 : 0;
-    if (sm__table_side(t->shape[0], extra) == 0) extra = 0; /* Swin tables have no cls rows */
-    int src = sm__table_side(in->shape[0], extra), dst = sm__table_side(t->shape[0], extra);
-    if (!src || !dst)
-        return sm_error_set(err, SM_EDATA, sm_st_path(f), 0, 0, in->name,
-                            "relative position table %s cannot be resized to %s", got, want);
-    float *buf = malloc((size_t)in->numel * sizeof *buf);
-    if (!buf) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-    int rc = sm_st_read_f32(f, in->name, buf, in->numel, err);
-    if (!rc) rc = sm__resize_table(buf, src, dst, (int)t->shape[1], t->data);
-    if (!rc && extra)
-        memcpy(t->data + (int64_t)dst * dst * t->shape[1], buf + (int64_t)src * src * t->shape[1],
-               (size_t)extra * (size_t)t->shape[1] * sizeof *buf);
-    free(buf);
-    if (rc && !(err && err->code))
-        sm_error_set(err, rc, sm_st_path(f), 0, 0, in->name, "cannot resize the table %s to %s",
-                     got, want);
-    *resized = rc == 0;
-    return rc;
+    return sm_error_set(err, SM_EDATA, path, 0, 0, in->name,
+                        "shape %s does not fit the model's %s for %s", got, want, t->name);
+}
+
+/* What loading did, for the note. */
+typedef struct sm__load_counts {
+    size_t loaded, copied, resized, kept;
+    char first_kept[128];
+} sm__load_counts;
+
+/* One parameter: the file's tensor of the same name and shape, else what the backbone adapts,
+ * else its initialisation is kept. */
+static int sm__load_param(sm_model *m, sm_tensor *t, const sm_weight_source *src,
+                          sm__load_counts *n, sm_error *err)
+{
+    const char *pfx = sm_model_task(m) == SM_TASK_SIMMIM ? "encoder." : "";
+    size_t lp = strlen(pfx);
+    const sm_st_info *in = sm_weight_source_find(src, t->name);
+    if (in && sm__same_shape(t, in)) {
+        n->loaded++;
+        return sm_st_read_f32(src->f, in->name, t->data, sm_tensor_numel(t), err);
+    }
+    void *bself = NULL;
+    const sm_backbone_vtbl *bvt = sm_model_backbone(m, &bself);
+    int got = 0;
+    bool backbone_param = strncmp(t->name, pfx, lp) == 0 && strncmp(t->name, "decoder.", 8) != 0 &&
+                          strncmp(t->name, "head.", 5) != 0;
+    if (backbone_param && SM_HAS_SLOT(bvt, sm_backbone_vtbl, adapt_weight) && bvt->adapt_weight) {
+        sm_weight_source bsrc = {src->f, ""};
+        char full[512];
+        snprintf(full, sizeof full, "%s%s", src->prefix, pfx); /* the backbone's names */
+        bsrc.prefix = full;
+        got = bvt->adapt_weight(bself, t->name + lp, t, &bsrc, err);
+        if (got < 0) return got;
+    }
+    if (got > 0) {
+        n->loaded++;
+        n->copied += (got & SM_ADAPT_COPIED) != 0;
+        n->resized += (got & SM_ADAPT_RESIZED) != 0;
+        return 0;
+    }
+    if (in) return sm__shape_mismatch(t, in, sm_st_path(src->f), err);
+    if (!n->kept++) snprintf(n->first_kept, sizeof n->first_kept, "%s", t->name);
+    return 0;
 }
 
 int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note_len, sm_error *err)
@@ -193,41 +243,22 @@ int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note
     bool strip = false;
     for (size_t i = 0; classify && i < sm_st_count(f) && !strip; i++)
         strip = strncmp(sm_st_at(f, i)->name, "encoder.", 8) == 0;
-    size_t loaded = 0, resized = 0, copied = 0, kept = 0;
-    char first_kept[128] = "";
-    for (size_t i = 0; i < sm_params_count(p) && !rc; i++) {
-        sm_tensor *t = sm_params_at(p, i);
-        char name[300];
-        snprintf(name, sizeof name, "%s%s", strip ? "encoder." : "", t->name);
-        const sm_st_info *in = sm_st_find(f, name);
-        if (!in && strstr(t->name, "attn.relative_position_bias_table") &&
-            !strstr(t->name, "layers.")) {
-            /* ViT fine-tuning: every block starts from the shared pretraining table */
-            snprintf(name, sizeof name, "%srel_pos_bias.relative_position_bias_table",
-                     strip ? "encoder." : "");
-            if ((in = sm_st_find(f, name))) copied++;
-        }
-        if (!in) {
-            if (!kept++) snprintf(first_kept, sizeof first_kept, "%s", t->name);
-            continue;
-        }
-        bool rs = false;
-        rc = sm__load_tensor(t, f, in, &rs, err);
-        loaded++;
-        resized += rs;
-    }
-    if (!rc && loaded == 0)
+    sm_weight_source src = {f, strip ? "encoder." : ""};
+    sm__load_counts n = {0};
+    for (size_t i = 0; i < sm_params_count(p) && !rc; i++)
+        rc = sm__load_param(m, sm_params_at(p, i), &src, &n, err);
+    if (!rc && n.loaded == 0)
         rc = sm_error_set(err, SM_EDATA, path, 0, 0, NULL,
                           "no tensor of the file matches the model's parameters "
                           "(is it a checkpoint of another backbone?)");
     if (!rc && note)
         snprintf(note, note_len,
-                 "%s: %zu tensors loaded (%zu shared tables copied per block, %zu tables "
-                 "resized), %zu kept their initialisation%s%s%s",
-                 path, loaded, copied, resized, kept, kept ? " (" : "", first_kept,
-                 kept > 1 ? ", ...)"
-                 : kept   ? ")"
-                          : "");
+                 "%s: %zu tensors loaded (%zu copied from a shared tensor, %zu resized), %zu "
+                 "kept their initialisation%s%s%s",
+                 path, n.loaded, n.copied, n.resized, n.kept, n.kept ? " (" : "", n.first_kept,
+                 n.kept > 1 ? ", ...)"
+                 : n.kept   ? ")"
+                            : "");
     sm_st_close(f);
     return rc;
 }

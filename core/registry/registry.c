@@ -35,12 +35,13 @@ struct sm_registry {
     sm_error fail_err;
 };
 
-/* Smallest vtable size a component of each kind must have at ABI 1.0. */
+/* Smallest vtable size a component of each kind must have: its size at ABI 1.0 (slots added
+ * by later minor versions are optional and checked with SM_HAS_SLOT). */
 static size_t sm__min_struct_size(sm_kind kind)
 {
     switch (kind) {
     case SM_KIND_BACKEND: return sizeof(sm_backend_vtbl);
-    case SM_KIND_BACKBONE: return sizeof(sm_backbone_vtbl);
+    case SM_KIND_BACKBONE: return offsetof(sm_backbone_vtbl, adapt_weight);
     case SM_KIND_DATASET: return sizeof(sm_dataset_vtbl);
     case SM_KIND_OPTIMIZER: return sizeof(sm_optimizer_vtbl);
     case SM_KIND_SCHEDULER: return sizeof(sm_scheduler_vtbl);

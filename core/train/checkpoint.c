@@ -6,7 +6,6 @@
  *   __metadata__: format "simmim-checkpoint-1", task, epoch (the epoch in progress), batch (the
  *   next batch of that epoch; 0 at an epoch boundary), position (the loader's epoch-order
  *   position), step (optimizer steps done), optimizer (its name), config (the effective YAML). */
-#include "base/internal.h"
 #include "train/train_internal.h"
 
 #include <dirent.h>
@@ -15,10 +14,13 @@
 
 #define SM__CKPT_FORMAT "simmim-checkpoint-1"
 
-int sm__checkpoint_save(const char *path, sm_model *m, const sm_optimizer_vtbl *ovt, void *oself,
-                        const char *optim_name, const sm__ckpt_state *st, const char *config_yaml,
-                        sm_error *err)
+int sm__checkpoint_save(const char *path, const sm_trainer *tr, const sm__ckpt_state *st,
+                        const char *config_yaml, sm_error *err)
 {
+    sm_model *m = tr->model;
+    const sm_optimizer_vtbl *ovt = tr->ovt;
+    void *oself = tr->opt;
+    const char *optim_name = tr->set.optim_name;
     sm_params *p = sm_model_params(m);
     sm_st_writer *w = sm_st_writer_new();
     if (!w) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
@@ -90,9 +92,11 @@ static bool sm__same_shape(const sm_st_file *f, const char *name, const sm_tenso
     return same;
 }
 
-int sm__checkpoint_load(const char *path, sm_model *m, const sm_optimizer_vtbl *ovt, void *oself,
-                        sm__ckpt_state *st, sm_error *err)
+int sm__checkpoint_load(const char *path, sm_trainer *tr, sm__ckpt_state *st, sm_error *err)
 {
+    sm_model *m = tr->model;
+    const sm_optimizer_vtbl *ovt = tr->ovt;
+    void *oself = tr->opt;
     sm_st_file *f = NULL;
     int rc = sm_st_open(path, &f, err); /* validates the whole file, sizes included */
     if (rc) return rc;
@@ -104,7 +108,7 @@ int sm__checkpoint_load(const char *path, sm_model *m, const sm_optimizer_vtbl *
     size_t np = sm_params_count(p);
     int slots = ovt ? ovt->state_count(oself) : 0;
     if (!fmt || strcmp(fmt, SM__CKPT_FORMAT) != 0) {
-        rc = sm_error_set(err, SM_EFORMAT, path, 0, 0, NULL,
+        rc = sm_error_set(err, SM_EKIND, path, 0, 0, NULL,
                           "not a simmim training checkpoint (format '%s')", fmt ? fmt : "none");
         goto out;
     }
@@ -163,7 +167,10 @@ int sm__checkpoint_load(const char *path, sm_model *m, const sm_optimizer_vtbl *
                                 err);
         }
     }
-    if (!rc) *st = got;
+    if (!rc) {
+        *st = got;
+        tr->steps = got.step;
+    }
 out:
     sm_st_close(f);
     return rc;
@@ -251,4 +258,10 @@ size_t sm__checkpoint_list(const char *dir, const char *prefix, char ***paths)
     free(v);
     *paths = out;
     return out ? n : 0;
+}
+
+void sm__checkpoint_list_free(char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(paths[i]);
+    free(paths);
 }

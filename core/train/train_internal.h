@@ -1,15 +1,83 @@
-/* core/train/train_internal.h - checkpoints, shared by the trainer's files. */
+/* core/train/train_internal.h - shared by the trainer's files:
+ *   settings.c    the run's settings, read and checked once from the config
+ *   trainer.c     the model, optimizer and schedule, and one training step (public sm_trainer)
+ *   rundir.c      the output directory: creation, lock, ownership, atomic text files
+ *   metrics.c     metrics.jsonl, the progress line, summary.json
+ *   resume.c      resuming from the run's own checkpoints, or starting from resume_ckpt
+ *   evaluate.c    evaluation: top-1/top-5, per-class accuracy, confusion matrix
+ *   loop.c        the epochs: steps, logging, stop requests, checkpoints
+ *   train.c       sm_train: set-up, the job, tear-down
+ *   checkpoint.c  training checkpoints; confusion.c the confusion matrix */
 #ifndef SIMMIM_CORE_TRAIN_INTERNAL_H
 #define SIMMIM_CORE_TRAIN_INTERNAL_H
 
 #include "base/internal.h"
 #include "simmim/backend.h"
+#include "simmim/data.h"
 #include "simmim/loader.h"
 #include "simmim/ops.h"
-#include "simmim/version.h"
-#include "simmim/data.h"
 #include "simmim/optim.h"
 #include "simmim/train.h"
+#include "simmim/version.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+
+/* ---- settings.c ----------------------------------------------------------------------------- */
+
+typedef enum sm__run_task { SM__RUN_PRETRAIN = 0, SM__RUN_FINETUNE, SM__RUN_EVAL } sm__run_task;
+
+/* Everything a run reads from its config, typed, read once (sm__settings_read). Strings and
+ * sections are borrowed from the config, which outlives the run. */
+typedef struct sm__settings {
+    sm__run_task task;
+    const char *task_name;    /* "pretrain", "finetune", "eval"                              */
+    const char *data_section; /* "pretrain_dataset" or "finetune_dataset"                    */
+    const sm_cfg *data;       /* that section                                                */
+    uint64_t seed;
+    int64_t epochs, batch_size, per_epoch_size, initial_epoch;
+    int64_t num_classes; /* 0: as many as the dataset has                                     */
+    double lr_batch_factor; /* learning rates x batch/512 (arch simmim), else 1              */
+    bool clip;
+    double clip_norm;
+    double label_smoothing;
+    int64_t eval_interval, eval_offset; /* evaluate after epoch e (1-based) when
+                                           e % interval == offset                             */
+    int64_t save_every, keep_max;
+    char prefix[128];
+    char out_dir[PATH_MAX];
+    char resume_ckpt[PATH_MAX]; /* "" when null                                               */
+    const char *backbone, *optim_name, *lr_type;
+    const sm_cfg *optim, *sched, *backend; /* their sections                                 */
+    const char *backend_name;
+    int threads; /* 0: all cores                                                              */
+} sm__settings;
+
+const char *sm__run_task_name(sm__run_task t);
+/* Reads a validated config's run settings. Errors: SM_ECONFIG (a value that validation cannot
+ * judge alone, e.g. a path too long). */
+int sm__settings_read(const sm_config *cfg, sm__settings *s, sm_error *err);
+
+/* ---- trainer.c (struct sm_trainer, public in simmim/train.h) --------------------------------- */
+
+struct sm_trainer {
+    sm__settings set;
+    sm_backend *be;
+    bool owns_be;
+    sm_ctx *ctx;
+    sm_model *model;
+    const sm_optimizer_vtbl *ovt; /* NULL for evaluation only                                */
+    void *opt;
+    const sm_scheduler_vtbl *svt;
+    void *sched;
+    float *lr, *wd;    /* per parameter: the learning rate of the last step, weight decay   */
+    double *lr_scale;  /* per parameter: layer-wise decay                                    */
+    int64_t steps;     /* optimizer steps done                                               */
+    int64_t steps_per_epoch;
+};
+
+/* ---- checkpoint.c ----------------------------------------------------------------------------- */
 
 /* Where a run stands. */
 typedef struct sm__ckpt_state {
@@ -19,19 +87,20 @@ typedef struct sm__ckpt_state {
     int64_t step;     /* optimizer steps done                                               */
 } sm__ckpt_state;
 
-/* Writes parameters, optimizer state (ovt may be NULL) and state atomically to path. */
-int sm__checkpoint_save(const char *path, sm_model *m, const sm_optimizer_vtbl *ovt, void *oself,
-                        const char *optim_name, const sm__ckpt_state *st, const char *config_yaml,
-                        sm_error *err);
-/* Restores parameters and optimizer state; refuses another task, format or architecture with
- * a message naming the tensor. */
-int sm__checkpoint_load(const char *path, sm_model *m, const sm_optimizer_vtbl *ovt, void *oself,
-                        sm__ckpt_state *st, sm_error *err);
+/* Writes parameters, optimizer state and state atomically to path. */
+int sm__checkpoint_save(const char *path, const sm_trainer *t, const sm__ckpt_state *st,
+                        const char *config_yaml, sm_error *err);
+/* Restores parameters and optimizer state; refuses another task or architecture with a message
+ * naming the tensor (SM_EDATA). A file that is not a simmim training checkpoint at all (another
+ * format, e.g. bare weights) gives SM_EKIND; an unreadable one SM_EFORMAT / SM_EIO. */
+int sm__checkpoint_load(const char *path, sm_trainer *t, sm__ckpt_state *st, sm_error *err);
 /* Paths of "<prefix>-<epoch>_<step>.safetensors" files in dir (any prefix when NULL), highest
  * step first (malloc'd array of malloc'd strings). */
 size_t sm__checkpoint_list(const char *dir, const char *prefix, char ***paths);
+void sm__checkpoint_list_free(char **paths, size_t n);
 
-/* core/train/confusion.c: an evaluation's confusion matrix (rows: true class, columns: top-1). */
+/* ---- confusion.c: an evaluation's confusion matrix (rows: true class, columns: top-1) -------- */
+
 typedef struct sm__confusion {
     int classes;
     int64_t *m; /* classes x classes counts */
@@ -51,5 +120,65 @@ void sm__confusion_lowest(const sm__confusion *c, int count, const sm_dataset_vt
 /* The matrix as CSV text with class names in the first row and column (malloc'd; NULL on
  * ENOMEM). */
 char *sm__confusion_csv(const sm__confusion *c, const sm_dataset_vtbl *vt, const void *self);
+
+/* ---- the run ---------------------------------------------------------------------------------- */
+
+typedef struct sm__run {
+    const sm_config *cfg;
+    const sm_registry *reg;
+    const sm_train_opts *opts;
+    sm__settings set;
+    sm_backend *be;
+    int lock_fd;
+    FILE *metrics;
+    char *yaml; /* the effective config                                                       */
+    sm_trainer *tr;
+    sm_dataset ds, eval_ds;
+    sm_pipeline pipe, eval_pipe;
+    sm_loader *loader, *eval_loader;
+    int64_t spe; /* steps per epoch                                                           */
+    double t_start;
+    int64_t images_seen;
+    /* pretraining: the first images of the latest batch and their masks, for the
+     * reconstruction figure written with each checkpoint */
+    float *vis_images, *vis_mask;
+    int vis_n, vis_c, vis_s, vis_g;
+} sm__run;
+
+double sm__now(void);
+/* True once the caller asked the run to stop (sm_train_opts.stop). */
+bool sm__stop_requested(const sm__run *r);
+
+/* rundir.c */
+int sm__rundir_create(const char *path, bool *created, sm_error *err);
+int sm__rundir_lock(sm__run *r, sm_error *err);
+void sm__rundir_remove_stale_temps(const char *dir);
+int sm__rundir_check_owner(const sm__run *r, sm_error *err);
+/* Writes text to dir/name through a temporary file, fsync and a rename. */
+int sm__write_file(const char *dir, const char *name, const char *text, sm_error *err);
+
+/* metrics.c */
+int sm__metrics_open(sm__run *r, const sm__ckpt_state *st, bool append_only, sm_error *err);
+/* Appends one JSON object (stolen) and flushes. */
+int sm__metric(sm__run *r, json_t *obj, sm_error *err);
+/* A JSON number, or null when not finite (JSON has no NaN). */
+json_t *sm__jnum(double v);
+void sm__duration(double secs, char *buf, size_t n);
+int sm__write_summary(sm__run *r, const sm_train_result *res, int status, const sm_error *e);
+
+/* resume.c */
+/* A train_config.resume_ckpt that does not exist, located in the config (unless the run will
+ * resume from its own checkpoints). */
+int sm__resume_ckpt_exists(const sm__run *r, sm_error *err);
+/* Resumes from the run's newest loadable checkpoint, or else starts from resume_ckpt (ours to
+ * continue, or weights); *resumed tells whether the run continues one of its own. */
+int sm__resume(sm__run *r, sm__ckpt_state *st, sm_train_result *res, bool *resumed,
+               sm_error *err);
+
+/* evaluate.c */
+int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, sm_error *err);
+
+/* loop.c */
+int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, sm_error *err);
 
 #endif

@@ -47,7 +47,8 @@ extern "C" {
     XX(EDATA, -13, "bad data")                                                                 \
     XX(ERANGE, -14, "value out of range")                                                      \
     XX(ECANCELED, -15, "canceled")                                                             \
-    XX(EINTERNAL, -16, "internal error")
+    XX(EINTERNAL, -16, "internal error")                                                       \
+    XX(EKIND, -17, "a file of another kind")
 
 typedef enum sm_status {
 #define SM__STATUS_ENUM(name, value, text) SM_##name = value,
@@ -55,7 +56,7 @@ typedef enum sm_status {
 #undef SM__STATUS_ENUM
 } sm_status;
 
-#define SM_STATUS_COUNT 17
+#define SM_STATUS_COUNT 18
 
 /* "out of memory" etc.; "unknown status" for values outside the table. */
 SM_API const char *sm_status_str(int status);

@@ -55,6 +55,15 @@ typedef struct sm_buffer {
     const void *data;    /* borrowed, valid while the backbone lives                             */
 } sm_buffer;
 
+/* A checkpoint being loaded, as a backbone's adapt_weight sees it (sm_weight_source_*). */
+typedef struct sm_weight_source sm_weight_source;
+
+/* What adapt_weight did (a mask). */
+enum {
+    SM_ADAPT_COPIED = 1,  /* filled from a tensor of another name (e.g. a shared table)       */
+    SM_ADAPT_RESIZED = 2  /* resized from another shape (e.g. another window size)            */
+};
+
 typedef struct sm_backbone_vtbl {
     sm_component hdr; /* kind SM_KIND_BACKBONE; keys live in the `model` section               */
     /* Required. Reads its keys from the validated `model` section, declares its parameters
@@ -86,6 +95,15 @@ typedef struct sm_backbone_vtbl {
      * official model does for this backbone. NULL: weight trunc_normal(std 0.02, bounds +-2),
      * bias 0. */
     void (*init_head)(const void *self, sm_tensor *weight, sm_tensor *bias, sm_rng *rng);
+    /* ---- ABI 1.1 (check with SM_HAS_SLOT before use) ---- */
+    /* Optional. Adapts a foreign checkpoint to parameter `name` (WITHOUT prefix; t is its
+     * tensor) when the file has no tensor of that name and shape: a table shared by all blocks
+     * in pretraining but per block here, a relative position table of another window size...
+     * src reads the file's tensors by their names without the model's prefix. Returns a mask of
+     * SM_ADAPT_* when t was filled, 0 when this parameter has nothing to adapt (the core then
+     * keeps the initialisation, or reports the shape mismatch), a negative status on error. */
+    int (*adapt_weight)(const void *self, const char *name, sm_tensor *t,
+                        const sm_weight_source *src, sm_error *err);
 } sm_backbone_vtbl;
 
 /* For backbones' forward: checks images (B, in_chans, hp·patch, wp·patch) and, when given, the
@@ -95,6 +113,21 @@ typedef struct sm_backbone_vtbl {
 SM_API int sm_backbone_check_input(sm_ctx *ctx, const char *who, const sm_tensor *images,
                                    const sm_tensor *mask, int in_chans, int patch, int64_t hp,
                                    int64_t wp, bool has_mask_token, sm_tensor **mask_flat);
+
+/* For adapt_weight: the file's tensor `name` (without the model's prefix), NULL if absent. */
+SM_API const sm_st_info *sm_weight_source_find(const sm_weight_source *src, const char *name);
+/* Reads it as float32 into out (numel values: its whole size). */
+SM_API int sm_weight_source_read(const sm_weight_source *src, const char *name, float *out,
+                                 int64_t numel, sm_error *err);
+
+/* Resizes a relative position bias table from a window of side_in to side_out as the official
+ * fine-tuning does (microsoft/SimMIM utils.load_pretrained: per head, a cubic spline on a
+ * geometric grid, scipy's interp2d): in holds ((2·w_in-1)² + extra, heads) values, out
+ * ((2·w_out-1)² + extra, heads); the `extra` trailing rows (ViT's class-token rows) are copied.
+ * table_in / table_out are the sides of the square part (2·w - 1). Errors: SM_EUNSUPPORTED
+ * (a side below 4), SM_ENOMEM. */
+SM_API int sm_relpos_table_resize(const float *in, int table_in, int table_out, int heads,
+                                  int extra, float *out, sm_error *err);
 
 /* ---- the model -------------------------------------------------------------------------- */
 

@@ -23,7 +23,13 @@ extern "C" {
  * Major: bumped by any incompatible change (layout or meaning). Minor: bumped when slots are
  * appended at the end of a vtable; hosts check struct_size before using new slots. */
 #define SM_ABI_MAJOR 1
-#define SM_ABI_MINOR 0
+#define SM_ABI_MINOR 1
+
+/* True when a component's vtable `vt` of type `type` has `slot`: a component built against an
+ * older minor ABI has a shorter vtable (hdr.struct_size), and slots past its end must not be
+ * read. */
+#define SM_HAS_SLOT(vt, type, slot)                                                              \
+    ((vt)->hdr.struct_size >= offsetof(type, slot) + sizeof(((const type *)0)->slot))
 
 /* sm_kind (the component kinds) is declared in simmim/config.h: config sections choose
  * components by kind. */

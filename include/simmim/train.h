@@ -23,7 +23,9 @@
 #define SIMMIM_TRAIN_H
 
 #include "simmim/common.h"
+#include "simmim/backend.h"
 #include "simmim/config.h"
+#include "simmim/loader.h"
 #include "simmim/model.h"
 #include "simmim/registry.h"
 
@@ -51,6 +53,48 @@ typedef struct sm_train_result {
  * through opts->stop; a checkpoint was written), and what the components return. */
 SM_API int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *opts,
                     sm_train_result *result, sm_error *err);
+
+/* ---- one training step at a time: embedding, step-by-step checks ------------------------ */
+
+/* A trainer: the backend, the model (initialised from the config's seed), its optimizer and
+ * learning-rate schedule, as a config describes them (the same objects sm_train uses). It
+ * reads no data and writes no file: the caller feeds batches. */
+typedef struct sm_trainer sm_trainer;
+
+typedef struct sm_trainer_opts {
+    int num_classes;         /* classifier classes; 0: train_config.num_classes              */
+    int64_t steps_per_epoch; /* optimizer steps per epoch, for the schedule; 0: no optimizer */
+                             /* (a trainer for evaluation only)                               */
+    sm_backend *backend;     /* borrowed, must outlive the trainer; NULL: the trainer opens  */
+                             /* the config's backend section                                 */
+} sm_trainer_opts;
+
+/* What one sm_trainer_step did. */
+typedef struct sm_step_info {
+    double loss;      /* the batch's loss                                                   */
+    double grad_norm; /* global gradient norm before clipping                              */
+    double lr;        /* schedule(step) x batch scaling (before layer-wise decay)           */
+    bool stepped;     /* the parameters were updated                                        */
+} sm_step_info;
+
+SM_API int sm_trainer_new(const sm_registry *reg, const sm_config *cfg,
+                          const sm_trainer_opts *opts, sm_trainer **out, sm_error *err);
+SM_API void sm_trainer_free(sm_trainer *t);
+/* Borrowed; valid while the trainer lives. */
+SM_API sm_model *sm_trainer_model(sm_trainer *t);
+SM_API sm_ctx *sm_trainer_ctx(sm_trainer *t);
+SM_API sm_backend *sm_trainer_backend(sm_trainer *t);
+/* Optimizer steps done (the schedule's position); set when continuing a run. */
+SM_API int64_t sm_trainer_steps(const sm_trainer *t);
+SM_API void sm_trainer_set_steps(sm_trainer *t, int64_t steps);
+/* Trains on one batch: forward, loss, backward, clipping, learning rates, optimizer update.
+ * Errors: SM_EDATA when the loss or the gradient norm is not finite (nothing updated; info
+ * holds them), the model's errors, SM_EINVAL for a trainer without optimizer. */
+SM_API int sm_trainer_step(sm_trainer *t, const sm_batch *batch, sm_step_info *info,
+                           sm_error *err);
+/* Parameter i's learning rate in the last step (layer decay applied) and weight decay.
+ * SM_EINVAL for a bad index or a trainer without optimizer. */
+SM_API int sm_trainer_param_hparams(const sm_trainer *t, size_t i, double *lr, double *wd);
 
 /* sm_model_load_weights and sm_recon_figure are declared in simmim/model.h. */
 

@@ -123,6 +123,20 @@ static sm_tensor *toy_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
     return sm_reshape(ctx, x, 4, SM_SHAPE(B, D, t->hp, t->wp));
 }
 
+/* Optional (plugin ABI 1.1): adapting foreign weights. Checkpoints of an earlier version of this
+ * toy named the MLP's layers "fc1" / "fc2" (no "mlp." prefix); they still fine-tune: a
+ * parameter the checkpoint lacks under its own name is read from the old name. */
+static int toy_adapt_weight(const void *self, const char *name, sm_tensor *t,
+                            const sm_weight_source *src, sm_error *err)
+{
+    (void)self;
+    if (strncmp(name, "mlp.", 4) != 0) return 0;
+    const sm_st_info *in = sm_weight_source_find(src, name + 4);
+    if (!in || in->numel != sm_tensor_numel(t)) return 0;
+    int rc = sm_weight_source_read(src, name + 4, t->data, in->numel, err);
+    return rc ? rc : SM_ADAPT_COPIED;
+}
+
 static const sm_backbone_vtbl toy_vtbl = {
     .hdr =
         SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "toy",
@@ -132,6 +146,7 @@ static const sm_backbone_vtbl toy_vtbl = {
     .info = toy_info,
     .init = toy_init,
     .forward = toy_forward,
+    .adapt_weight = toy_adapt_weight,
 };
 
 static int toy_register(sm_registry *reg, sm_error *err)
