@@ -692,6 +692,10 @@ def build_file(name, case, run, shadow):
                                           for n in params),
         "final_weight_change_smallest_tensor": min(
             (rel_err(to_np(run["final"][n]), to_np(run["init"][n])), n) for n in params),
+        "adam_moments_worst_tensor": max(
+            (max(rel_err(to_np(run["adam"][n][0]), shadow["adam"][n][0].double().numpy()),
+                 rel_err(to_np(run["adam"][n][1]), shadow["adam"][n][1].double().numpy())), n)
+            for n in case["adam_state"]),
         "clip_decisions_equal": all(
             (float(a["clip_coef"]) < 1) == (float(b["clip_coef"]) < 1)
             for a, b in zip(run["rows"], shadow["rows"])),
@@ -861,6 +865,8 @@ def main():
         path = os.path.join(args.out, name + ".safetensors")
         st.write(path, tensors, meta)
         check_file(path, tensors, meta)
+        with open(os.path.join(args.out, name + ".yaml"), "w") as f:
+            f.write(meta["ours_config"])
         rows = run["rows"]
         clipped = sum(1 for r in rows if float(r["clip_coef"]) < 1)
         print(f"{name}: {os.path.getsize(path) / 1024:.0f} KiB, {len(rows)} micro-batches, "
