@@ -57,3 +57,24 @@ tests_mkimages_CFLAGS = $(AM_CFLAGS)
 tests_mkimages_LDADD = tests/libimgutil.la
 TESTS += tests/check_ringmo_run.sh
 EXTRA_DIST += tests/check_ringmo_run.sh
+
+# Training golden files (tools/golden_train/README.md): their configs validate; the C replay of
+# the steps themselves comes with the trainer's step API.
+TESTS += tests/check_golden_train_configs.sh
+GOLDEN_TRAIN_CASES = vit_pretrain swin_pretrain vit_finetune swin_finetune vit_pretrain_accum2 \
+	ringmo_vit_pretrain
+EXTRA_DIST += tests/check_golden_train_configs.sh tests/golden_train/README.md \
+	$(GOLDEN_TRAIN_CASES:%=tests/golden_train/%.safetensors) \
+	$(GOLDEN_TRAIN_CASES:%=tests/golden_train/%.yaml) \
+	tools/golden_train/README.md tools/golden_train/gen_golden_train.py \
+	tools/golden_train/replay.py tools/golden_train/ringmo_ref.py tools/golden_train/st.py \
+	tools/golden_train/stubs/termcolor/__init__.py tools/golden_train/stubs/yacs/__init__.py \
+	tools/golden_train/stubs/yacs/config.py tools/golden_train/stubs/timm/__init__.py \
+	tools/golden_train/stubs/timm/data/__init__.py tools/golden_train/stubs/timm/loss/__init__.py \
+	tools/golden_train/stubs/timm/models/__init__.py \
+	tools/golden_train/stubs/timm/models/layers/__init__.py \
+	tools/golden_train/stubs/timm/scheduler/__init__.py \
+	tools/golden_train/stubs/timm/scheduler/cosine_lr.py \
+	tools/golden_train/stubs/timm/scheduler/scheduler.py \
+	tools/golden_train/stubs/timm/scheduler/step_lr.py \
+	tools/golden_train/stubs/timm/utils/__init__.py

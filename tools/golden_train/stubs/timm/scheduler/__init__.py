@@ -1,0 +1,3 @@
+from .cosine_lr import CosineLRScheduler
+from .scheduler import Scheduler
+from .step_lr import StepLRScheduler
