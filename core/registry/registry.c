@@ -35,11 +35,12 @@ struct sm_registry {
     sm_error fail_err;
 };
 
-/* Smallest vtable size a component of each kind must have at ABI 1.0. */
+/* Smallest vtable size a component of each kind must have at ABI 1.0 (slots appended by later
+ * minors are optional: users check struct_size before reading them). */
 static size_t sm__min_struct_size(sm_kind kind)
 {
     switch (kind) {
-    case SM_KIND_BACKEND: return sizeof(sm_backend_vtbl);
+    case SM_KIND_BACKEND: return offsetof(sm_backend_vtbl, set_precision);
     case SM_KIND_BACKBONE: return sizeof(sm_backbone_vtbl);
     case SM_KIND_DATASET: return sizeof(sm_dataset_vtbl);
     case SM_KIND_OPTIMIZER: return sizeof(sm_optimizer_vtbl);

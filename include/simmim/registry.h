@@ -21,9 +21,10 @@ extern "C" {
 
 /* ABI version of the plugin interface (descriptor, component vtables, the types they use).
  * Major: bumped by any incompatible change (layout or meaning). Minor: bumped when slots are
- * appended at the end of a vtable; hosts check struct_size before using new slots. */
+ * appended at the end of a vtable; hosts check struct_size before using new slots.
+ * 1.1: sm_backend_vtbl.set_precision. */
 #define SM_ABI_MAJOR 1
-#define SM_ABI_MINOR 0
+#define SM_ABI_MINOR 1
 
 /* sm_kind (the component kinds) is declared in simmim/config.h: config sections choose
  * components by kind. */
