@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
@@ -416,6 +417,12 @@ START_TEST(test_describe)
         }
         sm_backend_describe(be, buf, sizeof buf);
         ck_assert_msg(strstr(buf, "2 matmul primitives cached"), "%s", buf);
+        /* the caller's OpenMP thread count is restored after a call (the backend sets its own
+         * for oneDNN, which follows omp_get_max_threads) */
+        omp_set_num_threads(3);
+        sm_backend_sgemm(be, SM_NO_TRANS, SM_NO_TRANS, 2, 2, 3, 1.0f, a, 3, 1, a, 2, 1, 0.0f, c, 2,
+                         1);
+        ck_assert_int_eq(omp_get_max_threads(), 3);
     } else {
         ck_assert_msg(strstr(buf, "reference GEMM"), "%s", buf);
     }
