@@ -403,6 +403,8 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, f
         if (mem[i]) dnnl_memory_destroy(mem[i]);
     if (owned) prim_free(e);
     omp_set_num_threads(saved);
+    /* a failed execution is taken to have written nothing (oneDNN checks arguments and
+     * allocates its scratchpad before computing), so the fallback redoes the whole call */
     if (st != dnnl_success) {
         char why[96];
         snprintf(why, sizeof why, "oneDNN refused a %lldx%lldx%lld matmul (status %d)",
