@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static sm_registry *reg;
 
@@ -414,26 +415,48 @@ static const char *golden_files[] = {
 };
 #define N_GOLDEN ((int)(sizeof golden_files / sizeof golden_files[0]))
 
+/* verify runs: fp32 on every backend (the strict tier), and bf16 on ref, the oracle, and on
+ * onednn where this CPU runs it (the bf16 tier, docs/backends.md) */
+static const struct {
+    const char *backend, *precision;
+} verify_runs[] = {
+    {"blis", "fp32"}, {"ref", "fp32"}, {"onednn", "fp32"}, {"ref", "bf16"}, {"onednn", "bf16"},
+};
+
 START_TEST(test_verify_golden)
 {
+    const char *backend = verify_runs[_i].backend, *precision = verify_runs[_i].precision;
+    bool bf16 = strcmp(precision, "bf16") == 0;
+    if (strcmp(backend, "onednn") == 0) {
+        if (access(sm_test_build("../plugins/.libs/sm_onednn.so"), R_OK) != 0) return;
+        __builtin_cpu_init();
+        if (bf16 && !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
+            return; /* refused there (tested in check_backend) */
+    }
     const char *ctl = getenv("SIMMIMCTL");
     ck_assert_ptr_nonnull(ctl);
     char cmd[8192];
     int k;
-    k = snprintf(cmd, sizeof cmd, "'%s' verify --backend %s", ctl, _i ? "ref" : "blis");
+    k = snprintf(cmd, sizeof cmd, "'%s' verify --backend %s --precision %s", ctl, backend,
+                 precision);
     for (size_t i = 0; i < sizeof golden_files / sizeof golden_files[0]; i++)
         k += snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s'", sm_test_src(golden_files[i]));
     char *out = NULL;
     int rc = run_cmd(cmd, &out);
     ck_assert_ptr_nonnull(out);
     ck_assert_msg(rc == 0, "verify exited %d:\n%s", rc, out);
-    int strict = 0;
-    for (const char *p = out; (p = strstr(p, "PASS at the required tier")); p++) {
-        const char *eol = strchr(p, '\n'), *r = strstr(p, "strict tier (1e-05, 1e-04) reached");
-        if (r && (!eol || r < eol)) strict++;
+    int good = 0;
+    if (bf16) {
+        for (const char *p = out; (p = strstr(p, "PASS at the bf16 tier")); p++) good++;
+    } else {
+        for (const char *p = out; (p = strstr(p, "PASS at the required tier")); p++) {
+            const char *eol = strchr(p, '\n'), *r = strstr(p, "strict tier (1e-05, 1e-04) reached");
+            if (r && (!eol || r < eol)) good++;
+        }
     }
-    ck_assert_msg(strict == N_GOLDEN, "%d of %d files reach the strict tier:\n%s", strict, N_GOLDEN,
-                  out);
+    ck_assert_msg(good == N_GOLDEN, "%s %s: %d of %d files reach the %s tier:\n%s", backend,
+                  precision, good, N_GOLDEN, bf16 ? "bf16" : "strict", out);
     ck_assert_msg(strstr(out, "FAIL") == NULL, "%s", out);
     free(out);
 }
@@ -504,6 +527,20 @@ START_TEST(test_verify_detects_errors)
     rc = run_cmd(cmd, &out);
     ck_assert_int_eq(rc, 2);
     free(out);
+
+    /* a precision that does not exist; one the backend cannot run */
+    const char *golden = sm_test_src("golden/simmim_vit_shared_rpb.safetensors");
+    snprintf(cmd, sizeof cmd, "'%s' verify --precision fp16 '%s'", ctl, golden);
+    rc = run_cmd(cmd, &out);
+    ck_assert_msg(rc == 2 && strstr(out, "--precision must be fp32 or bf16, not 'fp16'"), "%d: %s",
+                  rc, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' verify --backend blis --precision bf16 '%s'", ctl, golden);
+    rc = run_cmd(cmd, &out);
+    ck_assert_msg(rc != 0 && strstr(out, "backend.precision: backend 'blis' cannot run precision "
+                                         "bf16"),
+                  "%d: %s", rc, out);
+    free(out);
     sm_test_rmtree(tmp);
     free(tmp);
 }
@@ -532,7 +569,8 @@ static Suite *models_suite(void)
     suite_add_tcase(s, full);
     TCase *ver = tcase_create("verify");
     tcase_set_timeout(ver, 600);
-    tcase_add_loop_test(ver, test_verify_golden, 0, 2);
+    tcase_add_loop_test(ver, test_verify_golden, 0,
+                        (int)(sizeof verify_runs / sizeof verify_runs[0]));
     tcase_add_test(ver, test_verify_detects_errors);
     suite_add_tcase(s, ver);
     return s;

@@ -15,9 +15,11 @@ tests_check_safetensors_SOURCES = tests/check_safetensors.c
 tests_check_safetensors_CFLAGS = $(TEST_CFLAGS)
 tests_check_safetensors_LDADD = $(TEST_LIBS)
 
-# blis plugin against ref (exit 77 = SKIP when the plugin is not built)
+# every built backend (ref, blis, onednn) against exact products and the ref oracle; bf16
+# (docs/backends.md)
 check_PROGRAMS += tests/check_backend
 TESTS += tests/check_backend
 tests_check_backend_SOURCES = tests/check_backend.c
 tests_check_backend_CFLAGS = $(TEST_CFLAGS)
 tests_check_backend_LDADD = $(TEST_LIBS)
+EXTRA_DIST += docs/backends.md

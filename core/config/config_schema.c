@@ -154,8 +154,11 @@ static const sm_key sm__wrapper_keys[] = {
 };
 
 static const sm_key sm__backend_keys[] = {
-    {"name", SM_KEY_STRING, "blis", NULL, 0, "compute backend component (blis, ref)"},
+    {"name", SM_KEY_STRING, "blis", NULL, 0, "compute backend component (blis, onednn, ref)"},
     {"threads", SM_KEY_INT, "0", "[0,)", 0, "threads; 0: all cores"},
+    {"precision", SM_KEY_STRING, "fp32", "fp32|bf16", 0,
+     "GEMM inputs: fp32, or bf16 (rounded to bfloat16, fp32 accumulation and outputs; "
+     "everything else stays fp32)"},
     {0},
 };
 

@@ -40,7 +40,7 @@ struct sm_registry {
 static size_t sm__min_struct_size(sm_kind kind)
 {
     switch (kind) {
-    case SM_KIND_BACKEND: return sizeof(sm_backend_vtbl);
+    case SM_KIND_BACKEND: return offsetof(sm_backend_vtbl, set_precision);
     case SM_KIND_BACKBONE: return offsetof(sm_backbone_vtbl, adapt_weight);
     case SM_KIND_DATASET: return sizeof(sm_dataset_vtbl);
     case SM_KIND_OPTIMIZER: return sizeof(sm_optimizer_vtbl);

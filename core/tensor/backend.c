@@ -1,7 +1,53 @@
-/* core/tensor/backend.c - opening backends by name and dispatching GEMMs to them. */
+/* core/tensor/backend.c - opening backends by name, setting their precision, dispatching GEMMs
+ * to them. */
 #include "tensor/tensor_internal.h"
 
 #include <omp.h>
+#include <stddef.h>
+
+const char *sm_precision_name(sm_precision p) { return p == SM_PRECISION_BF16 ? "bf16" : "fp32"; }
+
+int sm_precision_parse(const char *s, sm_precision *p)
+{
+    if (s && sm__strcasecmp(s, "fp32") == 0) {
+        *p = SM_PRECISION_FP32;
+        return 0;
+    }
+    if (s && sm__strcasecmp(s, "bf16") == 0) {
+        *p = SM_PRECISION_BF16;
+        return 0;
+    }
+    return SM_EINVAL;
+}
+
+/* The vtable's set_precision, or NULL when it is absent (a vtable of ABI 1.0) or empty. */
+static int (*set_precision_slot(const sm_backend_vtbl *vt))(void *, sm_precision, sm_error *)
+{
+    if (vt->hdr.struct_size < offsetof(sm_backend_vtbl, set_precision) + sizeof vt->set_precision)
+        return NULL;
+    return vt->set_precision;
+}
+
+int sm_backend_set_precision(sm_backend *be, sm_precision p, sm_error *err)
+{
+    if (p == be->precision) return 0;
+    /* be->precision changes only through the slot, so without it p is not fp32 here */
+    int (*set)(void *, sm_precision, sm_error *) = set_precision_slot(be->vt);
+    if (!set)
+        return sm_error_set(err, SM_EUNSUPPORTED, NULL, 0, 0, "backend.precision",
+                            "backend '%s' does not support precision %s: it computes in fp32 "
+                            "only",
+                            sm_backend_name(be), sm_precision_name(p));
+    int rc = set(be->self, p, err);
+    if (rc) return rc;
+    be->precision = p;
+    return 0;
+}
+
+sm_precision sm_backend_precision(const sm_backend *be)
+{
+    return be ? be->precision : SM_PRECISION_FP32;
+}
 
 int sm_backend_new(const sm_registry *reg, const char *name, const sm_cfg *section, int threads,
                    sm_backend **out, sm_error *err)
@@ -24,9 +70,20 @@ int sm_backend_new(const sm_registry *reg, const char *name, const sm_cfg *secti
     if (!be) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     be->vt = vt;
     be->threads = threads;
+    be->precision = SM_PRECISION_FP32;
     int rc = vt->create(section, threads, &be->self, err);
     if (rc) {
         free(be);
+        return rc;
+    }
+    const char *prec = section ? sm_cfg_str(section, "precision") : NULL;
+    sm_precision p = SM_PRECISION_FP32;
+    if (prec && sm_precision_parse(prec, &p) != 0)
+        rc = sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "backend.precision",
+                          "unknown precision '%s' (fp32 or bf16)", prec);
+    if (!rc) rc = sm_backend_set_precision(be, p, err);
+    if (rc) {
+        sm_backend_free(be);
         return rc;
     }
     *out = be;

@@ -229,6 +229,20 @@ static size_t blis_describe(void *self, char *buf, size_t n)
     return r < 0 ? 0 : (size_t)r;
 }
 
+/* BLIS 0.9 has no bf16 GEMM (no bf16 datatype in its typed API). Rounding the inputs to bf16
+ * and running sgemm would give bf16 numbers at fp32 speed plus a copy: refused instead, so that
+ * bf16 always means bf16 arithmetic. */
+static int blis_set_precision(void *self, sm_precision p, sm_error *err)
+{
+    (void)self;
+    if (p == SM_PRECISION_FP32) return 0;
+    return sm_error_set(err, SM_EUNSUPPORTED, NULL, 0, 0, "backend.precision",
+                        "backend 'blis' cannot run precision %s: BLIS %s has no bf16 GEMM "
+                        "(use backend.name onednn on a CPU with AVX-512, or ref to check "
+                        "numerics)",
+                        sm_precision_name(p), bli_info_get_version_str());
+}
+
 static const sm_key blis_keys[] = {
     {"arch", SM_KEY_STRING, "auto", "auto|skx|haswell|zen3|zen2|zen|sandybridge|generic", 0,
      "BLIS kernel set; auto keeps BLIS's choice where BLIS knows the CPU and otherwise picks the "
@@ -244,6 +258,7 @@ static const sm_backend_vtbl blis_vtbl = {
     .destroy = blis_destroy,
     .sgemm = blis_sgemm,
     .describe = blis_describe,
+    .set_precision = blis_set_precision,
 };
 
 static int blis_register(sm_registry *reg, sm_error *err)
