@@ -261,6 +261,13 @@ START_TEST(test_plot_partial)
     ck_assert_msg(strstr(out, "warning: pre/metrics.jsonl:3: not JSON"), "%s", out);
     free(out);
     ck_assert(exists("warned.png"));
+
+    /* a directory name that is not UTF-8 (cairo draws only UTF-8): drawn with '?' for the byte */
+    write_run("caf\xe9", 1, 4, 1.0, 1e-3, false);
+    rc = run("'caf\xe9' -o latin1.png --title 'x\xc0y'", &out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    free(out);
+    ck_assert(exists("latin1.png"));
 }
 END_TEST
 

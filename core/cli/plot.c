@@ -100,19 +100,63 @@ static void sm__font_set(cairo_t *cr, double size, bool bold)
     cairo_set_font_size(cr, size);
 }
 
+/* The length of the valid UTF-8 sequence at s (1 to 4), 0 if none starts there. */
+static int sm__utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    int n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+            : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    for (int k = 1; k < n; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) || /* overlong, surrogate */
+        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))  /* overlong, > U+10FFFF */
+        return 0;
+    return n;
+}
+
+/* s if it is valid UTF-8 (cairo refuses anything else and stops drawing), else a copy in buf
+ * with '?' for each byte that is not (a directory name can be any bytes) */
+static const char *sm__utf8(const char *s, char *buf, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (u[i]) {
+        int n = sm__utf8_len(u + i);
+        if (!n) break;
+        i += (size_t)n;
+    }
+    if (!u[i]) return s;
+    size_t o = 0;
+    for (i = 0; u[i] && o + 5 < len;) {
+        int n = sm__utf8_len(u + i);
+        if (!n) {
+            buf[o++] = '?';
+            i++;
+        } else {
+            memcpy(buf + o, u + i, (size_t)n);
+            o += (size_t)n;
+            i += (size_t)n;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static double sm__text_width(cairo_t *cr, const char *s)
 {
+    char buf[512];
     cairo_text_extents_t te;
-    cairo_text_extents(cr, s, &te);
+    cairo_text_extents(cr, sm__utf8(s, buf, sizeof buf), &te);
     return te.x_advance;
 }
 
 /* s with its baseline at y; align -1 left of x, 0 centred on x, 1 right of x */
 static void sm__text(cairo_t *cr, double x, double y, const char *s, int align)
 {
+    char buf[512];
     double w = sm__text_width(cr, s);
     cairo_move_to(cr, x - (align + 1) * w / 2, y);
-    cairo_show_text(cr, s);
+    cairo_show_text(cr, sm__utf8(s, buf, sizeof buf));
     cairo_new_path(cr);
 }
 
