@@ -66,21 +66,66 @@ static long long sm__count(const json_t *o, const char *key)
     return json_is_integer(v) && json_integer_value(v) >= 0 ? (long long)json_integer_value(v) : -1;
 }
 
+/* What a metrics file has given so far. */
+typedef struct sm__reader {
+    sm__step *steps; /* step records, kept until every epoch's length is known */
+    size_t n_steps, cap;
+    bool *ended; /* ended[e]: epoch e has its epoch record (e < n_epochs) */
+    long long n_epochs;
+    size_t records;
+} sm__reader;
+
+/* Takes record o (event ev, epoch >= 0) into rd and r. 0, or -1 when out of memory. */
+static int sm__reader_add(sm__reader *rd, sm_plot_run *r, const json_t *o, const char *ev,
+                          long long epoch)
+{
+    if (epoch >= rd->n_epochs) { /* ended[] covers every epoch seen */
+        bool *ne = realloc(rd->ended, (size_t)(epoch + 1) * sizeof *ne);
+        if (!ne) return -1;
+        memset(ne + rd->n_epochs, 0, (size_t)(epoch + 1 - rd->n_epochs) * sizeof *ne);
+        rd->ended = ne;
+        rd->n_epochs = epoch + 1;
+    }
+    if (!strcmp(ev, "step")) {
+        if (rd->n_steps == rd->cap) {
+            size_t nc = rd->cap ? 2 * rd->cap : 256;
+            sm__step *ns = realloc(rd->steps, nc * sizeof *ns);
+            if (!ns) return -1;
+            rd->steps = ns;
+            rd->cap = nc;
+        }
+        /* a non-finite step's record has no batch: the one after the previous */
+        const sm__step *prev = rd->n_steps ? &rd->steps[rd->n_steps - 1] : NULL;
+        long long b = sm__count(o, "batch");
+        if (b < 0) b = prev && prev->epoch == epoch ? prev->batch + 1 : 0;
+        rd->steps[rd->n_steps++] = (sm__step){epoch, b, sm__num(o, "loss"), sm__num(o, "lr")};
+    } else if (!strcmp(ev, "epoch")) {
+        rd->ended[epoch] = true;
+        if (sm_cli_plot_add(&r->epoch_loss, (double)epoch + 0.5, sm__num(o, "loss"))) return -1;
+    } else if (!strcmp(ev, "eval")) {
+        if (sm_cli_plot_add(&r->top1, (double)epoch + 1, sm__num(o, "top1"))) return -1;
+    } else {
+        return 0; /* other events: newer writers' records, not drawn */
+    }
+    rd->records++;
+    return 0;
+}
+
 /* Places the steps on the x axis: step (epoch e, batch b) at e + (b + 1) / n_e, n_e the
  * steps of epoch e when it has ended (an epoch record), else the most of any ended epoch or of
  * the steps seen in it (a run in its first epoch fills the first epoch). */
-static int sm__place_steps(sm_plot_run *r, const sm__step *s, size_t n, const bool *ended,
-                           long long n_epochs)
+static int sm__reader_place_steps(const sm__reader *rd, sm_plot_run *r)
 {
-    long long *spe = calloc((size_t)n_epochs + 1, sizeof *spe), most = 0;
+    long long *spe = calloc((size_t)rd->n_epochs + 1, sizeof *spe), most = 0;
     if (!spe) return -1;
-    for (size_t i = 0; i < n; i++)
+    const sm__step *s = rd->steps;
+    for (size_t i = 0; i < rd->n_steps; i++)
         if (s[i].batch + 1 > spe[s[i].epoch]) spe[s[i].epoch] = s[i].batch + 1;
-    for (long long e = 0; e < n_epochs; e++)
-        if (ended[e] && spe[e] > most) most = spe[e];
+    for (long long e = 0; e < rd->n_epochs; e++)
+        if (rd->ended[e] && spe[e] > most) most = spe[e];
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        long long e = s[i].epoch, d = ended[e] || spe[e] > most ? spe[e] : most;
+    for (size_t i = 0; i < rd->n_steps && !rc; i++) {
+        long long e = s[i].epoch, d = rd->ended[e] || spe[e] > most ? spe[e] : most;
         double x = (double)e + (double)(s[i].batch + 1) / (double)d;
         rc = sm_cli_plot_add(&r->step_loss, x, s[i].loss) || sm_cli_plot_add(&r->lr, x, s[i].lr);
     }
@@ -97,17 +142,15 @@ static int sm__plot_read(const char *path, sm_plot_run *r)
         fprintf(stderr, "simmimctl plot: %s: cannot open: %s\n", path, strerror(errno));
         return SM_EXIT_FAILURE;
     }
-    sm__step *steps = NULL;
-    size_t n_steps = 0, cap = 0, records = 0, skipped = 0, len = 0;
-    bool *ended = NULL; /* ended[e]: epoch e has its epoch record */
-    long long n_epochs = 0, lineno = 0;
+    sm__reader rd = {0};
+    size_t skipped = 0, len = 0;
+    long long lineno = 0;
     char *line = NULL;
     ssize_t got;
     int rc = 0;
     errno = 0;
     while (!rc && (got = getline(&line, &len, f)) > 0) {
         lineno++;
-        bool complete = line[got - 1] == '\n';
         json_error_t je;
         json_t *o = json_loads(line, 0, &je);
         char bad_json[200];
@@ -119,50 +162,11 @@ static int sm__plot_read(const char *path, sm_plot_run *r)
         if (!why && epoch < 0 && (!strcmp(ev, "step") || !strcmp(ev, "epoch") || !strcmp(ev, "eval")))
             why = "no \"epoch\" count";
         if (!why && epoch > 10000000) why = "\"epoch\" out of range";
-        if (why) {
-            if (complete || !feof(f)) { /* a last line cut short is being written: quiet */
-                if (skipped++ < SM__PLOT_MAX_WARNINGS)
-                    fprintf(stderr, "simmimctl plot: warning: %s:%lld: %s; line skipped\n", path,
-                            lineno, why);
-            }
-            json_decref(o);
-            continue;
-        }
-        if (epoch >= n_epochs) { /* ended[] covers every epoch seen */
-            bool *ne = realloc(ended, (size_t)(epoch + 1) * sizeof *ne);
-            if (!ne) rc = -1;
-            else {
-                memset(ne + n_epochs, 0, (size_t)(epoch + 1 - n_epochs) * sizeof *ne);
-                ended = ne;
-                n_epochs = epoch + 1;
-            }
-        }
-        if (rc) {
-        } else if (!strcmp(ev, "step")) {
-            if (n_steps == cap) {
-                size_t nc = cap ? 2 * cap : 256;
-                sm__step *ns = realloc(steps, nc * sizeof *ns);
-                if (!ns) rc = -1;
-                else {
-                    steps = ns;
-                    cap = nc;
-                }
-            }
-            if (!rc) {
-                /* a non-finite step's record has no batch: the one after the previous */
-                long long b = sm__count(o, "batch");
-                if (b < 0) b = n_steps && steps[n_steps - 1].epoch == epoch ? steps[n_steps - 1].batch + 1 : 0;
-                steps[n_steps++] = (sm__step){epoch, b, sm__num(o, "loss"), sm__num(o, "lr")};
-                records++;
-            }
-        } else if (!strcmp(ev, "epoch")) {
-            ended[epoch] = true;
-            rc = sm_cli_plot_add(&r->epoch_loss, (double)epoch + 0.5, sm__num(o, "loss"));
-            records++;
-        } else if (!strcmp(ev, "eval")) {
-            rc = sm_cli_plot_add(&r->top1, (double)epoch + 1, sm__num(o, "top1"));
-            records++;
-        } /* other events: newer writers' records, not drawn */
+        if (!why)
+            rc = sm__reader_add(&rd, r, o, ev, epoch);
+        else if ((line[got - 1] == '\n' || !feof(f)) && skipped++ < SM__PLOT_MAX_WARNINGS)
+            fprintf(stderr, "simmimctl plot: warning: %s:%lld: %s; line skipped\n", path, lineno,
+                    why); /* (a last line cut short is being written: quiet) */
         json_decref(o);
         errno = 0;
     }
@@ -170,9 +174,9 @@ static int sm__plot_read(const char *path, sm_plot_run *r)
     int read_errno = errno;
     fclose(f);
     free(line);
-    if (!rc && n_steps) rc = sm__place_steps(r, steps, n_steps, ended, n_epochs);
-    free(steps);
-    free(ended);
+    if (!rc && rd.n_steps) rc = sm__reader_place_steps(&rd, r);
+    free(rd.steps);
+    free(rd.ended);
     if (rc) {
         fprintf(stderr, "simmimctl plot: %s: out of memory\n", path);
         return SM_EXIT_FAILURE;
@@ -185,7 +189,7 @@ static int sm__plot_read(const char *path, sm_plot_run *r)
                 strerror(read_errno ? read_errno : EIO));
         return SM_EXIT_FAILURE;
     }
-    if (!records) {
+    if (!rd.records) {
         fprintf(stderr, "simmimctl plot: %s: no step, epoch or eval record to plot%s\n", path,
                 skipped ? " (every line was skipped)" : "");
         return SM_EXIT_FAILURE;
