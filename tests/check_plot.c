@@ -314,7 +314,8 @@ START_TEST(test_plot_errors)
     /* usage errors: exit 2 */
     static const char *const usage[] = {"pre -o x.jpg", "pre", "-o x.png", "pre -o x.png --frob",
                                         "pre -o x.png --label a --label b", "pre -o x.png --label",
-                                        "pre -o x.png --width 10"};
+                                        "pre -o x.png --width 10",
+                                        "pre ft -o x.png --height 300" /* 3 panels: >= 422 */};
     for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
         rc = run(usage[i], &out);
         ck_assert_msg(rc == 2, "'%s': exit %d:\n%s", usage[i], rc, out);

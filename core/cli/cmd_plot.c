@@ -35,11 +35,12 @@ static const char plot_usage[] =
     "top-1 when some run has evaluations. Several runs are overlaid in distinct colours, named\n"
     "in a legend. A run still going is drawn as far as it got.\n\n"
     "  -o, --output FILE  the picture: .png, .svg or .pdf (by the extension)\n"
-    "  --label NAME       the legend name of the next run (repeatable, in the order of the\n"
-    "                     runs; default: the run's directory name)\n"
+    "  --label NAME       a legend name: the first --label names the first RUN_DIR, and so\n"
+    "                     on (default: the run's directory name)\n"
     "  --title TEXT       a title above the legend (default: none)\n"
-    "  --width N          width in pixels (points for SVG/PDF; default 900)\n"
-    "  --height N         height (default: 250 per panel plus the title and legend)\n\n"
+    "  --width N          width in pixels (points for SVG/PDF), 400 to 8000 (default 900)\n"
+    "  --height N         height, 200 to 8000 (default: 250 per panel plus the legend;\n"
+    "                     at least 120 per panel)\n\n"
     "A line of metrics.jsonl that cannot be read is skipped with a warning (file:line).\n"
     "Exit status: 0 written; 1 a run without readable metrics (every such file is named;\n"
     "nothing is written) or a write failure; 2 usage error.\n";
@@ -343,8 +344,8 @@ int sm_cmd_plot(int argc, char **argv)
                           : !out                         ? "--output FILE is required"
                           : sm__plot_format_of(out) < 0  ? "--output must end in .png, .svg or .pdf"
                           : n_labels > n_runs            ? "more --label than runs"
-                          : v[3] && sm_cli_parse_long(v[3], 200, 20000, &width) ? "--width takes 200..20000"
-                          : v[4] && sm_cli_parse_long(v[4], 200, 20000, &height) ? "--height takes 200..20000"
+                          : v[3] && sm_cli_parse_long(v[3], 400, 8000, &width) ? "--width takes 400 to 8000"
+                          : v[4] && sm_cli_parse_long(v[4], 200, 8000, &height) ? "--height takes 200 to 8000"
                                                                                 : NULL;
     if (problem) {
         fprintf(stderr, "simmimctl plot: %s (see 'simmimctl plot --help')\n", problem);
@@ -376,7 +377,15 @@ int sm_cmd_plot(int argc, char **argv)
         fprintf(stderr, "simmimctl plot: nothing written (%s)\n", out);
         goto out_runs;
     }
-    double h = height ? (double)height : sm_cli_plot_height(runs, n_runs, title, (double)width);
+    double h = height ? (double)height
+                      : sm_cli_plot_height(runs, n_runs, title, (double)width, SM_PLOT_PANEL);
+    double least = sm_cli_plot_height(runs, n_runs, title, (double)width, SM_PLOT_PANEL_MIN);
+    if (h < least) {
+        fprintf(stderr, "simmimctl plot: --height %ld leaves no room for the panels: at least %.0f "
+                        "for these runs (see 'simmimctl plot --help')\n", height, least);
+        rc = SM_EXIT_USAGE;
+        goto out_runs;
+    }
     rc = sm__plot_save(out, (sm__plot_format)sm__plot_format_of(out), runs, n_runs, title,
                        (double)width, h);
     if (!rc) printf("%s: %zu run%s\n", out, n_runs, n_runs == 1 ? "" : "s");

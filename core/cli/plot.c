@@ -23,7 +23,6 @@ static const double sm__right = 28;        /* right of the plot boxes           
 static const double sm__top = 12;          /* above the title / legend                 */
 static const double sm__title_h = 32;      /* the title's line                         */
 static const double sm__legend_h = 22;     /* one legend row                           */
-static const double sm__panel_h = 250;     /* one panel (default height)               */
 static const double sm__panel_top = 34;    /* a panel's title, above its box           */
 static const double sm__panel_bottom = 26; /* the x tick labels, below a box           */
 static const double sm__xlabel_h = 24;     /* "epoch" under the last panel             */
@@ -203,7 +202,8 @@ static double sm__header_h(cairo_t *cr, const sm_plot_run *runs, size_t n, const
     return sm__top + (title && *title ? sm__title_h : 0) + rows * sm__legend_h + 4;
 }
 
-double sm_cli_plot_height(const sm_plot_run *runs, size_t n, const char *title, double width)
+double sm_cli_plot_height(const sm_plot_run *runs, size_t n, const char *title, double width,
+                          double panel_h)
 {
     cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
     cairo_t *cr = cairo_create(s);
@@ -212,7 +212,7 @@ double sm_cli_plot_height(const sm_plot_run *runs, size_t n, const char *title, 
     cairo_surface_destroy(s);
     int panels = 0;
     for (int p = 0; p < SM__P_COUNT; p++) panels += sm__panel_shown(runs, n, p);
-    return ceil(h + panels * sm__panel_h + sm__xlabel_h);
+    return ceil(h + panels * panel_h + sm__xlabel_h);
 }
 
 /* ---- axes ---------------------------------------------------------------------------------- */
@@ -242,6 +242,13 @@ static sm__axis sm__axis_make(double lo, double hi, int ticks)
     a.lo = floor(lo / a.step + 1e-9) * a.step;
     a.hi = ceil(hi / a.step - 1e-9) * a.step;
     return a;
+}
+
+/* About one tick per `gap` units of an axis `len` long, 3 to `most`. */
+static int sm__ticks(double len, double gap, int most)
+{
+    int t = (int)(len / gap);
+    return t < 3 ? 3 : t > most ? most : t;
 }
 
 /* The label of tick v: fixed decimals as the step needs, or, for small steps and large values,
@@ -358,11 +365,12 @@ static void sm__panel(cairo_t *cr, int p, const sm_plot_run *runs, size_t n, dou
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     sm__font_set(cr, 14, true);
     sm__text(cr, x, y + 22, titles[p], -1);
-    if (p == SM__P_LOSS) {
+    if (p == SM__P_LOSS) { /* the key of the two curves, when it fits beside the title */
+        static const char key[] = "thin: each step, thick: epoch mean";
         double tw = sm__text_width(cr, titles[p]);
         sm__font_set(cr, 11.5, false);
         cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
-        sm__text(cr, x + tw + 12, y + 22, "thin: each step, thick: epoch mean", -1);
+        if (tw + 12 + sm__text_width(cr, key) <= w) sm__text(cr, x + tw + 12, y + 22, key, -1);
     }
     sm__box b = {x, y + sm__panel_top, w, h - sm__panel_top - sm__panel_bottom, xa, {0, 1, 1}};
     double lo = INFINITY, hi = -INFINITY;
@@ -387,7 +395,7 @@ static void sm__panel(cairo_t *cr, int p, const sm_plot_run *runs, size_t n, dou
     /* 4 % of the range around the values (none lies on the frame), not below 0 if none is,
      * nor above 100 % */
     double m = (hi - lo) * 0.04;
-    b.ya = sm__axis_make(lo >= 0 ? fmax(lo - m, 0) : lo - m, hi + m, 6);
+    b.ya = sm__axis_make(lo >= 0 ? fmax(lo - m, 0) : lo - m, hi + m, sm__ticks(b.h, 36, 6));
     if (lo >= 0) b.ya.lo = fmax(b.ya.lo, 0);
     if (p == SM__P_TOP1) b.ya.hi = fmin(b.ya.hi, 100);
     sm__axes(cr, &b);
@@ -435,7 +443,8 @@ cairo_status_t sm_cli_plot_draw(cairo_t *cr, const sm_plot_run *runs, size_t n, 
                 for (size_t k = 0; k < c[j]->n; k++)
                     if (isfinite(c[j]->x[k])) xmax = fmax(xmax, c[j]->x[k]);
         }
-    sm__axis xa = sm__axis_make(0, xmax > 0 ? xmax : 1, 8);
+    sm__axis xa = sm__axis_make(0, xmax > 0 ? xmax : 1,
+                                sm__ticks(width - sm__left - sm__right, 90, 8));
     xa.lo = 0;
 
     int shown[SM__P_COUNT], np = 0;

@@ -25,9 +25,14 @@ typedef struct sm_plot_run {
 int sm_cli_plot_add(sm_plot_curve *c, double x, double y);
 void sm_cli_plot_run_free(sm_plot_run *r);
 
-/* The figure's default height for a width: the title, the legend's rows and a panel for each of
- * loss, learning rate and top-1 that some run has points for. */
-double sm_cli_plot_height(const sm_plot_run *runs, size_t n, const char *title, double width);
+/* Panel heights: the default, and the least that leaves a readable plot box. */
+#define SM_PLOT_PANEL 250.0
+#define SM_PLOT_PANEL_MIN 120.0
+
+/* The figure's height for a width with panels of panel_h: the title, the legend's rows and a
+ * panel for each of loss, learning rate and top-1 that some run has points for. */
+double sm_cli_plot_height(const sm_plot_run *runs, size_t n, const char *title, double width,
+                          double panel_h);
 
 /* Draws the figure on cr over (0, 0)-(width, height): the title (may be NULL), the legend, and
  * the panels, the runs overlaid in the colours of sm_cli_plot_colour. Returns cairo's status. */
