@@ -34,8 +34,9 @@ pair() {
     [ "$(grep -c '^.*img[01].jpg: loss [0-9.]* ([0-9]* of [0-9]* patches of 32 px masked)$' "$tmp/fig.out")" = 2 ] ||
         { cat "$tmp/fig.out" >&2; fail "$1: reconstruct: no loss line per image"; }
     S=$(sed -n 's/.*image_size: *\([0-9]*\).*/\1/p' "$configs/$1" | head -1)
+    # panels of S px (not enlarged: S >= 128), 4-px gaps, a 22-px header row
     [ "$(od -An -tu1 -j16 -N8 "$tmp/fig.png" | tr -s ' ' | sed 's/^ //')" = \
-        "0 0 $(( (4 * S + 10) / 256 )) $(( (4 * S + 10) % 256 )) 0 0 $(( (2 * S + 6) / 256 )) $(( (2 * S + 6) % 256 ))" ] ||
+        "0 0 $(( (4 * S + 20) / 256 )) $(( (4 * S + 20) % 256 )) 0 0 $(( (2 * S + 34) / 256 )) $(( (2 * S + 34) % 256 ))" ] ||
         fail "$1: reconstruct: the figure is not 4 x 2 panels of $S px"
 
     name=$(basename "$3" .yaml)

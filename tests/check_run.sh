@@ -41,8 +41,9 @@ rc=$?
 grep -q "nosuch.jpg: cannot open" "$tmp/fig.err" || fail "reconstruct: the missing image is not named"
 grep -q "tiny.yaml: not a decodable image" "$tmp/fig.err" || fail "reconstruct: the non-image is not named"
 [ "$(grep -c ': loss ' "$tmp/fig.out")" = 2 ] || fail "reconstruct: not one loss line per good image"
-[ "$(od -An -tu1 -j16 -N8 "$tmp/fig.png" | tr -s ' ' | sed 's/^ //')" = "0 0 0 74 0 0 0 38" ] ||
-    fail "reconstruct: the figure is not 4 x 2 panels of 16 px"
+# 4 x 2 panels of 16-px images enlarged 8 times, 4-px gaps, a 22-px header: 532 x 290
+[ "$(od -An -tu1 -j16 -N8 "$tmp/fig.png" | tr -s ' ' | sed 's/^ //')" = "0 0 2 20 0 0 1 34" ] ||
+    fail "reconstruct: the figure is not 4 x 2 panels of 16-px images enlarged to 128 px"
 "$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" "$tmp/img/aircas/img0.jpg" >/dev/null 2>"$tmp/fig.err"
 [ $? = 2 ] && grep -q -- "--checkpoint FILE is required" "$tmp/fig.err" || fail "reconstruct without --checkpoint"
 "$SIMMIMCTL" reconstruct "$tmp/tiny.yaml" --options model.depth=2 --checkpoint "$ck" --output "$tmp/fig2.png" \

@@ -113,12 +113,13 @@ START_TEST(test_pretrain_outputs)
     ck_assert_int_eq(count_lines(out_file("run1", "metrics.jsonl"), "\"event\":\"epoch\""), 3);
     ck_assert_int_eq(count_lines(out_file("run1", "summary.json"), "\"completed\""), 1);
     ck_assert_int_eq(count_lines(out_file("run1", "config.yaml"), "backbone: vit"), 1);
-    /* the reconstruction figure of the last checkpoint: a PNG of 4 rows x 4 columns of 16 px */
+    /* the reconstruction figure of the last checkpoint: a PNG of 4 rows x 4 columns of 16 px
+     * images enlarged 8 times, 4 px gaps, a 22 px header row */
     size_t plen = 0;
     char *png = sm_test_read_file(out_file("run1", "recon-3.png"), &plen);
     ck_assert_msg(png && plen > 24 && memcmp(png, "\x89PNG", 4) == 0, "no recon-3.png");
-    ck_assert_int_eq(((unsigned char)png[18] << 8) | (unsigned char)png[19], 4 * 16 + 5 * 2);
-    ck_assert_int_eq(((unsigned char)png[22] << 8) | (unsigned char)png[23], 4 * 16 + 5 * 2);
+    ck_assert_int_eq(((unsigned char)png[18] << 8) | (unsigned char)png[19], 4 * 128 + 5 * 4);
+    ck_assert_int_eq(((unsigned char)png[22] << 8) | (unsigned char)png[23], 22 + 4 * 128 + 5 * 4);
     free(png);
     /* the per-epoch mean loss goes down */
     char *m = sm_test_read_file(out_file("run1", "metrics.jsonl"), NULL);
@@ -538,7 +539,7 @@ START_TEST(test_recon_figure)
                   err.text);
     ck_assert_int_eq(sm_model_init(m, 7, &err), 0);
     sm_ctx *ctx = sm_ctx_new(NULL);
-    enum { N = 5, C = 3, S = 16, G = 4, P = S / G };
+    enum { N = 5, C = 3, S = 16, G = 4, PP = S / G };
     static float x[N * C * S * S], mk[N * G * G];
     sm_rng r;
     sm_rng_init(&r, 11, 0, 0, 0);
@@ -554,10 +555,27 @@ START_TEST(test_recon_figure)
     sm_image im;
     sm_image_init(&im);
     ck_assert_msg(sm_image_load(path, NULL, &im, NULL, &err) == 0, "%s", err.text);
-    int W = 4 * S + 5 * 2;
+    /* geometry (model.h): panels of K S pixels (each source pixel a K x K block), 4 white
+     * pixels around and between them, a 22-pixel header row with the column labels */
+    enum { K = 8, P = K * S, PAD = 4, HDR = 22 };
+    int W = 4 * P + 5 * PAD;
     ck_assert_int_eq(im.width, W);
-    ck_assert_int_eq(im.height, N * S + (N + 1) * 2);
+    ck_assert_int_eq(im.height, HDR + N * P + (N + 1) * PAD);
     ck_assert_int_eq(im.channels, 3);
+    /* the header: dark (text) pixels above each column, white elsewhere around it */
+    for (int col = 0; col < 4; col++) {
+        int dark = 0;
+        for (int y = 0; y < HDR; y++)
+            for (int xx = PAD + col * (P + PAD); xx < (col + 1) * (P + PAD); xx++)
+                dark += im.data[((size_t)y * W + xx) * 3] < 100;
+        ck_assert_msg(dark >= 10, "header column %d: %d dark pixels (no label?)", col, dark);
+    }
+    for (int y = HDR; y < im.height; y++) /* the gaps around the panels stay white */
+        for (int xx = 0; xx < W; xx++) {
+            int ry = (y - HDR) % (P + PAD), rx = xx % (P + PAD);
+            if (ry < PAD || rx < PAD)
+                ck_assert_msg(im.data[((size_t)y * W + xx) * 3] == 255, "gap pixel (%d, %d)", xx, y);
+        }
     for (int i = 0; i < N; i++) {
         /* the same image alone: its loss and reconstruction */
         sm_ctx_reset(ctx);
@@ -569,14 +587,17 @@ START_TEST(test_recon_figure)
         ck_assert_msg(l && xr, "%s", sm_ctx_error(ctx)->text);
         ck_assert_msg(fabs(loss[i] - l->data[0]) <= 1e-5 * fabs(l->data[0]), "image %d: loss %g, model %g",
                       i, loss[i], l->data[0]);
-        for (int y = 0; y < S; y++)
-            for (int xx = 0; xx < S; xx++)
+        /* every figure pixel of row i: the block of source pixel (y / K, xx / K) */
+        for (int y = 0; y < P; y++)
+            for (int xx = 0; xx < P; xx++)
                 for (int c = 0; c < C; c++) {
-                    bool masked = mk[i * G * G + (y / P) * G + xx / P] > 0.5f;
+                    int sy = y / K, sx = xx / K;
+                    bool masked = mk[i * G * G + (sy / PP) * G + sx / PP] > 0.5f;
                     float v[4];
                     for (int col = 0; col < 4; col++)
-                        v[col] = im.data[((size_t)(2 + i * (S + 2) + y) * W + 2 + col * (S + 2) + xx) * 3 + c];
-                    int off = ((i * C + c) * S + y) * S + xx;
+                        v[col] = im.data[((size_t)(HDR + PAD + i * (P + PAD) + y) * W + PAD +
+                                          col * (P + PAD) + xx) * 3 + c];
+                    int off = ((i * C + c) * S + sy) * S + sx;
                     ck_assert_int_eq((int)v[0], u8_of(x[off], mean[c], std[c]));
                     ck_assert_int_eq((int)v[1], masked ? 96 : (int)v[0]);
                     ck_assert_int_le(abs((int)v[2] - u8_of(xr->data[off - i * C * S * S], mean[c], std[c])), 1);

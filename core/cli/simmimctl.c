@@ -21,6 +21,7 @@ static const sm_command commands[] = {
     {"extract", sm_cmd_extract, "pooled backbone features of a dataset split, to safetensors"},
     {"probe", sm_cmd_probe, "linear probe: a classifier on extracted features, evaluated"},
     {"reconstruct", sm_cmd_reconstruct, "a pretrained SimMIM model's reconstructions of masked images"},
+    {"plot", sm_cmd_plot, "training curves of runs (loss, learning rate, top-1) as PNG, SVG, PDF"},
     {"verify", sm_cmd_verify, "check the models against reference files (golden format)"},
     {"version", sm_cmd_version, "print the version and the plugin ABI"},
 };

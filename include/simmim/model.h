@@ -179,7 +179,11 @@ SM_API int sm_model_load_weights(sm_model *m, const char *path, char *note, size
 
 /* The reconstruction figure of a SimMIM model as a PNG (written atomically): one row per image,
  * four panels: the input, the input with its masked patches grey, the reconstruction, and the
- * reconstructed masked patches pasted into the visible input. images (n, channels, size, size)
+ * reconstructed masked patches pasted into the visible input. Geometry: a header row of 22
+ * pixels naming the columns ("input", "masked", "reconstruction", "visible + recon"), then the
+ * rows; panels of P = k size pixels, k = ceil(128 / size) for images under 128 pixels (each
+ * pixel becomes a k x k block), else k = 1; 4 white pixels around and between the panels:
+ * width 4 P + 20, height 22 + n P + 4 (n + 1). images (n, channels, size, size)
  * are normalised with mean/std (per channel, 0..1 scale; de-normalised for display, first 3
  * channels shown, or 1), mask (n, mask_side, mask_side) holds 1 for a masked patch. The model
  * runs in ctx (reset; gradients and training mode off for the forwards, then restored) on 4
