@@ -13,6 +13,7 @@ core_cli_simmimctl_SOURCES = \
 	core/cli/cmd_reconstruct.c \
 	core/cli/cmd_extract.c \
 	core/cli/cmd_probe.c \
-	core/cli/cmd_data.c
+	core/cli/cmd_data.c \
+	core/cli/cmd_convert.c
 core_cli_simmimctl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 core_cli_simmimctl_LDADD = core/libsimmim.la $(JANSSON_LIBS) -lm
