@@ -57,3 +57,12 @@ tests_mkimages_CFLAGS = $(AM_CFLAGS)
 tests_mkimages_LDADD = tests/libimgutil.la
 TESTS += tests/check_ringmo_run.sh
 EXTRA_DIST += tests/check_ringmo_run.sh
+
+# `simmimctl convert`: PyTorch and MindSpore checkpoints to safetensors; the fixtures come from
+# tools/make_convert_fixtures.py (python3-torch), rerun by hand when they must change.
+check_PROGRAMS += tests/check_convert
+TESTS += tests/check_convert
+tests_check_convert_SOURCES = tests/check_convert.c
+tests_check_convert_CFLAGS = $(TEST_CFLAGS)
+tests_check_convert_LDADD = $(TEST_LIBS)
+EXTRA_DIST += tools/make_convert_fixtures.py tests/fixtures/convert

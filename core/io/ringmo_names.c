@@ -133,7 +133,7 @@ static int map_name(const char *in, bool classifier, char *out, size_t n, unsign
     for (size_t i = 0; i < SM__ARRAY_LEN(last_rules); i++) {
         const rule *r = &last_rules[i];
         size_t fl = strlen(r->from);
-        if (len > fl && !strcmp(a + len - fl, r->from) && len - fl + strlen(r->to) < sizeof a) {
+        if (len >= fl && !strcmp(a + len - fl, r->from) && len - fl + strlen(r->to) < sizeof a) {
             strcpy(a + len - fl, r->to);
             break;
         }
