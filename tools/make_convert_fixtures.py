@@ -12,6 +12,9 @@ Writes tests/fixtures/convert/:
                  optimizer state, counters, a tensor split in two slices and a CRC trailer;
   expected.safetensors  the tensors each non-golden fixture must convert to, "<file>/<name>",
                  written by hand (json + struct) so no converter code is involved;
+  ../../../fuzz/corpus/convert/  seeds of fuzz/fuzz_convert.c (first byte: 0 the file, 1 a
+                 data.pkl wrapped in a zip with four 64-byte storages, 2 a legacy stream's object
+                 pickle, key list and storages);
   bad/           hostile and broken inputs that must be refused (check_convert.c lists the
                  message each must produce). bad/evil_*.pth run `touch simmim_convert_pwned`
                  through os.system / eval when unpickled by Python: the script checks that
@@ -20,7 +23,8 @@ Writes tests/fixtures/convert/:
 
 Rerun from the top of the source tree with a Python that has torch (Debian: python3-torch):
     /usr/bin/python3 tools/make_convert_fixtures.py
-Tensor values are seeded; zip timestamps make the .pth bytes differ between runs.
+Tensor values are seeded and zip entries dated 1980-01-01, so a rerun rewrites the same bytes,
+except legacy.pth (its storage keys are object ids) and bad/torchscript.pt.
 """
 import argparse
 import collections
@@ -203,10 +207,17 @@ def official_layout(CfgNode):
     return state
 
 
+def zinfo(name, method):
+    """A zip entry with a fixed date, so the files do not change from run to run."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = method
+    return info
+
+
 def repack_deflated(src, dst):
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for info in zin.infolist():
-            zout.writestr(info.filename, zin.read(info.filename))
+            zout.writestr(zinfo(info.filename, zipfile.ZIP_DEFLATED), zin.read(info.filename))
 
 
 # ---- MindSpore .ckpt by hand --------------------------------------------------------------------
@@ -376,9 +387,9 @@ def ringmo_cls_vit():
 # ---- hostile and broken files -------------------------------------------------------------------
 
 def zip_with(path, entries, method=zipfile.ZIP_STORED):
-    with zipfile.ZipFile(path, "w", method) as z:
+    with zipfile.ZipFile(path, "w") as z:
         for name, data in entries:
-            z.writestr(name, data)
+            z.writestr(zinfo(name, method), data)
 
 
 def pickle_tensor(key, numel, size, stride, offset=0, stype="FloatStorage"):
@@ -483,6 +494,63 @@ def write_bad(small_pth, data_pkl, small_ckpt):
         f.write(ms_value("w", [1] * 9, "Float32", b"\0" * 4))
 
 
+FUZZ = os.path.join("fuzz", "corpus", "convert")
+
+
+def write_fuzz_seeds(CfgNode):
+    os.makedirs(FUZZ, exist_ok=True)
+
+    def seed(name, data):
+        with open(os.path.join(FUZZ, name), "wb") as f:
+            f.write(data)
+
+    for stem in ("plain_sd.pth", "legacy.pth", "ms_small.ckpt", "views.pth"):
+        with open(os.path.join(OUT, stem), "rb") as f:
+            seed("raw_" + stem.replace(".", "_"), b"\0" + f.read())
+    # RingMo names of every kind, tiny
+    g = torch.Generator().manual_seed(8)
+    pre = "encoder.encoder.blocks.0."
+    tiny = [(pre + "layernorm1.gamma", torch.randn(2, generator=g)),
+            (pre + "attention.dense1.weight", torch.randn(2, 2, generator=g)),
+            (pre + "attention.dense2.weight", torch.randn(2, 2, generator=g)),
+            (pre + "attention.dense3.weight", torch.randn(2, 2, generator=g)),
+            (pre + "attention.dense2.bias", torch.randn(2, generator=g)),
+            (pre + "attention.projection.weight", torch.randn(2, 2, generator=g)),
+            (pre + "output.mapping.weight", torch.randn(2, 8, generator=g)),
+            ("encoder.layers.0.blocks.0.attn.q.weight", torch.randn(2, 2, generator=g)),
+            ("encoder.layers.0.blocks.0.attn.k.weight", torch.randn(2, 2, generator=g)),
+            ("encoder.layers.0.blocks.0.attn.v.weight", torch.randn(2, 2, generator=g)),
+            ("encoder.layers.0.blocks.0.mlp.projection.weight", torch.randn(8, 2, generator=g)),
+            ("encoder.cls_tokens", torch.randn(1, 1, 2, generator=g)),
+            ("decoder.weight", torch.randn(12, 2, 1, 1, generator=g)),
+            ("decoder.bias", torch.randn(12, generator=g)),
+            ("adam_m.decoder.bias", torch.randn(12, generator=g)),
+            ("global_step", torch.tensor([3], dtype=torch.int32))]
+    seed("raw_ringmo_tiny", b"\0" + b"".join(ms_tensor(n, t) for n, t in tiny))
+    # data.pkl over four 64-byte storages '0'..'3' (F32, F16, I64, BF16)
+    base = torch.arange(16, dtype=torch.float32) - 4
+    h = torch.arange(32, dtype=torch.float32).half()
+    sd = collections.OrderedDict([("a", base.reshape(4, 4)), ("at", base.reshape(4, 4).t()),
+                                  ("h", h[4:12]), ("i", torch.arange(8).reshape(2, 4)),
+                                  ("b", (torch.arange(32) - 16).bfloat16()[::3])])
+    cfg = CfgNode({"MODEL": CfgNode({"TYPE": "vit"})})
+    for name, obj in (("pkl_sd", sd), ("pkl_official", {"model": sd, "epoch": 3, "config": cfg,
+                                                        "optimizer": {"state": {},
+                                                                      "param_groups": [{"lr": 1e-3}]}})):
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        with zipfile.ZipFile(buf) as z:
+            pkl = z.read([n for n in z.namelist() if n.endswith("data.pkl")][0])
+        seed(name, b"\1" + pkl)
+    buf = io.BytesIO()
+    torch.save(sd, buf, _use_new_zipfile_serialization=False)
+    raw = buf.getvalue()
+    f = io.BytesIO(raw)
+    for _ in range(3):  # magic, protocol, sys_info: the fuzzer writes its own
+        pickle.Unpickler(f).load()
+    seed("legacy_sd", b"\2" + raw[f.tell():])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.parse_args()
@@ -536,6 +604,7 @@ def main():
         data_pkl = z.read([n for n in z.namelist() if n.endswith("data.pkl")][0])
     write_bad(os.path.join(OUT, "plain_sd.pth"), data_pkl, small)
     st_write(os.path.join(OUT, "expected.safetensors"), expected)
+    write_fuzz_seeds(CfgNode)
     total = sum(os.path.getsize(os.path.join(d, f)) for d in (OUT, BAD)
                 for f in os.listdir(d) if os.path.isfile(os.path.join(d, f)))
     print("wrote %s (%d KiB in all)" % (OUT, total // 1024))
