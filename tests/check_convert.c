@@ -450,6 +450,7 @@ static const struct bad_case {
     {"bad/ms_bad_length.ckpt", "12 bytes of data for dims [4] of Float32"},
     {"bad/ms_bad_crc.ckpt", "CRC-32 mismatch"},
     {"bad/ms_deep_dims.ckpt", "more than 8 dimensions"},
+    {"bad/ms_no_type.ckpt", "tensor without a tensor_type"},
     {"../../golden/cls_swin.safetensors", "already a safetensors file"},
     {"no_such_file.pth", "cannot open"},
 };

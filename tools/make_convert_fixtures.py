@@ -492,6 +492,9 @@ def write_bad(small_pth, data_pkl, small_ckpt):
         f.write(small_ckpt + b"crc_num" + (zlib.crc32(small_ckpt) ^ 1).to_bytes(10, "big"))
     with open(os.path.join(BAD, "ms_deep_dims.ckpt"), "wb") as f:
         f.write(ms_value("w", [1] * 9, "Float32", b"\0" * 4))
+    with open(os.path.join(BAD, "ms_no_type.ckpt"), "wb") as f:  # found by fuzz_convert
+        f.write(pb_len(1, pb_len(1, b"w") + pb_len(2, varint(1 << 3) + varint(1) +
+                                                   pb_len(3, b"\0" * 4))))
 
 
 FUZZ = os.path.join("fuzz", "corpus", "convert")

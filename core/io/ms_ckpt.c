@@ -224,8 +224,10 @@ static int take_value(sm_ckpt *c, pending *t, const value *v, uint64_t off, sm_e
                         v->has_map ? "a MindSpore map tensor" : "a value without a tensor");
         return rc;
     }
+    if (!v->type || !v->type_n)
+        return msfail(c, off, err, "tensor without a tensor_type");
     if (v->type_n >= sizeof t->type || memchr(v->type, 0, v->type_n))
-        return msfail(c, off, err, "tensor type name is too long");
+        return msfail(c, off, err, "tensor type name is too long or has a NUL byte");
     bool same = t->tag && strlen(t->tag) == v->tag_n && !memcmp(t->tag, v->tag, v->tag_n);
     if (same && (t->ndim != v->ndim || memcmp(t->dims, v->dims, sizeof t->dims) ||
                  strncmp(t->type, (const char *)v->type, v->type_n) || t->type[v->type_n]))
