@@ -104,7 +104,8 @@ static const char *convert(const char *dir, const char *name, const sm_ckpt_opts
 /* ---- fixtures against expected.safetensors ------------------------------------------------ */
 
 static const char *const expected_files[] = {
-    "plain_sd.pth", "deflated.pth", "half_bf16.pth", "views.pth", "legacy.pth", "ms_small.ckpt",
+    "plain_sd.pth", "deflated.pth", "zip64.pth",     "half_bf16.pth",
+    "views.pth",    "legacy.pth",   "ms_small.ckpt",
 };
 
 START_TEST(test_expected)
@@ -203,9 +204,12 @@ START_TEST(test_golden_layouts)
         }
     if (!strcmp(c->file, "official_vit.pth")) {
         ck_assert_str_eq(rep.where, "['model']");
-        static const char *const left[] = {"'optimizer' (a dict)", "'lr_scheduler'",
+        static const char *const left[] = {"'optimizer' (a dict)",
+                                           "'lr_scheduler'",
                                            "'config' (an object of class yacs.config.CfgNode)",
-                                           "'epoch'", "'max_accuracy'", "'amp'"};
+                                           "'epoch'",
+                                           "'max_accuracy'",
+                                           "'amp'"};
         for (size_t k = 0; k < sizeof left / sizeof left[0]; k++)
             ck_assert_msg(strstr(rep.ignored_text, left[k]), "no %s in: %s", left[k],
                           rep.ignored_text);
@@ -356,7 +360,8 @@ START_TEST(test_load_like_golden)
 }
 END_TEST
 
-/* ---- options ---------------------------------------------------------------------------------- */
+/* ---- options ----------------------------------------------------------------------------------
+ */
 
 START_TEST(test_options)
 {
@@ -414,7 +419,8 @@ START_TEST(test_options)
 }
 END_TEST
 
-/* ---- refusals --------------------------------------------------------------------------------- */
+/* ---- refusals ---------------------------------------------------------------------------------
+ */
 
 static const struct bad_case {
     const char *file, *message;
@@ -469,8 +475,8 @@ START_TEST(test_refused)
     ck_assert_msg(strstr(err.text, c->message), "%s: '%s' not in: %s", c->file, c->message,
                   err.text);
     const char *base = strrchr(c->file, '/');
-    ck_assert_msg(strstr(err.file, base ? base + 1 : c->file), "%s: the error names '%s'",
-                  c->file, err.file);
+    ck_assert_msg(strstr(err.file, base ? base + 1 : c->file), "%s: the error names '%s'", c->file,
+                  err.file);
     ck_assert_msg(dir_entries(tmp) == 0, "%s: something was written", c->file);
     sm_test_rmtree(tmp);
     free(tmp);
@@ -504,7 +510,8 @@ START_TEST(test_never_executes)
 }
 END_TEST
 
-/* ---- the command ------------------------------------------------------------------------------ */
+/* ---- the command ------------------------------------------------------------------------------
+ */
 
 static int run(const char *args, const char *dir, char **out)
 {
@@ -545,15 +552,19 @@ START_TEST(test_cli)
 
     snprintf(args, sizeof args, "convert '%s' -o bad.safetensors", fixture("bad/memo_unset.pth"));
     ck_assert_int_eq(run(args, tmp, &out), 1);
-    ck_assert_msg(strstr(out, "memo_unset.pth") && strstr(out, "memo index 5 was never set"),
-                  "%s", out);
+    ck_assert_msg(strstr(out, "memo_unset.pth") && strstr(out, "memo index 5 was never set"), "%s",
+                  out);
     free(out);
     snprintf(path, sizeof path, "%s/bad.safetensors", tmp);
     ck_assert_int_ne(stat(path, &sb), 0);
 
     static const char *const usage[] = {
-        "convert", "convert x.pth", "convert -o", "convert --frob x.pth -o y.safetensors",
-        "convert a.pth b.pth -o y.safetensors", "convert x.pth --prefix",
+        "convert",
+        "convert x.pth",
+        "convert -o",
+        "convert --frob x.pth -o y.safetensors",
+        "convert a.pth b.pth -o y.safetensors",
+        "convert x.pth --prefix",
     };
     for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
         ck_assert_msg(run(usage[i], tmp, &out) == 2, "'%s' did not exit 2:\n%s", usage[i], out);
@@ -587,7 +598,8 @@ static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
     TCase *tc = tcase_create("files");
-    tcase_add_loop_test(tc, test_expected, 0, (int)(sizeof expected_files / sizeof *expected_files));
+    tcase_add_loop_test(tc, test_expected, 0,
+                        (int)(sizeof expected_files / sizeof *expected_files));
     tcase_add_test(tc, test_report);
     tcase_add_loop_test(tc, test_golden_layouts, 0,
                         (int)(sizeof golden_cases / sizeof golden_cases[0]));

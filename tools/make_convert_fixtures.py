@@ -220,6 +220,31 @@ def repack_deflated(src, dst):
             zout.writestr(zinfo(info.filename, zipfile.ZIP_DEFLATED), zin.read(info.filename))
 
 
+def repack_zip64(src, dst):
+    """The entries of src in a zip64 archive written by hand: every size and offset in zip64
+    extra fields, a zip64 end record and locator (what archives over 4 GiB have)."""
+    with zipfile.ZipFile(src) as z:
+        entries = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    out, cd = bytearray(), bytearray()
+    for name, data in entries:
+        off, crc, nb = len(out), zlib.crc32(data), name.encode()
+        x = struct.pack("<HHQQ", 1, 16, len(data), len(data))
+        out += struct.pack("<IHHHHHIIIHH", 0x04034b50, 45, 0, 0, 0, 0x21, crc, 0xFFFFFFFF,
+                           0xFFFFFFFF, len(nb), len(x)) + nb + x + data
+        x = struct.pack("<HHQQQ", 1, 24, len(data), len(data), off)
+        cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 45, 45, 0, 0, 0, 0x21, crc,
+                          0xFFFFFFFF, 0xFFFFFFFF, len(nb), len(x), 0, 0, 0, 0, 0xFFFFFFFF) + nb + x
+    cd_off = len(out)
+    out += cd
+    end64 = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064b50, 44, 45, 45, 0, 0, len(entries), len(entries),
+                       len(cd), cd_off)
+    out += struct.pack("<IIQI", 0x07064b50, 0, end64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    with open(dst, "wb") as f:
+        f.write(out)
+
+
 # ---- MindSpore .ckpt by hand --------------------------------------------------------------------
 # checkpoint.proto: Checkpoint{ repeated Value value = 1; } Value{ string tag = 1;
 # TensorProto tensor = 2; } TensorProto{ repeated int64 dims = 1; string tensor_type = 2;
@@ -568,6 +593,8 @@ def main():
     expect(expected, "plain_sd.pth", sd)
     repack_deflated(os.path.join(OUT, "plain_sd.pth"), os.path.join(OUT, "deflated.pth"))
     expect(expected, "deflated.pth", sd)
+    repack_zip64(os.path.join(OUT, "plain_sd.pth"), os.path.join(OUT, "zip64.pth"))
+    expect(expected, "zip64.pth", sd)
 
     sd = half_sd()
     torch.save(sd, os.path.join(OUT, "half_bf16.pth"))

@@ -49,7 +49,8 @@ sm_ckpt_tensor *sm__ckpt_add(sm_ckpt *c, const char *name, size_t name_len, cons
         (name_len == 12 && !memcmp(name, "__metadata__", 12))) {
         sm_error_set(err, SM_EFORMAT, c->path, 0, 0, NULL,
                      "tensor name '%s' is not usable (empty, not UTF-8, with a NUL byte, or "
-                     "'__metadata__')", shown);
+                     "'__metadata__')",
+                     shown);
         return NULL;
     }
     if (ndim < 0 || ndim > SM_ST_MAX_DIMS) {
@@ -204,10 +205,11 @@ static int apply_prefix(sm_ckpt *c, const char *prefix, sm_error *err)
         c->t[k++] = *t;
     }
     c->n = k;
-    if (outside) sm__ckpt_ignore(c, "%zu tensors whose names do not start with '%s'", outside, prefix);
+    if (outside)
+        sm__ckpt_ignore(c, "%zu tensors whose names do not start with '%s'", outside, prefix);
     if (!k)
-        return sm_error_set(err, SM_EDATA, c->path, 0, 0, NULL,
-                            "no tensor name starts with '%s'", prefix);
+        return sm_error_set(err, SM_EDATA, c->path, 0, 0, NULL, "no tensor name starts with '%s'",
+                            prefix);
     return 0;
 }
 
@@ -219,7 +221,8 @@ static const unsigned char legacy_magic[10] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9,
 /* The format from the first bytes, or a refusal naming what the file is. */
 static int detect(sm_ckpt *c, const unsigned char *h, size_t n, uint64_t size, sm_error *err)
 {
-    if (n >= 4 && h[0] == 'P' && h[1] == 'K' && ((h[2] == 3 && h[3] == 4) || (h[2] == 5 && h[3] == 6))) {
+    if (n >= 4 && h[0] == 'P' && h[1] == 'K' &&
+        ((h[2] == 3 && h[3] == 4) || (h[2] == 5 && h[3] == 6))) {
         c->format = SM_CKPT_TORCH;
         return 0;
     }
@@ -279,17 +282,22 @@ int sm_ckpt_open(const char *path, const sm_ckpt_opts *opts, sm_ckpt **out, sm_e
         if (r) rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot read: %s", strerror(-r));
         c->out_cap = size * OUT_FACTOR + OUT_SLACK;
         if (!rc) rc = detect(c, head, hn, size, err);
-        if (!rc && c->format == SM_CKPT_TORCH) rc = sm__torch_zip_read(c, fd, size, err);
-        else if (!rc && c->format == SM_CKPT_TORCH_LEGACY) rc = sm__torch_legacy_read(c, fd, size, err);
-        else if (!rc) rc = sm__ms_read(c, fd, size, err);
+        if (!rc && c->format == SM_CKPT_TORCH)
+            rc = sm__torch_zip_read(c, fd, size, err);
+        else if (!rc && c->format == SM_CKPT_TORCH_LEGACY)
+            rc = sm__torch_legacy_read(c, fd, size, err);
+        else if (!rc)
+            rc = sm__ms_read(c, fd, size, err);
     }
     if (fd >= 0) close(fd);
-    if (!rc && c->format == SM_CKPT_MINDSPORE && !(opts && opts->keep_names) && sm__ringmo_detect(c))
+    if (!rc && c->format == SM_CKPT_MINDSPORE && !(opts && opts->keep_names) &&
+        sm__ringmo_detect(c))
         rc = sm__ringmo_map(c, err);
     if (!rc) rc = drop_repeated(c, err);
     if (!rc && opts && opts->prefix && *opts->prefix) rc = apply_prefix(c, opts->prefix, err);
     if (!rc && c->n == 0)
-        rc = sm_error_set(err, SM_EDATA, path, 0, 0, NULL, "no tensors in %s", c->where[0] ? c->where : "the file");
+        rc = sm_error_set(err, SM_EDATA, path, 0, 0, NULL, "no tensors in %s",
+                          c->where[0] ? c->where : "the file");
     if (rc) {
         sm_ckpt_free(c);
         return rc;

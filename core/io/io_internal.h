@@ -22,13 +22,13 @@ int sm__read_at(int fd, void *buf, size_t n, uint64_t off);
 /* ---- zip archives (core/io/zip.c) ----------------------------------------------------------- */
 
 typedef struct sm__zip_entry {
-    char *name;          /* NUL-terminated; entries with a NUL inside the name are refused */
-    uint64_t local;      /* offset of the local header                                        */
-    uint64_t csize;      /* stored (compressed) size                                          */
-    uint64_t usize;      /* uncompressed size                                                 */
-    uint32_t crc;        /* CRC-32 of the uncompressed data                                   */
-    int method;          /* 0 stored, 8 deflate; anything else is refused on read             */
-    unsigned flags;      /* general purpose flags (bit 0: encrypted)                          */
+    char *name;     /* NUL-terminated; entries with a NUL inside the name are refused */
+    uint64_t local; /* offset of the local header                                        */
+    uint64_t csize; /* stored (compressed) size                                          */
+    uint64_t usize; /* uncompressed size                                                 */
+    uint32_t crc;   /* CRC-32 of the uncompressed data                                   */
+    int method;     /* 0 stored, 8 deflate; anything else is refused on read             */
+    unsigned flags; /* general purpose flags (bit 0: encrypted)                          */
 } sm__zip_entry;
 
 typedef struct sm__zip {
@@ -91,18 +91,18 @@ typedef enum sm__pk_global {
 } sm__pk_global;
 
 typedef struct sm__pk_storage {
-    char *key;            /* archive key (legacy: the root storage's key); owned               */
-    char *type;           /* "torch.FloatStorage" ...; owned                                   */
-    sm_dtype dtype;       /* SM_DTYPE_COUNT if the type has no dtype we read                   */
-    int64_t numel;        /* elements of dtype (bytes for an untyped storage)                  */
-    int64_t view_offset;  /* legacy storage views: element offset into the root storage        */
+    char *key;           /* archive key (legacy: the root storage's key); owned               */
+    char *type;          /* "torch.FloatStorage" ...; owned                                   */
+    sm_dtype dtype;      /* SM_DTYPE_COUNT if the type has no dtype we read                   */
+    int64_t numel;       /* elements of dtype (bytes for an untyped storage)                  */
+    int64_t view_offset; /* legacy storage views: element offset into the root storage        */
 } sm__pk_storage;
 
 typedef struct sm__pk_tensor {
     sm__pv *storage; /* SM__PK_STORAGE */
     sm_dtype dtype;  /* the storage's, or the v3 dtype                                       */
     int ndim;
-    int64_t offset;  /* in elements */
+    int64_t offset; /* in elements */
     int64_t shape[SM_ST_MAX_DIMS], stride[SM_ST_MAX_DIMS];
     int64_t numel;
 } sm__pk_tensor;

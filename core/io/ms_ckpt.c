@@ -77,12 +77,12 @@ typedef struct value {
 
 static int msfail(const sm_ckpt *c, uint64_t off, sm_error *err, const char *what)
 {
-    return sm_error_set(err, SM_EFORMAT, c->path, 0, 0, NULL,
-                        "protobuf value at byte %llu: %s", (unsigned long long)off, what);
+    return sm_error_set(err, SM_EFORMAT, c->path, 0, 0, NULL, "protobuf value at byte %llu: %s",
+                        (unsigned long long)off, what);
 }
 
-static int parse_tensor(const sm_ckpt *c, uint64_t off, const unsigned char *p, size_t n,
-                        value *v, sm_error *err)
+static int parse_tensor(const sm_ckpt *c, uint64_t off, const unsigned char *p, size_t n, value *v,
+                        sm_error *err)
 {
     pb b = {p, n, 0};
     while (b.at < b.n) {
@@ -119,8 +119,8 @@ static int parse_tensor(const sm_ckpt *c, uint64_t off, const unsigned char *p, 
     return 0;
 }
 
-static int parse_value(const sm_ckpt *c, uint64_t off, const unsigned char *p, size_t n,
-                       value *v, sm_error *err)
+static int parse_value(const sm_ckpt *c, uint64_t off, const unsigned char *p, size_t n, value *v,
+                       sm_error *err)
 {
     memset(v, 0, sizeof *v);
     pb b = {p, n, 0};
@@ -152,9 +152,9 @@ static const struct {
     const char *name;
     sm_dtype dtype;
 } ms_types[] = {
-    {"Float32", SM_DTYPE_F32}, {"Float16", SM_DTYPE_F16}, {"Float64", SM_DTYPE_F64},
-    {"BFloat16", SM_DTYPE_BF16}, {"Int64", SM_DTYPE_I64}, {"Int32", SM_DTYPE_I32},
-    {"Int16", SM_DTYPE_I16},   {"Int8", SM_DTYPE_I8},     {"UInt8", SM_DTYPE_U8},
+    {"Float32", SM_DTYPE_F32},   {"Float16", SM_DTYPE_F16}, {"Float64", SM_DTYPE_F64},
+    {"BFloat16", SM_DTYPE_BF16}, {"Int64", SM_DTYPE_I64},   {"Int32", SM_DTYPE_I32},
+    {"Int16", SM_DTYPE_I16},     {"Int8", SM_DTYPE_I8},     {"UInt8", SM_DTYPE_U8},
     {"Bool", SM_DTYPE_BOOL},
 };
 
@@ -195,8 +195,8 @@ static int finish(sm_ckpt *c, pending *t, sm_error *err)
                               "tensor '%.100s': %zu bytes of data for dims [%s] of %s", t->tag,
                               t->n, shape, t->type);
         } else {
-            sm_ckpt_tensor *o = sm__ckpt_add(c, t->tag, strlen(t->tag), NULL, dt, t->ndim,
-                                             t->dims, err);
+            sm_ckpt_tensor *o =
+                sm__ckpt_add(c, t->tag, strlen(t->tag), NULL, dt, t->ndim, t->dims, err);
             if (!o) rc = err && err->code ? err->code : SM_ENOMEM;
             for (int64_t i = 0; o && i < o->numel; i++) {
                 const unsigned char *p = t->data + (size_t)i * es;
@@ -224,8 +224,7 @@ static int take_value(sm_ckpt *c, pending *t, const value *v, uint64_t off, sm_e
                         v->has_map ? "a MindSpore map tensor" : "a value without a tensor");
         return rc;
     }
-    if (!v->type || !v->type_n)
-        return msfail(c, off, err, "tensor without a tensor_type");
+    if (!v->type || !v->type_n) return msfail(c, off, err, "tensor without a tensor_type");
     if (v->type_n >= sizeof t->type || memchr(v->type, 0, v->type_n))
         return msfail(c, off, err, "tensor type name is too long or has a NUL byte");
     bool same = t->tag && strlen(t->tag) == v->tag_n && !memcmp(t->tag, v->tag, v->tag_n);
@@ -281,7 +280,8 @@ static int check_crc(sm_ckpt *c, int fd, uint64_t size, uint64_t *end, sm_error 
     if (!rc && crc != want)
         rc = sm_error_set(err, SM_EFORMAT, c->path, 0, 0, NULL,
                           "CRC-32 mismatch (the file says %llu, the data gives %lu): the file is "
-                          "damaged", (unsigned long long)want, (unsigned long)crc);
+                          "damaged",
+                          (unsigned long long)want, (unsigned long)crc);
     return rc;
 }
 
@@ -303,8 +303,9 @@ int sm__ms_read(sm_ckpt *c, int fd, uint64_t size, sm_error *err)
         pb b = {head, hn, 0};
         uint64_t key, len;
         if (pb_varint(&b, &key) || key != ((1u << 3) | 2) || pb_varint(&b, &len)) {
-            rc = msfail(c, off, err, "not a Checkpoint value (damaged or not a MindSpore "
-                                     "checkpoint)");
+            rc = msfail(c, off, err,
+                        "not a Checkpoint value (damaged or not a MindSpore "
+                        "checkpoint)");
             break;
         }
         if (len > end - off - b.at) {
@@ -321,7 +322,8 @@ int sm__ms_read(sm_ckpt *c, int fd, uint64_t size, sm_error *err)
             break;
         }
         value v;
-        if (!(rc = parse_value(c, off, buf, (size_t)len, &v, err))) rc = take_value(c, &t, &v, off, err);
+        if (!(rc = parse_value(c, off, buf, (size_t)len, &v, err)))
+            rc = take_value(c, &t, &v, off, err);
         off += b.at + len;
     }
     free(buf);

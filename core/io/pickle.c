@@ -43,8 +43,7 @@ static int pk_failv(sm__pickle *pk, sm_error *err, int code, const char *fmt, va
 {
     char msg[768];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    return sm_error_set(err, code, pk->file, 0, 0, NULL, "%s byte %zu: %s", pk->what, pk->pos,
-                        msg);
+    return sm_error_set(err, code, pk->file, 0, 0, NULL, "%s byte %zu: %s", pk->what, pk->pos, msg);
 }
 
 int sm__pk_fail(sm__pickle *pk, sm_error *err, int code, const char *fmt, ...)
@@ -175,10 +174,10 @@ sm__pv *sm__pk_dict_get(const sm__pv *dict, const char *key)
 void sm__pk_describe(const sm__pv *v, char *buf, size_t n)
 {
     static const char *const names[] = {
-        [SM__PK_NONE] = "None",      [SM__PK_BOOL] = "a bool",       [SM__PK_INT] = "an int",
-        [SM__PK_BIGINT] = "an int",  [SM__PK_FLOAT] = "a float",     [SM__PK_STR] = "a str",
-        [SM__PK_BYTES] = "bytes",    [SM__PK_LIST] = "a list",       [SM__PK_TUPLE] = "a tuple",
-        [SM__PK_DICT] = "a dict",    [SM__PK_GLOBAL] = "a global",   [SM__PK_OBJECT] = "an object",
+        [SM__PK_NONE] = "None",         [SM__PK_BOOL] = "a bool",     [SM__PK_INT] = "an int",
+        [SM__PK_BIGINT] = "an int",     [SM__PK_FLOAT] = "a float",   [SM__PK_STR] = "a str",
+        [SM__PK_BYTES] = "bytes",       [SM__PK_LIST] = "a list",     [SM__PK_TUPLE] = "a tuple",
+        [SM__PK_DICT] = "a dict",       [SM__PK_GLOBAL] = "a global", [SM__PK_OBJECT] = "an object",
         [SM__PK_STORAGE] = "a storage", [SM__PK_TENSOR] = "a tensor",
     };
     if (v->kind == SM__PK_OBJECT && v->u.obj.cls && v->u.obj.cls->kind == SM__PK_GLOBAL)
@@ -216,8 +215,7 @@ static int take_line(sm__pickle *pk, char *line, sm_error *err)
     const unsigned char *nl = memchr(pk->buf + pk->at, '\n', max);
     if (!nl) {
         if (max < LINE_MAX_LEN) return need(pk, max + 1, err);
-        return sm__pk_fail(pk, err, SM_EFORMAT, "text argument longer than %u bytes",
-                           LINE_MAX_LEN);
+        return sm__pk_fail(pk, err, SM_EFORMAT, "text argument longer than %u bytes", LINE_MAX_LEN);
     }
     size_t n = (size_t)(nl - (pk->buf + pk->at));
     if (memchr(pk->buf + pk->at, 0, n))
@@ -379,17 +377,41 @@ static const struct {
 
 /* Modules whose names have no business in a checkpoint: they exist to run code. */
 static const char *const denied_modules[] = {
-    "os",       "posix",   "nt",     "subprocess", "sys",    "shutil",      "socket",
-    "importlib", "runpy",  "pty",    "code",       "codeop", "ctypes",      "webbrowser",
-    "pickle",   "_pickle", "marshal", "multiprocessing", "commands", "popen2", "platform",
-    "pdb",      "timeit",  "asyncio", "_posixsubprocess", "signal", "imp",  "cProfile",
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "sys",
+    "shutil",
+    "socket",
+    "importlib",
+    "runpy",
+    "pty",
+    "code",
+    "codeop",
+    "ctypes",
+    "webbrowser",
+    "pickle",
+    "_pickle",
+    "marshal",
+    "multiprocessing",
+    "commands",
+    "popen2",
+    "platform",
+    "pdb",
+    "timeit",
+    "asyncio",
+    "_posixsubprocess",
+    "signal",
+    "imp",
+    "cProfile",
 };
 
 /* builtins that are plain data types; every other builtin (eval, exec, getattr, __import__,
  * open...) is refused. */
 static const char *const data_builtins[] = {
-    "set",  "frozenset", "bytearray", "slice", "complex", "range", "object",
-    "list", "dict",      "tuple",     "int",   "float",   "str",   "bytes", "bool",
+    "set",  "frozenset", "bytearray", "slice", "complex", "range", "object", "list",
+    "dict", "tuple",     "int",       "float", "str",     "bytes", "bool",
 };
 
 static bool module_is(const char *module, const char *base)
@@ -403,7 +425,8 @@ static int make_global(sm__pickle *pk, const char *module, const char *name, sm_
     if (!*module || !*name)
         return sm__pk_fail(pk, err, SM_EFORMAT, "GLOBAL with an empty module or name");
     bool denied = false;
-    for (size_t i = 0; i < SM__ARRAY_LEN(denied_modules); i++) denied |= module_is(module, denied_modules[i]);
+    for (size_t i = 0; i < SM__ARRAY_LEN(denied_modules); i++)
+        denied |= module_is(module, denied_modules[i]);
     if (!strcmp(module, "builtins") || !strcmp(module, "__builtin__")) {
         denied = true;
         for (size_t i = 0; i < SM__ARRAY_LEN(data_builtins); i++)
@@ -467,22 +490,26 @@ static int make_tensor(sm__pickle *pk, sm__pk_global what, const sm__pv *args, s
     if ((size->kind != SM__PK_TUPLE && size->kind != SM__PK_LIST) ||
         (stride->kind != SM__PK_TUPLE && stride->kind != SM__PK_LIST) ||
         size->u.seq.n != stride->u.seq.n)
-        return sm__pk_fail(pk, err, SM_EFORMAT, "tensor record: size and stride are not two "
-                                                "sequences of the same length");
+        return sm__pk_fail(pk, err, SM_EFORMAT,
+                           "tensor record: size and stride are not two "
+                           "sequences of the same length");
     if (size->u.seq.n > SM_ST_MAX_DIMS)
         return sm__pk_fail(pk, err, SM_EFORMAT, "tensor with %zu dimensions (at most %d)",
                            size->u.seq.n, SM_ST_MAX_DIMS);
     tt->ndim = (int)size->u.seq.n;
     tt->offset = as_count(a[1]);
     if (tt->offset < 0)
-        return sm__pk_fail(pk, err, SM_EFORMAT, "tensor record: the storage offset is not a "
-                                                "non-negative integer");
+        return sm__pk_fail(pk, err, SM_EFORMAT,
+                           "tensor record: the storage offset is not a "
+                           "non-negative integer");
     int64_t numel = 1, last = tt->offset;
     for (int d = 0; d < tt->ndim; d++) {
         int64_t n = as_count(size->u.seq.v[d]), s = as_count(stride->u.seq.v[d]);
         if (n < 0 || s < 0)
-            return sm__pk_fail(pk, err, SM_EFORMAT, "tensor record: size[%d] or stride[%d] is "
-                                                    "not a non-negative integer", d, d);
+            return sm__pk_fail(pk, err, SM_EFORMAT,
+                               "tensor record: size[%d] or stride[%d] is "
+                               "not a non-negative integer",
+                               d, d);
         tt->shape[d] = n;
         tt->stride[d] = s;
         if (__builtin_mul_overflow(numel, n, &numel) || numel > (INT64_MAX >> 4))
@@ -495,8 +522,10 @@ static int make_tensor(sm__pickle *pk, sm__pk_global what, const sm__pv *args, s
             int64_t span;
             if (__builtin_mul_overflow(tt->shape[d] - 1, tt->stride[d], &span) ||
                 __builtin_add_overflow(last, span, &last))
-                return sm__pk_fail(pk, err, SM_EFORMAT, "tensor strides overflow (stride[%d] "
-                                                        "is %lld)", d, (long long)tt->stride[d]);
+                return sm__pk_fail(pk, err, SM_EFORMAT,
+                                   "tensor strides overflow (stride[%d] "
+                                   "is %lld)",
+                                   d, (long long)tt->stride[d]);
         }
         if (last >= st->numel)
             return sm__pk_fail(pk, err, SM_EFORMAT,
@@ -512,7 +541,8 @@ static sm__pv *latin1_bytes(sm__pickle *pk, const sm__pv *args)
 {
     if (args->u.seq.n != 2 || args->u.seq.v[0]->kind != SM__PK_STR ||
         args->u.seq.v[1]->kind != SM__PK_STR ||
-        (strcmp(args->u.seq.v[1]->u.str.s, "latin1") && strcmp(args->u.seq.v[1]->u.str.s, "latin-1")))
+        (strcmp(args->u.seq.v[1]->u.str.s, "latin1") &&
+         strcmp(args->u.seq.v[1]->u.str.s, "latin-1")))
         return NULL;
     const sm__pv *s = args->u.seq.v[0];
     unsigned char *b = malloc(s->u.str.n + 1);
@@ -759,7 +789,7 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
         pk->at += 8;
         return 0;
     case '.': return 1; /* STOP */
-    case '(': /* MARK */
+    case '(':           /* MARK */
         if (pk->n_marks >= SM__PK_MAX_DEPTH)
             return sm__pk_fail(pk, err, SM_EFORMAT, "values nested deeper than %d levels",
                                SM__PK_MAX_DEPTH);
@@ -768,7 +798,7 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
         pk->marks[pk->n_marks++] = pk->sp;
         return 0;
     case '0': return pop(pk, err) ? 0 : SM_EFORMAT; /* POP */
-    case '1': /* POP_MARK */
+    case '1':                                       /* POP_MARK */
         if ((rc = pop_mark(pk, &first, err))) return rc;
         pk->sp = first;
         return 0;
@@ -804,11 +834,11 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
         if ((v = sm__pk_alloc(pk, SM__PK_FLOAT))) memcpy(&v->u.f, &u, 8);
         return push(pk, v, err);
     }
-    case 'X':    /* BINUNICODE */
-    case 0x8c:   /* SHORT_BINUNICODE */
-    case 0x8d:   /* BINUNICODE8 */
-    case 'T':    /* BINSTRING (Python 2 str) */
-    case 'U': {  /* SHORT_BINSTRING */
+    case 'X':   /* BINUNICODE */
+    case 0x8c:  /* SHORT_BINUNICODE */
+    case 0x8d:  /* BINUNICODE8 */
+    case 'T':   /* BINSTRING (Python 2 str) */
+    case 'U': { /* SHORT_BINSTRING */
         size_t wdt = pk->op == 0x8c || pk->op == 'U' ? 1 : pk->op == 0x8d ? 8 : 4;
         if ((rc = take_len(pk, wdt, &n, err))) return rc;
         if ((pk->op == 'X' || pk->op == 0x8c || pk->op == 0x8d) &&
@@ -832,17 +862,17 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
     case 0x8f: return push(pk, sm__pk_alloc(pk, SM__PK_LIST), err); /* EMPTY_LIST, EMPTY_SET */
     case ')': return push(pk, sm__pk_alloc(pk, SM__PK_TUPLE), err); /* EMPTY_TUPLE */
     case '}': return push(pk, sm__pk_alloc(pk, SM__PK_DICT), err);  /* EMPTY_DICT */
-    case 'a': /* APPEND */
+    case 'a':                                                       /* APPEND */
         first = pk->sp;
         if (first <= fence(pk) + 1)
             return sm__pk_fail(pk, err, SM_EFORMAT, "opcode 0x%02x: stack underflow", pk->op);
         return append_items(pk, first - 1, err);
-    case 'e':    /* APPENDS */
-    case 0x90:   /* ADDITEMS */
+    case 'e':  /* APPENDS */
+    case 0x90: /* ADDITEMS */
         if ((rc = pop_mark(pk, &first, err))) return rc;
         return append_items(pk, first, err);
-    case 'l': /* LIST */
-    case 't': /* TUPLE */
+    case 'l':  /* LIST */
+    case 't':  /* TUPLE */
     case 0x91: /* FROZENSET */
         if ((rc = pop_mark(pk, &first, err))) return rc;
         return collect(pk, pk->op == 't' ? SM__PK_TUPLE : SM__PK_LIST, first, err);
@@ -931,8 +961,9 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
         return push(pk, w, err);
     case 0x98: return top(pk, err) ? 0 : SM_EFORMAT; /* READONLY_BUFFER */
     case 'P':
-        return sm__pk_fail(pk, err, SM_EUNSUPPORTED, "text persistent ids (PERSID) are not used "
-                                                     "by torch.save");
+        return sm__pk_fail(pk, err, SM_EUNSUPPORTED,
+                           "text persistent ids (PERSID) are not used "
+                           "by torch.save");
     case 'S':
     case 'V':
         return sm__pk_fail(pk, err, SM_EUNSUPPORTED,
@@ -969,8 +1000,10 @@ int sm__pk_run(sm__pickle *pk, const unsigned char *buf, size_t len, sm__pk_pers
         if (rc == 1) break;
     }
     if (pk->sp != 1 || pk->n_marks)
-        return sm__pk_fail(pk, err, SM_EFORMAT, "STOP with %zu values and %zu marks on the stack "
-                                                "(expected one value)", pk->sp, pk->n_marks);
+        return sm__pk_fail(pk, err, SM_EFORMAT,
+                           "STOP with %zu values and %zu marks on the stack "
+                           "(expected one value)",
+                           pk->sp, pk->n_marks);
     *root = pk->stack[0];
     if (used) *used = pk->at;
     return 0;

@@ -75,19 +75,24 @@ static const rule mid_rules[] = {
 
 /* Last name segment. */
 static const rule last_rules[] = {
-    {".gamma", ".weight", 0, -1},         {".beta", ".bias", 0, -1},
-    {".moving_mean", ".running_mean", 0, -1}, {".moving_variance", ".running_var", 0, -1},
-    {".cls_tokens", ".cls_token", 0, -1}, {".cls", ".cls_token", 0, -1},
-    {".pos_embedding", ".pos_embed", 0, -1}, {".ape", ".absolute_pos_embed", 0, -1},
-    {".gamma1", ".gamma_1", 0, -1},       {".gamma2", ".gamma_2", 0, -1},
+    {".gamma", ".weight", 0, -1},
+    {".beta", ".bias", 0, -1},
+    {".moving_mean", ".running_mean", 0, -1},
+    {".moving_variance", ".running_var", 0, -1},
+    {".cls_tokens", ".cls_token", 0, -1},
+    {".cls", ".cls_token", 0, -1},
+    {".pos_embedding", ".pos_embed", 0, -1},
+    {".ape", ".absolute_pos_embed", 0, -1},
+    {".gamma1", ".gamma_1", 0, -1},
+    {".gamma2", ".gamma_2", 0, -1},
     {".attention_mask", ".attn_mask", 0, -1},
 };
 
 bool sm__ringmo_detect(const sm_ckpt *c)
 {
     static const char *const marks[] = {"patch_embed.projection.", ".attention.dense1.",
-                                        ".attn.q.weight", "encoder.encoder.blocks.",
-                                        ".layernorm1.gamma", ".mlp.mapping."};
+                                        ".attn.q.weight",          "encoder.encoder.blocks.",
+                                        ".layernorm1.gamma",       ".mlp.mapping."};
     for (size_t i = 0; i < c->n; i++)
         for (size_t k = 0; k < SM__ARRAY_LEN(marks); k++)
             if (strstr(c->t[i].name, marks[k])) return true;
@@ -295,7 +300,8 @@ int sm__ringmo_map(sm_ckpt *c, sm_error *err)
         }
         sm_ckpt_tensor *p[3] = {t, NULL, NULL};
         for (size_t j = 0; j < c->n; j++)
-            if (pl[j].part > 0 && pl[j].name && !strcmp(pl[j].name, t->name)) p[pl[j].part] = &c->t[j];
+            if (pl[j].part > 0 && pl[j].name && !strcmp(pl[j].name, t->name))
+                p[pl[j].part] = &c->t[j];
         if (!p[1] || !p[2]) {
             rc = sm_error_set(err, SM_EDATA, c->path, 0, 0, t->source,
                               "the %s part of '%s' is missing", p[1] ? "v" : "k", t->name);
@@ -336,7 +342,9 @@ int sm__ringmo_map(sm_ckpt *c, sm_error *err)
     c->map.applied = true;
     c->map.dropped = dropped;
     if (dropped)
-        sm__ckpt_ignore(c, "%zu ViT attention k biases (attention.dense2.bias): the official ViT "
-                           "has none, and softmax is unchanged without them", dropped);
+        sm__ckpt_ignore(c,
+                        "%zu ViT attention k biases (attention.dense2.bias): the official ViT "
+                        "has none, and softmax is unchanged without them",
+                        dropped);
     return 0;
 }

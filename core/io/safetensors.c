@@ -111,6 +111,20 @@ static int fmt_err(sm_error *err, const char *path, const char *name, const char
     return SM_EFORMAT;
 }
 
+int sm__read_at(int fd, void *buf, size_t n, uint64_t off)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        if (r == 0) return -EIO; /* the file ends first (or shrank since validation) */
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
 
 static int cmp_info(const void *pa, const void *pb)
 {
@@ -583,7 +597,8 @@ static void stats_chunk(const sm_st_info *t, const unsigned char *buf, int64_t f
     (void)first;
     for (int64_t j = 0; j < count; j++) {
         const unsigned char *p = buf + (size_t)j * es;
-        double v = is_float ? sm__elem_as_double(t->dtype, p) : (double)sm__elem_as_i64(t->dtype, p);
+        double v =
+            is_float ? sm__elem_as_double(t->dtype, p) : (double)sm__elem_as_i64(t->dtype, p);
         if (!isfinite(v)) {
             a->s->nonfinite++;
             continue;

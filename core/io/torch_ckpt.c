@@ -38,7 +38,7 @@ typedef struct reader {
     struct legacy_slot {
         char *key;
         uint64_t offset, len;
-    } *slots;
+    } * slots;
     size_t n_slots;
     /* element types seen per key, to check the records agree and to size legacy storages */
     struct record {
@@ -46,7 +46,7 @@ typedef struct reader {
         sm_dtype dtype;
         char *type;
         int64_t numel; /* of the root storage */
-    } *records;
+    } * records;
     size_t n_records, cap_records;
     bool legacy;
     storage_data *data;
@@ -107,8 +107,7 @@ static sm__pv *persid(sm__pickle *pk, const sm__pv *pid, void *arg, sm_error *er
             vm->u.seq.v[2]->kind != SM__PK_INT || vm->u.seq.v[1]->u.i < 0 ||
             vm->u.seq.v[2]->u.i < 0 || vm->u.seq.v[1]->u.i > numel->u.i ||
             vm->u.seq.v[2]->u.i > numel->u.i - vm->u.seq.v[1]->u.i) {
-            sm__pk_fail(pk, err, SM_EFORMAT, "storage view outside its storage '%s'",
-                        key->u.str.s);
+            sm__pk_fail(pk, err, SM_EFORMAT, "storage view outside its storage '%s'", key->u.str.s);
             return NULL;
         }
         view_off = vm->u.seq.v[1]->u.i;
@@ -118,8 +117,10 @@ static sm__pv *persid(sm__pickle *pk, const sm__pv *pid, void *arg, sm_error *er
     snprintf(tname, sizeof tname, "%s.%s", type->u.global.module, type->u.global.name);
     const struct record *old = find_record(r, key->u.str.s);
     if (old && (old->dtype != dt || old->numel != numel->u.i)) {
-        sm__pk_fail(pk, err, SM_EFORMAT, "storage '%s' recorded twice with different types or "
-                                         "sizes", key->u.str.s);
+        sm__pk_fail(pk, err, SM_EFORMAT,
+                    "storage '%s' recorded twice with different types or "
+                    "sizes",
+                    key->u.str.s);
         return NULL;
     }
     if (!old) {
@@ -174,9 +175,8 @@ static int fetch(reader *r, storage_data *d, const struct record *rec, sm_error 
             return sm_error_set(err, SM_EFORMAT, c->path, 0, 0, NULL,
                                 "storage '%s' (%s) holds %llu bytes, its record says %lld "
                                 "elements of %s (%llu bytes)",
-                                d->key, name, (unsigned long long)e->usize,
-                                (long long)rec->numel, sm_dtype_name(rec->dtype),
-                                (unsigned long long)want);
+                                d->key, name, (unsigned long long)e->usize, (long long)rec->numel,
+                                sm_dtype_name(rec->dtype), (unsigned long long)want);
         d->len = want;
         return sm__zip_read(r->zip, e, want, &d->bytes, err);
     }
@@ -230,7 +230,8 @@ static int copy_tensor(reader *r, const char *name, size_t name_len, const sm__p
     if (tt->dtype >= SM_DTYPE_COUNT)
         return sm_error_set(err, SM_EUNSUPPORTED, c->path, 0, 0, NULL,
                             "tensor '%.*s': storage type %s is not supported (float, integer "
-                            "and bool tensors are)", (int)SM__MIN(name_len, (size_t)100), name, st->type);
+                            "and bool tensors are)",
+                            (int)SM__MIN(name_len, (size_t)100), name, st->type);
     const struct record *rec = find_record(r, st->key);
     storage_data *d = data_slot(r, st->key);
     if (!rec || !d) return sm_error_set(err, SM_ENOMEM, c->path, 0, 0, NULL, "out of memory");
@@ -241,7 +242,8 @@ static int copy_tensor(reader *r, const char *name, size_t name_len, const sm__p
     uint64_t base = (uint64_t)st->view_offset * ses, last = 0;
     if (tt->numel > 0) {
         last = (uint64_t)tt->offset;
-        for (int k = 0; k < tt->ndim; k++) last += (uint64_t)(tt->shape[k] - 1) * (uint64_t)tt->stride[k];
+        for (int k = 0; k < tt->ndim; k++)
+            last += (uint64_t)(tt->shape[k] - 1) * (uint64_t)tt->stride[k];
         if (last > (d->len - base) / es || (last + 1) * es > d->len - base)
             return sm_error_set(err, SM_EFORMAT, c->path, 0, 0, NULL,
                                 "tensor '%.*s' reaches past the end of storage '%s'",
@@ -312,10 +314,12 @@ static int take_state_dict(reader *r, const sm__pv *root, sm_error *err)
     if (!sd) {
         char what[160], keys[400] = "";
         sm__pk_describe(root, what, sizeof what);
-        for (size_t i = 0; top->kind == SM__PK_DICT && i < top->u.dict.n && strlen(keys) < 300; i++) {
+        for (size_t i = 0; top->kind == SM__PK_DICT && i < top->u.dict.n && strlen(keys) < 300;
+             i++) {
             char k[100];
             describe_key(top->u.dict.k[i], k, sizeof k);
-            snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", i ? ", " : " with keys ", k);
+            snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s",
+                     i ? ", " : " with keys ", k);
         }
         return sm_error_set(err, SM_EDATA, c->path, 0, 0, NULL,
                             "no state dict: the pickled object is %s%s, and no dict of tensors "
@@ -323,7 +327,8 @@ static int take_state_dict(reader *r, const sm__pv *root, sm_error *err)
                             "'module'%s",
                             what, keys,
                             root->kind == SM__PK_OBJECT ? " (a pickled module? save its "
-                                                          "state_dict() instead)" : "");
+                                                          "state_dict() instead)"
+                                                        : "");
     }
     /* what is left out */
     for (size_t i = 0; sd != top && i < top->u.dict.n; i++) {
@@ -469,7 +474,8 @@ static int legacy_pickles(reader *r, sm__pickle *pk, const unsigned char *buf, s
                                 "end of the file (truncated?)",
                                 k->u.str.s, (unsigned long long)n);
         r->slots[i].key = sm__strdup(k->u.str.s);
-        if (!r->slots[i].key) return sm_error_set(err, SM_ENOMEM, c->path, 0, 0, NULL, "out of memory");
+        if (!r->slots[i].key)
+            return sm_error_set(err, SM_ENOMEM, c->path, 0, 0, NULL, "out of memory");
         r->slots[i].offset = off + 8;
         r->slots[i].len = n * es;
         r->n_slots = i + 1;
@@ -492,7 +498,8 @@ int sm__torch_legacy_read(sm_ckpt *c, int fd, uint64_t size, sm_error *err)
         if (!buf || !pk) {
             rc = sm_error_set(&local, SM_ENOMEM, c->path, 0, 0, NULL, "out of memory");
         } else if ((rc = sm__read_at(fd, buf, len, 0))) {
-            rc = sm_error_set(&local, SM_EIO, c->path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
+            rc =
+                sm_error_set(&local, SM_EIO, c->path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
         } else {
             rc = legacy_pickles(&r, pk, buf, len, &object, &local);
             if (!rc) rc = take_state_dict(&r, object, &local);

@@ -6,7 +6,6 @@
 #include "base/internal.h"
 #include "io/io_internal.h"
 
-#include <errno.h>
 #include <zlib.h>
 
 #define EOCD_SIG 0x06054b50u
@@ -20,21 +19,6 @@
 static uint32_t le16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t le32(const unsigned char *p) { return le16(p) | le16(p + 2) << 16; }
 static uint64_t le64(const unsigned char *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
-
-int sm__read_at(int fd, void *buf, size_t n, uint64_t off)
-{
-    char *p = buf;
-    while (n > 0) {
-        ssize_t r = pread(fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -errno;
-        if (r == 0) return -EIO;
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
 
 static int zfail(const sm__zip *z, sm_error *err, const char *fmt, ...) SM_PRINTF(3, 4);
 static int zfail(const sm__zip *z, sm_error *err, const char *fmt, ...)
@@ -53,8 +37,7 @@ static int zread(const sm__zip *z, void *buf, size_t n, uint64_t off, sm_error *
         return zfail(z, err, "record at byte %llu runs past the end of the file (truncated?)",
                      (unsigned long long)off);
     int rc = sm__read_at(z->fd, buf, n, off);
-    if (rc)
-        return sm_error_set(err, SM_EIO, z->path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
+    if (rc) return sm_error_set(err, SM_EIO, z->path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
     return 0;
 }
 
@@ -63,7 +46,8 @@ static int zread(const sm__zip *z, void *buf, size_t n, uint64_t off, sm_error *
 static int find_eocd(sm__zip *z, uint64_t *count, uint64_t *cd_size, uint64_t *cd_off,
                      sm_error *err)
 {
-    if (z->size < 22) return zfail(z, err, "file of %llu bytes has no end record", (unsigned long long)z->size);
+    if (z->size < 22)
+        return zfail(z, err, "file of %llu bytes has no end record", (unsigned long long)z->size);
     size_t tail = (size_t)SM__MIN(z->size, (uint64_t)(22 + 65535));
     unsigned char *buf = malloc(tail);
     if (!buf) return sm_error_set(err, SM_ENOMEM, z->path, 0, 0, NULL, "out of memory");
@@ -91,11 +75,13 @@ static int find_eocd(sm__zip *z, uint64_t *count, uint64_t *cd_size, uint64_t *c
     if (multi) return zfail(z, err, "multi-disk archives are not supported");
     if (!zip64) return 0;
     unsigned char loc[20], rec[56];
-    if (eocd < 20 || (rc = zread(z, loc, 20, eocd - 20, err))) return rc ? rc : zfail(z, err, "zip64 locator missing");
+    if (eocd < 20 || (rc = zread(z, loc, 20, eocd - 20, err)))
+        return rc ? rc : zfail(z, err, "zip64 locator missing");
     if (le32(loc) != LOC64_SIG) return zfail(z, err, "zip64 end record locator missing");
     uint64_t r = le64(loc + 8);
     if ((rc = zread(z, rec, 56, r, err))) return rc;
-    if (le32(rec) != EOCD64_SIG) return zfail(z, err, "zip64 end record missing at byte %llu", (unsigned long long)r);
+    if (le32(rec) != EOCD64_SIG)
+        return zfail(z, err, "zip64 end record missing at byte %llu", (unsigned long long)r);
     *count = le64(rec + 32);
     *cd_size = le64(rec + 40);
     *cd_off = le64(rec + 48);
@@ -140,7 +126,8 @@ int sm__zip_open(sm__zip *z, const char *path, int fd, uint64_t size, sm_error *
     uint64_t count = 0, cd_size = 0, cd_off = 0;
     int rc = find_eocd(z, &count, &cd_size, &cd_off, err);
     if (rc) return rc;
-    if (count > MAX_ENTRIES) return zfail(z, err, "%llu entries (at most %u)", (unsigned long long)count, MAX_ENTRIES);
+    if (count > MAX_ENTRIES)
+        return zfail(z, err, "%llu entries (at most %u)", (unsigned long long)count, MAX_ENTRIES);
     if (cd_size > MAX_CDIR || cd_off > size || cd_size > size - cd_off)
         return zfail(z, err, "central directory (%llu bytes at %llu) outside the file (truncated?)",
                      (unsigned long long)cd_size, (unsigned long long)cd_off);
@@ -160,7 +147,8 @@ int sm__zip_open(sm__zip *z, const char *path, int fd, uint64_t size, sm_error *
         }
         size_t nl = le16(p + 28), xl = le16(p + 30), cl = le16(p + 32);
         if (46 + nl + xl + cl > cd_size - at) {
-            rc = zfail(z, err, "central directory entry %llu runs past the directory", (unsigned long long)i);
+            rc = zfail(z, err, "central directory entry %llu runs past the directory",
+                       (unsigned long long)i);
             break;
         }
         sm__zip_entry *e = &z->e[z->n];
@@ -238,8 +226,9 @@ int sm__zip_read(const sm__zip *z, const sm__zip_entry *e, uint64_t max, unsigne
     *out = NULL;
     if (e->flags & 1) return zfail(z, err, "entry '%s' is encrypted", e->name);
     if (e->method != 0 && e->method != 8)
-        return zfail(z, err, "entry '%s' is compressed with method %d (only stored and deflate "
-                             "are supported; torch.save stores entries uncompressed)",
+        return zfail(z, err,
+                     "entry '%s' is compressed with method %d (only stored and deflate "
+                     "are supported; torch.save stores entries uncompressed)",
                      e->name, e->method);
     if (e->usize > max)
         return zfail(z, err, "entry '%s' is %llu bytes (at most %llu expected)", e->name,
@@ -259,7 +248,10 @@ int sm__zip_read(const sm__zip *z, const sm__zip_entry *e, uint64_t max, unsigne
     if (data > z->size || e->csize > z->size - data)
         return zfail(z, err, "entry '%s' runs past the end of the file (truncated?)", e->name);
     unsigned char *raw = malloc(e->csize ? (size_t)e->csize : 1);
-    if (!raw) return sm_error_set(err, SM_ENOMEM, z->path, 0, 0, NULL, "out of memory (entry '%s', %llu bytes)", e->name, (unsigned long long)e->csize);
+    if (!raw)
+        return sm_error_set(err, SM_ENOMEM, z->path, 0, 0, NULL,
+                            "out of memory (entry '%s', %llu bytes)", e->name,
+                            (unsigned long long)e->csize);
     if ((rc = zread(z, raw, (size_t)e->csize, data, err))) {
         free(raw);
         return rc;
