@@ -75,13 +75,7 @@ sm_ckpt_tensor *sm__ckpt_add(sm_ckpt *c, const char *name, size_t name_len, cons
                      (long long)numel, (unsigned long long)c->out_cap, OUT_FACTOR);
         return NULL;
     }
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? 2 * c->cap : 64;
-        sm_ckpt_tensor *nt = realloc(c->t, nc * sizeof *nt);
-        if (!nt) goto oom;
-        c->t = nt;
-        c->cap = nc;
-    }
+    if (sm__grow(&c->t, &c->cap, c->n + 1, sizeof *c->t)) goto oom;
     sm_ckpt_tensor *t = &c->t[c->n];
     memset(t, 0, sizeof *t);
     t->name = malloc(name_len + 1);
@@ -118,13 +112,7 @@ void sm__ckpt_ignore(sm_ckpt *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (c->n_ignored == c->cap_ignored) {
-        size_t nc = c->cap_ignored ? 2 * c->cap_ignored : 16;
-        char **p = realloc(c->ignored, nc * sizeof *p);
-        if (!p) return;
-        c->ignored = p;
-        c->cap_ignored = nc;
-    }
+    if (sm__grow(&c->ignored, &c->cap_ignored, c->n_ignored + 1, sizeof *c->ignored)) return;
     if ((c->ignored[c->n_ignored] = sm__strdup(line))) c->n_ignored++;
 }
 

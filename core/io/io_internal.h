@@ -16,6 +16,9 @@ double sm__elem_as_double(sm_dtype dt, const unsigned char *p);
 int64_t sm__elem_as_i64(sm_dtype dt, const unsigned char *p);
 /* Index of the first byte of s[0..len) that is not valid UTF-8, or len. */
 size_t sm__utf8_invalid_at(const unsigned char *s, size_t len);
+/* Grows the array *arr of elements of es bytes (capacity *cap, doubled from 8) to hold at least
+ * need elements: 0, or -1 on ENOMEM (the array is then unchanged). */
+int sm__grow(void *arr, size_t *cap, size_t need, size_t es);
 /* pread of exactly n bytes at off: 0, or -errno (-EIO when the file ends first). */
 int sm__read_at(int fd, void *buf, size_t n, uint64_t off);
 

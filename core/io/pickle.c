@@ -60,8 +60,7 @@ static int oom(sm__pickle *pk, sm_error *err)
     return sm__pk_fail(pk, err, SM_ENOMEM, "out of memory");
 }
 
-/* Grows *arr (element size es) to hold at least need elements. */
-static int grow(void *arr, size_t *cap, size_t need, size_t es)
+int sm__grow(void *arr, size_t *cap, size_t need, size_t es)
 {
     if (need <= *cap) return 0;
     size_t nc = *cap ? *cap : 8;
@@ -121,7 +120,7 @@ void sm__pk_free(sm__pickle *pk)
 
 sm__pv *sm__pk_alloc(sm__pickle *pk, sm__pk_kind kind)
 {
-    if (grow(&pk->all, &pk->cap_all, pk->n_all + 1, sizeof *pk->all)) return NULL;
+    if (sm__grow(&pk->all, &pk->cap_all, pk->n_all + 1, sizeof *pk->all)) return NULL;
     sm__pv *v = calloc(1, sizeof *v);
     if (!v) return NULL;
     v->kind = kind;
@@ -141,7 +140,7 @@ static int nest(sm__pickle *pk, sm__pv *parent, const sm__pv *child, sm_error *e
 
 static int seq_add(sm__pickle *pk, sm__pv *seq, sm__pv *item, sm_error *err)
 {
-    if (grow(&seq->u.seq.v, &seq->u.seq.cap, seq->u.seq.n + 1, sizeof *seq->u.seq.v))
+    if (sm__grow(&seq->u.seq.v, &seq->u.seq.cap, seq->u.seq.n + 1, sizeof *seq->u.seq.v))
         return oom(pk, err);
     seq->u.seq.v[seq->u.seq.n++] = item;
     return nest(pk, seq, item, err);
@@ -150,9 +149,9 @@ static int seq_add(sm__pickle *pk, sm__pv *seq, sm__pv *item, sm_error *err)
 static int dict_add(sm__pickle *pk, sm__pv *d, sm__pv *k, sm__pv *v, sm_error *err)
 {
     size_t cap = d->u.dict.cap;
-    if (grow(&d->u.dict.k, &cap, d->u.dict.n + 1, sizeof *d->u.dict.k)) return oom(pk, err);
+    if (sm__grow(&d->u.dict.k, &cap, d->u.dict.n + 1, sizeof *d->u.dict.k)) return oom(pk, err);
     cap = d->u.dict.cap;
-    if (grow(&d->u.dict.v, &cap, d->u.dict.n + 1, sizeof *d->u.dict.v)) return oom(pk, err);
+    if (sm__grow(&d->u.dict.v, &cap, d->u.dict.n + 1, sizeof *d->u.dict.v)) return oom(pk, err);
     d->u.dict.cap = cap;
     d->u.dict.k[d->u.dict.n] = k;
     d->u.dict.v[d->u.dict.n++] = v;
@@ -248,7 +247,7 @@ static int take_len(sm__pickle *pk, size_t w, size_t *n, sm_error *err)
 static int push(sm__pickle *pk, sm__pv *v, sm_error *err)
 {
     if (!v) return oom(pk, err);
-    if (grow(&pk->stack, &pk->cap_stack, pk->sp + 1, sizeof *pk->stack)) return oom(pk, err);
+    if (sm__grow(&pk->stack, &pk->cap_stack, pk->sp + 1, sizeof *pk->stack)) return oom(pk, err);
     pk->stack[pk->sp++] = v;
     return 0;
 }
@@ -323,7 +322,7 @@ static int memo_put(sm__pickle *pk, uint64_t idx, sm_error *err)
                            "memo index %llu is far beyond the %zu values memoised so far",
                            (unsigned long long)idx, pk->n_memo);
     size_t old = pk->cap_memo;
-    if (grow(&pk->memo, &pk->cap_memo, (size_t)idx + 1, sizeof *pk->memo)) return oom(pk, err);
+    if (sm__grow(&pk->memo, &pk->cap_memo, (size_t)idx + 1, sizeof *pk->memo)) return oom(pk, err);
     if (pk->cap_memo > old) memset(pk->memo + old, 0, (pk->cap_memo - old) * sizeof *pk->memo);
     if (!pk->memo[idx]) pk->n_memo++;
     pk->memo[idx] = v;
@@ -793,7 +792,7 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
         if (pk->n_marks >= SM__PK_MAX_DEPTH)
             return sm__pk_fail(pk, err, SM_EFORMAT, "values nested deeper than %d levels",
                                SM__PK_MAX_DEPTH);
-        if (grow(&pk->marks, &pk->cap_marks, pk->n_marks + 1, sizeof *pk->marks))
+        if (sm__grow(&pk->marks, &pk->cap_marks, pk->n_marks + 1, sizeof *pk->marks))
             return oom(pk, err);
         pk->marks[pk->n_marks++] = pk->sp;
         return 0;

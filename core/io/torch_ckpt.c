@@ -124,14 +124,8 @@ static sm__pv *persid(sm__pickle *pk, const sm__pv *pid, void *arg, sm_error *er
         return NULL;
     }
     if (!old) {
-        size_t nc = r->cap_records;
-        if (r->n_records == nc) {
-            nc = nc ? 2 * nc : 32;
-            struct record *p = realloc(r->records, nc * sizeof *p);
-            if (!p) goto oom;
-            r->records = p;
-            r->cap_records = nc;
-        }
+        if (sm__grow(&r->records, &r->cap_records, r->n_records + 1, sizeof *r->records))
+            goto oom;
         struct record *rec = &r->records[r->n_records];
         rec->key = sm__strdup(key->u.str.s);
         rec->type = sm__strdup(tname);
@@ -204,13 +198,7 @@ static storage_data *data_slot(reader *r, const char *key)
 {
     for (size_t i = 0; i < r->n_data; i++)
         if (!strcmp(r->data[i].key, key)) return &r->data[i];
-    if (r->n_data == r->cap_data) {
-        size_t nc = r->cap_data ? 2 * r->cap_data : 32;
-        storage_data *p = realloc(r->data, nc * sizeof *p);
-        if (!p) return NULL;
-        r->data = p;
-        r->cap_data = nc;
-    }
+    if (sm__grow(&r->data, &r->cap_data, r->n_data + 1, sizeof *r->data)) return NULL;
     storage_data *d = &r->data[r->n_data];
     memset(d, 0, sizeof *d);
     if (!(d->key = sm__strdup(key))) return NULL;
