@@ -1,9 +1,9 @@
 #!/bin/sh
 # fuzz/run.sh [SECONDS] - builds the committed tree (git archive HEAD) with clang, ASan, UBSan
 # and libFuzzer coverage in fuzz/build, then runs each target for SECONDS (default 60) on a
-# corpus kept in fuzz/build/<target>/corpus (seeded from the shipped configs and, when the
-# normal build has made it, JPEGs from tests/mkimages). Needs git, clang and libomp-dev (Debian:
-# clang-14 libomp-14-dev) besides the build dependencies. A crash leaves crash-* in
+# corpus kept in fuzz/build/<target>/corpus (seeded from the shipped configs, fuzz/corpus/<target>
+# and, when the normal build has made it, JPEGs from tests/mkimages). Needs git, clang and
+# libomp-dev (Debian: clang-14 libomp-14-dev) besides the build dependencies. A crash leaves crash-* in
 # fuzz/build/<target>/: fix it and add the input to the tests as a regression case.
 set -eu
 secs=${1:-60}
@@ -22,7 +22,7 @@ if [ "$(cat "$b/lib/.rev" 2>/dev/null)" != "$rev" ]; then
     echo "$rev" >"$b/lib/.rev"
 fi
 lib="$b/lib/core/.libs"
-for t in config image safetensors; do
+for t in config image safetensors convert; do
     mkdir -p "$b/$t/corpus"
     clang -O1 -g $san -fsanitize=fuzzer -I"$b/lib/include" \
         "$src/fuzz/fuzz_$t.c" -L"$lib" -lsimmim -Wl,-rpath,"$lib" -o "$b/$t/fuzz_$t"
@@ -34,8 +34,9 @@ if [ -x "$src/tests/mkimages" ] && [ ! -d "$b/images" ]; then
         cp "$b"/images/aircas/*.jpg "$b/image/corpus/" 2>/dev/null || true
 fi
 find "$src/tests" -name '*.safetensors' -size -256k -exec cp {} "$b/safetensors/corpus/" \; 2>/dev/null || true
+cp "$src"/fuzz/corpus/convert/* "$b/convert/corpus/" 2>/dev/null || true
 status=0
-for t in config image safetensors; do
+for t in config image safetensors convert; do
     echo "fuzz_$t: $secs s"
     (cd "$b/$t" && ASAN_OPTIONS=detect_leaks=1 ./fuzz_$t -max_total_time="$secs" -max_len=65536 \
         -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 corpus 2>"$b/$t/log" ) || status=1

@@ -11,18 +11,7 @@
 
 static sm_registry *reg;
 
-static void setup(void)
-{
-    reg = sm_registry_new();
-    ck_assert_ptr_nonnull(reg);
-    sm_diag *d = sm_diag_new();
-    sm_plugin_load_path(reg, NULL, 0, NULL, 0, d);
-    sm_diag_free(d);
-    ck_assert_msg(sm_registry_find(reg, SM_KIND_BACKBONE, "vit") != NULL,
-                  "the vit plugin was not found on SIMMIM_PLUGIN_PATH");
-    ck_assert_msg(sm_registry_find(reg, SM_KIND_BACKBONE, "swin") != NULL,
-                  "the swin plugin was not found on SIMMIM_PLUGIN_PATH");
-}
+static void setup(void) { reg = sm_test_registry(); }
 
 static void teardown(void)
 {

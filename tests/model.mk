@@ -78,3 +78,12 @@ EXTRA_DIST += tests/check_golden_train_configs.sh tests/golden_train/README.md \
 	tools/golden_train/stubs/timm/scheduler/scheduler.py \
 	tools/golden_train/stubs/timm/scheduler/step_lr.py \
 	tools/golden_train/stubs/timm/utils/__init__.py
+
+# `simmimctl convert`: PyTorch and MindSpore checkpoints to safetensors; the fixtures come from
+# tools/make_convert_fixtures.py (python3-torch), rerun by hand when they must change.
+check_PROGRAMS += tests/check_convert
+TESTS += tests/check_convert
+tests_check_convert_SOURCES = tests/check_convert.c
+tests_check_convert_CFLAGS = $(TEST_CFLAGS)
+tests_check_convert_LDADD = $(TEST_LIBS)
+EXTRA_DIST += tools/make_convert_fixtures.py tests/fixtures/convert

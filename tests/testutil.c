@@ -136,6 +136,20 @@ sm_config *sm_test_config(const sm_registry *reg, const char *yaml, const char *
     return cfg;
 }
 
+sm_registry *sm_test_registry(void)
+{
+    sm_registry *reg = sm_registry_new();
+    ck_assert_ptr_nonnull(reg);
+    sm_diag *d = sm_diag_new();
+    sm_plugin_load_path(reg, NULL, 0, NULL, 0, d);
+    sm_diag_free(d);
+    ck_assert_msg(sm_registry_find(reg, SM_KIND_BACKBONE, "vit") != NULL,
+                  "the vit plugin was not found on SIMMIM_PLUGIN_PATH");
+    ck_assert_msg(sm_registry_find(reg, SM_KIND_BACKBONE, "swin") != NULL,
+                  "the swin plugin was not found on SIMMIM_PLUGIN_PATH");
+    return reg;
+}
+
 int sm_test_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

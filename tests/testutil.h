@@ -35,6 +35,10 @@ double sm_test_rel_err(const float *a, const float *b, int64_t n);
 sm_config *sm_test_config(const sm_registry *reg, const char *yaml, const char *path,
                           bool model_only);
 
+/* A registry with the built-ins and the plugins on SIMMIM_PLUGIN_PATH; fails the current test
+ * unless the vit and swin backbones are among them. Free with sm_registry_free. */
+sm_registry *sm_test_registry(void);
+
 /* Runs a suite and returns EXIT_SUCCESS / EXIT_FAILURE (Check's summary on stdout). */
 int sm_test_run(Suite *s);
 

@@ -159,5 +159,6 @@ int sm_cmd_reconstruct(int argc, char **argv);
 int sm_cmd_extract(int argc, char **argv);
 int sm_cmd_probe(int argc, char **argv);
 int sm_cmd_plot(int argc, char **argv);
+int sm_cmd_convert(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ core_cli_simmimctl_SOURCES = \
 	core/cli/cmd_data.c \
 	core/cli/cmd_plot.c \
 	core/cli/plot.h \
-	core/cli/plot.c
+	core/cli/plot.c \
+	core/cli/cmd_convert.c
 core_cli_simmimctl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CAIRO_CFLAGS)
 core_cli_simmimctl_LDADD = core/libsimmim.la $(JANSSON_LIBS) $(CAIRO_LIBS) -lm

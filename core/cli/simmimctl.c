@@ -17,6 +17,7 @@ static const sm_command commands[] = {
     {"plugins", sm_cmd_plugins, "list every component: kind, name, file, version, config keys"},
     {"data", sm_cmd_data, "scan the configured dataset: counts, sizes, formats, bad files"},
     {"inspect", sm_cmd_inspect, "list the tensors and metadata of a safetensors file"},
+    {"convert", sm_cmd_convert, "a PyTorch or MindSpore (RingMo) checkpoint to safetensors"},
     {"model", sm_cmd_model, "build the configured model; parameters; time a forward/backward step"},
     {"extract", sm_cmd_extract, "pooled backbone features of a dataset split, to safetensors"},
     {"probe", sm_cmd_probe, "linear probe: a classifier on extracted features, evaluated"},

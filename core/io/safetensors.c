@@ -9,7 +9,7 @@
  * Writing goes to a temp file in the target's directory, then fsync, rename, fsync(dir), so a
  * crash leaves either the old file or the complete new one. */
 #include "base/internal.h"
-#include "simmim/io.h"
+#include "io/io_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +67,7 @@ struct sm_st_file {
 
 /* Index of the first byte that is not valid UTF-8 (RFC 3629: no overlongs, no surrogates,
  * nothing above U+10FFFF), or len if all valid. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+size_t sm__utf8_invalid_at(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -111,14 +111,14 @@ static int fmt_err(sm_error *err, const char *path, const char *name, const char
     return SM_EFORMAT;
 }
 
-static int read_full(int fd, void *buf, size_t n, uint64_t off)
+int sm__read_at(int fd, void *buf, size_t n, uint64_t off)
 {
     char *p = buf;
     while (n > 0) {
         ssize_t r = pread(fd, p, n, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return -errno;
-        if (r == 0) return -EIO; /* file shrank since validation */
+        if (r == 0) return -EIO; /* the file ends first (or shrank since validation) */
         p += r;
         n -= (size_t)r;
         off += (uint64_t)r;
@@ -235,7 +235,7 @@ static int parse_metadata(sm_st_file *f, json_t *meta, sm_error *err)
 
 static int parse_header(sm_st_file *f, const char *text, size_t len, sm_error *err)
 {
-    size_t bad = utf8_invalid_at((const unsigned char *)text, len);
+    size_t bad = sm__utf8_invalid_at((const unsigned char *)text, len);
     if (bad < len)
         return fmt_err(err, f->path, NULL, "header is not valid UTF-8 (byte %zu of the header)",
                        bad);
@@ -331,7 +331,7 @@ int sm_st_open(const char *path, sm_st_file **out, sm_error *err)
         goto fail;
     }
     unsigned char len8[8];
-    if ((rc = read_full(f->fd, len8, 8, 0))) {
+    if ((rc = sm__read_at(f->fd, len8, 8, 0))) {
         rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
         goto fail;
     }
@@ -360,7 +360,7 @@ int sm_st_open(const char *path, sm_st_file **out, sm_error *err)
         rc = sm_error_set(err, SM_ENOMEM, path, 0, 0, NULL, "out of memory");
         goto fail;
     }
-    if ((rc = read_full(f->fd, text, (size_t)n, 8))) {
+    if ((rc = sm__read_at(f->fd, text, (size_t)n, 8))) {
         rc = sm_error_set(err, SM_EIO, path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
         goto fail;
     }
@@ -444,7 +444,7 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
-static double elem_as_double(sm_dtype dt, const unsigned char *p)
+double sm__elem_as_double(sm_dtype dt, const unsigned char *p)
 {
     switch (dt) {
     case SM_DTYPE_F32: {
@@ -474,7 +474,7 @@ static double elem_as_double(sm_dtype dt, const unsigned char *p)
     }
 }
 
-static int64_t elem_as_i64(sm_dtype dt, const unsigned char *p)
+int64_t sm__elem_as_i64(sm_dtype dt, const unsigned char *p)
 {
     switch (dt) {
     case SM_DTYPE_I64: {
@@ -514,7 +514,7 @@ static int read_chunks(const sm_st_file *f, const sm_st_info *t, chunk_fn fn, vo
     uint64_t off = f->data_start + t->begin;
     for (int64_t i = 0; i < t->numel; i += per) {
         int64_t k = SM__MIN(per, t->numel - i);
-        int rc = read_full(f->fd, buf, (size_t)k * es, off + (uint64_t)i * es);
+        int rc = sm__read_at(f->fd, buf, (size_t)k * es, off + (uint64_t)i * es);
         if (rc)
             return sm_error_set(err, SM_EIO, f->path, 0, 0, t->name, "cannot read: %s",
                                 strerror(-rc));
@@ -545,11 +545,11 @@ static void conv_chunk(const sm_st_info *t, const unsigned char *buf, int64_t fi
     for (int64_t j = 0; j < count; j++) {
         const unsigned char *p = buf + (size_t)j * es;
         if (c->w == WANT_F32)
-            ((float *)c->out)[first + j] = (float)elem_as_double(t->dtype, p);
+            ((float *)c->out)[first + j] = (float)sm__elem_as_double(t->dtype, p);
         else if (c->w == WANT_F64)
-            ((double *)c->out)[first + j] = elem_as_double(t->dtype, p);
+            ((double *)c->out)[first + j] = sm__elem_as_double(t->dtype, p);
         else
-            ((int64_t *)c->out)[first + j] = elem_as_i64(t->dtype, p);
+            ((int64_t *)c->out)[first + j] = sm__elem_as_i64(t->dtype, p);
     }
 }
 
@@ -573,7 +573,7 @@ static int read_conv(const sm_st_file *f, const char *name, void *out, int64_t c
     if ((w == WANT_F32 && t->dtype == SM_DTYPE_F32) ||
         (w == WANT_F64 && t->dtype == SM_DTYPE_F64) ||
         (w == WANT_I64 && t->dtype == SM_DTYPE_I64)) {
-        int rc = read_full(f->fd, out, (size_t)(t->end - t->begin), f->data_start + t->begin);
+        int rc = sm__read_at(f->fd, out, (size_t)(t->end - t->begin), f->data_start + t->begin);
         if (rc)
             return sm_error_set(err, SM_EIO, f->path, 0, 0, name, "cannot read: %s",
                                 strerror(-rc));
@@ -597,7 +597,8 @@ static void stats_chunk(const sm_st_info *t, const unsigned char *buf, int64_t f
     (void)first;
     for (int64_t j = 0; j < count; j++) {
         const unsigned char *p = buf + (size_t)j * es;
-        double v = is_float ? elem_as_double(t->dtype, p) : (double)elem_as_i64(t->dtype, p);
+        double v =
+            is_float ? sm__elem_as_double(t->dtype, p) : (double)sm__elem_as_i64(t->dtype, p);
         if (!isfinite(v)) {
             a->s->nonfinite++;
             continue;
