@@ -97,13 +97,14 @@ static const abi_row rows[] = {
     OF(sm_backbone_vtbl, buffer_get, 136),
     OF(sm_backbone_vtbl, init_head, 144),
     OF(sm_backbone_vtbl, adapt_weight, 152),
-    SZ(sm_backend_vtbl, 112),
+    SZ(sm_backend_vtbl, 120),
     OF(sm_backend_vtbl, hdr, 0),
     OF(sm_backend_vtbl, create, 72),
     OF(sm_backend_vtbl, destroy, 80),
     OF(sm_backend_vtbl, sgemm, 88),
     OF(sm_backend_vtbl, sgemm_batched, 96),
     OF(sm_backend_vtbl, describe, 104),
+    OF(sm_backend_vtbl, set_precision, 112),
     SZ(sm_dataset_vtbl, 120),
     OF(sm_dataset_vtbl, hdr, 0),
     OF(sm_dataset_vtbl, open, 72),
@@ -131,11 +132,12 @@ static const abi_row rows[] = {
     OF(sm_optimizer_vtbl, step, 88),
     OF(sm_optimizer_vtbl, state_count, 96),
     OF(sm_optimizer_vtbl, state_name, 104),
-    SZ(sm_scheduler_vtbl, 96),
+    SZ(sm_scheduler_vtbl, 104),
     OF(sm_scheduler_vtbl, hdr, 0),
     OF(sm_scheduler_vtbl, create, 72),
     OF(sm_scheduler_vtbl, destroy, 80),
     OF(sm_scheduler_vtbl, lr, 88),
+    OF(sm_scheduler_vtbl, lr_peak, 96),
     SZ(sm_schedule_opts, 16),
     OF(sm_schedule_opts, steps_per_epoch, 0),
     OF(sm_schedule_opts, epochs, 8),
@@ -178,8 +180,9 @@ START_TEST(test_abi_layout)
 }
 END_TEST
 
-/* ABI 1.1 appended adapt_weight to the backbone vtable: the 1.0 part is unchanged, so a 1.0
- * plugin's shorter vtable still loads, and SM_HAS_SLOT tells the slot is absent. */
+/* ABI 1.1 appended adapt_weight to the backbone vtable (and set_precision to the backend's):
+ * the 1.0 part is unchanged, so a 1.0 plugin's shorter vtable still loads, and SM_HAS_SLOT
+ * tells the slot is absent. */
 START_TEST(test_abi_minor_slots)
 {
     sm_backbone_vtbl vt;

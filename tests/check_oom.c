@@ -194,6 +194,9 @@ START_TEST(test_leak_is_noticed)
 }
 END_TEST
 
+static void setup(void) { reg = sm_test_registry(); }
+static void teardown(void) { sm_registry_free(reg); }
+
 static Suite *oom_suite(void)
 {
     Suite *s = suite_create("oom");
@@ -202,20 +205,9 @@ static Suite *oom_suite(void)
     tcase_add_test(tc, test_leak_is_noticed);
     tcase_add_test(tc, test_config_oom);
     tcase_add_test(tc, test_safetensors_oom);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
     suite_add_tcase(s, tc);
     return s;
 }
 
-int main(void)
-{
-    reg = sm_registry_new();
-    sm_diag *d = sm_diag_new();
-    if (!reg || !d || sm_plugin_load_path(reg, NULL, 0, NULL, 0, d) != 0) {
-        fprintf(stderr, "check_oom: cannot load the plugins (SIMMIM_PLUGIN_PATH)\n");
-        return EXIT_FAILURE;
-    }
-    sm_diag_free(d);
-    int rc = sm_test_run(oom_suite());
-    sm_registry_free(reg);
-    return rc;
-}
+int main(void) { return sm_test_run(oom_suite()); }

@@ -274,6 +274,86 @@ START_TEST(test_runtime_errors)
 }
 END_TEST
 
+/* train_wrapper.use_ema: RingMo's recurrence ema = ema x d + w x (1 - d) after each update,
+ * from the weights the training starts with, checked against the parameters step by step;
+ * evaluation uses the average; checkpoints keep it and a stop + resume continues it exactly. */
+START_TEST(test_ema)
+{
+    write_images(tmp, 24, true);
+    const char *fmt =
+        "seed: 3\ntask: finetune\noutput_dir: %s\n"
+        "model: {backbone: vit, patch_size: 4, embed_dim: 16, depth: 2, num_heads: 2}\n"
+        "train_config: {epoch: 2, batch_size: 4, image_size: 16}\n"
+        "finetune_dataset: {reader: imagenet, train_path: images, eval_path: images,"
+        " num_workers: 1, mixup: 0, cutmix: 0, auto_augment: null}\n"
+        "train_wrapper: {use_ema: %s, ema_decay: 0.75}\n"
+        "lr_schedule: {lr_type: warmup_cosine_decay_simmim, base_lr: 5e-2, warmup_epochs: 0}\n"
+        "backend: {name: ref}\n";
+    char on[1024], off[1024], stopped[1024];
+    snprintf(on, sizeof on, fmt, "ema", "true");
+    snprintf(stopped, sizeof stopped, fmt, "res", "true");
+    snprintf(off, sizeof off, fmt, "off", "false");
+    /* the recurrence, through the step API */
+    sm_config *c1 = load(on, "e1.yaml");
+    sm_trainer_opts o = {.num_classes = 2, .steps_per_epoch = 6};
+    sm_trainer *t = NULL;
+    sm_error err;
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_trainer_new(reg, c1, &o, &t, &err), 0);
+    ck_assert_ptr_null(sm_trainer_ema(t));
+    sm_params *p = sm_model_params(sm_trainer_model(t));
+    int64_t n = sm_params_numel(p);
+    float *want = malloc((size_t)n * sizeof *want), x[4 * 3 * 16 * 16];
+    int labels[4] = {0, 1, 0, 1};
+    memcpy(want, sm_params_data(p), (size_t)n * sizeof *want);
+    sm_rng r;
+    sm_rng_init(&r, 1, 2, 3, 4);
+    for (int s = 0; s < 3; s++) {
+        for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)sm_rng_normal(&r);
+        sm_batch b = {.size = 4, .channels = 3, .height = 16, .width = 16, .images = x,
+                      .labels = labels};
+        ck_assert_int_eq(sm_trainer_step(t, &b, NULL, &err), 0);
+        const float *w = sm_params_data(p);
+        for (int64_t i = 0; i < n; i++) want[i] = want[i] * 0.75f + w[i] * (1.0f - 0.75f);
+    }
+    ck_assert_ptr_nonnull(sm_trainer_ema(t));
+    ck_assert_int_eq(memcmp(sm_trainer_ema(t), want, (size_t)n * sizeof *want), 0);
+    ck_assert(memcmp(sm_trainer_ema(t), sm_params_data(p), (size_t)n * sizeof *want) != 0);
+    sm_trainer_free(t);
+    free(want);
+    sm_config_free(c1);
+
+    /* runs: EMA on vs off evaluate different weights; stop + resume continues the average */
+    sm_train_result ra, rb, rc;
+    sm_config *ca = load(on, "ea.yaml"), *cb = load(stopped, "eb.yaml"), *cc = load(off, "ec.yaml");
+    ck_assert_int_eq(sm_train(reg, ca, NULL, &ra, &err), 0);
+    ck_assert_int_eq(sm_train(reg, cc, NULL, &rc, &err), 0);
+    ck_assert_int_eq(count_lines(out_file("ema", "metrics.jsonl"), "\"event\":\"eval\""), 2);
+    char *ma = sm_test_read_file(out_file("ema", "metrics.jsonl"), NULL);
+    char *mc = sm_test_read_file(out_file("off", "metrics.jsonl"), NULL);
+    ck_assert_str_ne(strstr(ma, "\"event\":\"eval\""), strstr(mc, "\"event\":\"eval\""));
+    free(ma), free(mc);
+    int limit = 3; /* stop in epoch 1 */
+    steps_logged = 0;
+    stop_flag = 0;
+    sm_log_set(stop_after_steps, &limit);
+    sm_train_opts opts = {.stop = &stop_flag};
+    int st = sm_train(reg, cb, &opts, &rb, &err);
+    sm_log_set(NULL, NULL);
+    ck_assert_int_eq(st, SM_ECANCELED);
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_train(reg, cb, NULL, &rb, &err), 0);
+    const char *names[] = {"ema.blocks.1.mlp.fc1.weight", "ema.head.weight", "blocks.0.attn.qkv.weight"};
+    int64_t sizes[] = {64 * 16, 2 * 16, 48 * 16};
+    assert_same_tensors(ra.checkpoint, rb.checkpoint, names, sizes, 3, "after stop + resume");
+    ck_assert(fabs(ra.eval_top1 - rb.eval_top1) < 1e-9 && ra.best_epoch >= 0);
+    char *sum = sm_test_read_file(out_file("ema", "summary.json"), NULL);
+    ck_assert_msg(strstr(sum, "\"best_eval_top1\"") && strstr(sum, "\"best_eval_epoch\""), "%s", sum);
+    free(sum);
+    sm_config_free(ca), sm_config_free(cb), sm_config_free(cc);
+}
+END_TEST
+
 START_TEST(test_finetune_from_pretraining)
 {
     write_images(tmp, 32, true);
@@ -788,6 +868,7 @@ static Suite *train_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_pretrain_outputs);
     tcase_add_test(tc, test_resume_is_exact);
+    tcase_add_test(tc, test_ema);
     tcase_add_test(tc, test_corrupt_checkpoint_skipped);
     tcase_add_test(tc, test_runtime_errors);
     tcase_add_test(tc, test_finetune_from_pretraining);

@@ -58,12 +58,16 @@ tests_mkimages_LDADD = tests/libimgutil.la
 TESTS += tests/check_ringmo_run.sh
 EXTRA_DIST += tests/check_ringmo_run.sh
 
-# Training golden files (tools/golden_train/README.md): their configs validate; the C replay of
-# the steps themselves comes with the trainer's step API.
-TESTS += tests/check_golden_train_configs.sh
+# Training golden files (tools/golden_train/README.md): the official code's training steps
+# replayed through sm_trainer (check_golden_train links jansson to read the files' metadata).
+check_PROGRAMS += tests/check_golden_train
+TESTS += tests/check_golden_train
+tests_check_golden_train_SOURCES = tests/check_golden_train.c
+tests_check_golden_train_CFLAGS = $(TEST_CFLAGS) $(JANSSON_CFLAGS)
+tests_check_golden_train_LDADD = $(TEST_LIBS) $(JANSSON_LIBS)
 GOLDEN_TRAIN_CASES = vit_pretrain swin_pretrain vit_finetune swin_finetune vit_pretrain_accum2 \
 	ringmo_vit_pretrain
-EXTRA_DIST += tests/check_golden_train_configs.sh tests/golden_train/README.md \
+EXTRA_DIST += tests/golden_train/README.md \
 	$(GOLDEN_TRAIN_CASES:%=tests/golden_train/%.safetensors) \
 	$(GOLDEN_TRAIN_CASES:%=tests/golden_train/%.yaml) \
 	tools/golden_train/README.md tools/golden_train/gen_golden_train.py \

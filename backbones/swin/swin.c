@@ -528,11 +528,15 @@ static int swin_layer_id(const void *self, const char *name)
     return last;
 }
 
+/* The official exclusions: absolute_pos_embed and the mask token, and the relative position
+ * tables by keyword. In pretraining the official SimMIM wrapper prefixes its keywords with
+ * "encoder." ("encoder.relative_position_bias_table" matches no parameter name), so there the
+ * tables ARE decayed; only fine-tuning exempts them. */
 static bool swin_no_weight_decay(const void *self, const char *name)
 {
-    (void)self;
+    const swin *s = self;
     return !strcmp(name, "absolute_pos_embed") || !strcmp(name, "mask_token") ||
-           strstr(name, "relative_position_bias_table") != NULL;
+           (s->task == SM_TASK_CLASSIFY && strstr(name, "relative_position_bias_table") != NULL);
 }
 
 static size_t swin_buffer_count(const void *self)

@@ -107,6 +107,9 @@ int sm_cmd_run(int argc, char **argv)
                 (long long)res.steps);
         if (isfinite(res.last_loss)) fprintf(stderr, ", last loss %.5f", res.last_loss);
         if (res.eval_top1 >= 0) fprintf(stderr, ", top-1 %.2f %%", res.eval_top1);
+        if (res.best_epoch >= 0 && res.best_top1 > res.eval_top1)
+            fprintf(stderr, " (best %.2f %% after epoch %lld)", res.best_top1,
+                    (long long)res.best_epoch + 1);
         fprintf(stderr, "%s%s\n", res.checkpoint[0] ? ", checkpoint " : "", res.checkpoint);
     }
     return sm_cli_session_end(&s, sm_cli_exit_code(rc == SM_ECONFIG ? SM_ECONFIG

@@ -21,6 +21,11 @@ static const sm_key sm__top_keys[] = {
      "directory a run writes its config, metrics and checkpoints to"},
     {"plugin_path", SM_KEY_STRING_LIST, "[]", NULL, PATH,
      "plugin directories searched after --plugin-dir"},
+    {"step_semantics", SM_KEY_STRING, "simmim", "simmim|ringmo", 0,
+     "whose training-step details to reproduce: simmim (the official microsoft/SimMIM code: "
+     "the lr schedule one step behind, layer decay scaling the peak lr) or ringmo "
+     "(RingMo-Framework: no lag, layer decay scaling the whole schedule, no decay on the mask "
+     "token)"},
     IGNORED("use_parallel"), IGNORED("profile"), IGNORED("profile_start_step"),
     IGNORED("profile_end_step"), IGNORED("auto_tune"), IGNORED("filepath_prefix"),
     IGNORED("autotune_per_step"), IGNORED("aicc_config"), IGNORED("context"),
@@ -38,15 +43,21 @@ static const sm_key sm__model_keys[] = {
 
 static const sm_key sm__train_keys[] = {
     {"epoch", SM_KEY_INT, "100", "[1,)", 0, "number of training epochs"},
-    {"batch_size", SM_KEY_INT, "64", "[1,)", 0, "images per optimizer step"},
+    {"batch_size", SM_KEY_INT, "64", "[1,)", 0, "images per micro-batch on each rank (per device, as RingMo)"},
     {"image_size", SM_KEY_INT, "224", "[1,16384]", 0,
      "side of the (square) input images in pixels"},
-    {"per_epoch_size", SM_KEY_INT, "0", "[0,)", 0, "steps per epoch; 0: one pass over the data"},
+    {"per_epoch_size", SM_KEY_INT, "0", "[0,)", 0, "batches (micro-batches) per epoch; 0: one pass over the data"},
     {"initial_epoch", SM_KEY_INT, "0", "[0,)", 0, "epoch to start counting from"},
     {"resume_ckpt", SM_KEY_STRING, "null", NULL, NUL | PATH,
      "checkpoint to resume from (pretraining) or to initialise the encoder from (fine-tuning)"},
     {"num_classes", SM_KEY_INT, "null", "[1,)", NUL,
      "classes of the classifier head; null: as many as the dataset has"},
+    {"accumulation_steps", SM_KEY_INT, "1", "[1,4096]", 0,
+     "micro-batches of batch_size per optimizer step (official TRAIN.ACCUMULATION_STEPS); the "
+     "global batch is batch_size x ranks x accumulation_steps"},
+    {"accumulation_mode", SM_KEY_STRING, "exact", "exact|official", 0,
+     "exact: the update of one batch accumulation_steps times larger; official: "
+     "microsoft/SimMIM's path (each partial sum clipped, the schedule counted in micro-batches)"},
     IGNORED("sink_mode"), IGNORED("has_trained_epoches"), IGNORED("has_trained_steps"),
     {0},
 };

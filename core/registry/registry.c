@@ -44,7 +44,7 @@ static size_t sm__min_struct_size(sm_kind kind)
     case SM_KIND_BACKBONE: return offsetof(sm_backbone_vtbl, adapt_weight);
     case SM_KIND_DATASET: return sizeof(sm_dataset_vtbl);
     case SM_KIND_OPTIMIZER: return sizeof(sm_optimizer_vtbl);
-    case SM_KIND_SCHEDULER: return sizeof(sm_scheduler_vtbl);
+    case SM_KIND_SCHEDULER: return offsetof(sm_scheduler_vtbl, lr_peak);
     default: return sizeof(sm_component);
     }
 }

@@ -3,6 +3,7 @@
  *
  *   <param name>                      F32, the parameter
  *   optimizer.<state>.<param name>    F32, e.g. optimizer.exp_avg.encoder.norm.weight
+ *   ema.<param name>                  F32, train_wrapper.use_ema: the moving average
  *   __metadata__: format "simmim-checkpoint-1", task, epoch (the epoch in progress), batch (the
  *   next batch of that epoch; 0 at an epoch boundary), position (the loader's epoch-order
  *   position), step (optimizer steps done), optimizer (its name), config (the effective YAML). */
@@ -28,7 +29,8 @@ int sm__checkpoint_save(const char *path, const sm_trainer *tr, const sm__ckpt_s
     char(*names)[320] = NULL;
     int slots = ovt ? ovt->state_count(oself) : 0;
     size_t np = sm_params_count(p);
-    if (slots > 0 && !(names = malloc((size_t)slots * np * sizeof *names)))
+    int rows = slots + (tr->ema_ready ? 1 : 0); /* optimizer states, then the EMA weights */
+    if (rows > 0 && !(names = malloc((size_t)rows * np * sizeof *names)))
         rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     for (size_t i = 0; i < np && !rc; i++) {
         sm_tensor *t = sm_params_at(p, i);
@@ -47,6 +49,13 @@ int sm__checkpoint_save(const char *path, const sm_trainer *tr, const sm__ckpt_s
             rc = sm_st_writer_add(w, n, SM_DTYPE_F32, t->ndim, t->shape,
                                   block + (t->data - sm_params_data(p)), err);
         }
+    }
+    for (size_t i = 0; i < np && !rc && tr->ema_ready; i++) {
+        sm_tensor *t = sm_params_at(p, i);
+        char *n = names[(size_t)slots * np + i];
+        snprintf(n, sizeof names[0], "ema.%s", t->name);
+        rc = sm_st_writer_add(w, n, SM_DTYPE_F32, t->ndim, t->shape,
+                              tr->ema + (t->data - sm_params_data(p)), err);
     }
     char num[64];
 #define META(k, v)                                                                                 \
@@ -92,6 +101,43 @@ static bool sm__same_shape(const sm_st_file *f, const char *name, const sm_tenso
     return same;
 }
 
+/* How many of the parameters have EMA weights in the checkpoint: all or none, else SM_EDATA. */
+static int sm__ema_check(const sm_st_file *f, const sm_trainer *tr, size_t *have, sm_error *err)
+{
+    sm_params *p = sm_model_params(tr->model);
+    size_t np = sm_params_count(p);
+    char n[320];
+    *have = 0;
+    for (size_t i = 0; i < np; i++) {
+        snprintf(n, sizeof n, "ema.%s", sm_params_at(p, i)->name);
+        *have += sm__same_shape(f, n, sm_params_at(p, i));
+    }
+    if (*have && *have < np)
+        return sm_error_set(err, SM_EDATA, sm_st_path(f), 0, 0, NULL,
+                            "holds EMA weights for %zu of the %zu parameters", *have, np);
+    return 0;
+}
+
+/* The EMA weights of a checkpoint; without them the average starts again from the weights at
+ * the next update. */
+static int sm__ema_load(const sm_st_file *f, sm_trainer *tr, size_t have, sm_error *err)
+{
+    sm_params *p = sm_model_params(tr->model);
+    tr->ema_ready = have > 0;
+    if (!have)
+        sm_log(SM_LOG_WARN, "%s has no EMA weights: the average starts from the weights at the "
+                            "next update", sm_st_path(f));
+    char n[320];
+    for (size_t i = 0; i < sm_params_count(p) && have; i++) {
+        sm_tensor *t = sm_params_at(p, i);
+        snprintf(n, sizeof n, "ema.%s", t->name);
+        int rc = sm_st_read_f32(f, n, tr->ema + (t->data - sm_params_data(p)), sm_tensor_numel(t),
+                                err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int sm__checkpoint_load(const char *path, sm_trainer *tr, sm__ckpt_state *st, sm_error *err)
 {
     sm_model *m = tr->model;
@@ -124,6 +170,8 @@ int sm__checkpoint_load(const char *path, sm_trainer *tr, sm__ckpt_state *st, sm
         goto out;
     /* Check everything before changing anything: a checkpoint that cannot be used leaves the
      * model and the optimizer as they were. */
+    size_t ema_have = 0;
+    if (tr->ema && (rc = sm__ema_check(f, tr, &ema_have, err))) goto out;
     for (size_t i = 0; i < np; i++) {
         sm_tensor *t = sm_params_at(p, i);
         if (!sm__same_shape(f, t->name, t)) {
@@ -167,6 +215,7 @@ int sm__checkpoint_load(const char *path, sm_trainer *tr, sm__ckpt_state *st, sm
                                 err);
         }
     }
+    if (!rc && tr->ema) rc = sm__ema_load(f, tr, ema_have, err);
     if (!rc) {
         *st = got;
         tr->steps = got.step;

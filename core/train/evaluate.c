@@ -77,9 +77,10 @@ static int sm__eval_report(sm__run *r, int64_t epoch, const sm__eval_counts *c,
         snprintf(when, sizeof when, " after epoch %lld", (long long)epoch + 1);
     sm__confusion_lowest(conf, 3, r->eval_ds.vt, r->eval_ds.self, lowest, sizeof lowest);
     sm_log(SM_LOG_INFO,
-           "eval%s: %lld images, top-1 %.2f %%, top-5 %.2f %%, mean class accuracy %.2f %%, "
+           "eval%s%s: %lld images, top-1 %.2f %%, top-5 %.2f %%, mean class accuracy %.2f %%, "
            "loss %.4f (%.1f s); lowest classes: %s",
-           when, (long long)c->n, top1, top5, mean_acc, loss, secs, lowest);
+           when, sm_trainer_ema(r->tr) ? " (EMA weights)" : "", (long long)c->n, top1, top5,
+           mean_acc, loss, secs, lowest);
     json_t *per_class = json_array();
     for (int k = 0; k < conf->classes && per_class; k++)
         json_array_append_new(per_class, sm__jnum(sm__confusion_class_acc(conf, k)));
@@ -107,11 +108,21 @@ int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, sm_error
         return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     sm__eval_counts c = {0};
     double t0 = sm__now();
+    bool ema = sm_trainer_ema(r->tr) != NULL; /* use_ema: the average is evaluated */
+    if (ema) sm__trainer_swap_ema(r->tr);
     int rc = sm__eval_pass(r, &c, &conf, err);
+    if (ema) sm__trainer_swap_ema(r->tr);
     if (!rc) {
-        *top1 = c.n ? 100.0 * (double)c.c1 / (double)c.n : 0;
-        *top5 = c.n ? 100.0 * (double)c.c5 / (double)c.n : 0;
+        /* RingMo divides by finetune_dataset.samples_num when it is set */
+        double denom = r->set.samples_num > 0 ? (double)r->set.samples_num : (double)c.n;
+        if (r->set.samples_num > 0 && r->set.samples_num != c.n)
+            sm_log(SM_LOG_WARN, "eval: samples_num is %lld but %lld images were evaluated; the "
+                                "accuracy is counted over samples_num, as RingMo does",
+                   (long long)r->set.samples_num, (long long)c.n);
+        *top1 = denom > 0 ? 100.0 * (double)c.c1 / denom : 0;
+        *top5 = denom > 0 ? 100.0 * (double)c.c5 / denom : 0;
         rc = sm__eval_report(r, epoch, &c, &conf, *top1, *top5, sm__now() - t0, err);
+        sm__note_eval(r, epoch, *top1);
     }
     sm__confusion_deinit(&conf);
     return rc;

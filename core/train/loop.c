@@ -88,11 +88,13 @@ typedef struct sm__epoch {
     int64_t done, img_log;
 } sm__epoch;
 
+/* The metrics record of an update, and every twentieth of an epoch the progress line. bi is
+ * the epoch's batch that completed the update. */
 static int sm__log_step(sm__run *r, sm__epoch *ep, int64_t bi, const sm_step_info *info,
                         double t_wait, sm_error *err)
 {
     double now = sm__now();
-    int64_t step = sm_trainer_steps(r->tr) - 1;
+    int64_t step = sm_trainer_steps(r->tr) - 1, u = (bi + 1) / r->set.accumulation; /* 1-based */
     int rc = sm__metric(r,
                         json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "event", "step",
                                   "epoch", (json_int_t)ep->index, "batch", (json_int_t)bi, "step",
@@ -100,18 +102,18 @@ static int sm__log_step(sm__run *r, sm__epoch *ep, int64_t bi, const sm_step_inf
                                   "grad_norm", info->grad_norm, "time", now - r->t_start,
                                   "data_time", t_wait),
                         err);
-    int64_t log_every = r->spe <= 20 ? 1 : (r->spe + 19) / 20;
-    if ((bi + 1) % log_every != 0 && bi + 1 != r->spe) return rc;
+    int64_t log_every = r->updates <= 20 ? 1 : (r->updates + 19) / 20;
+    if (u % log_every != 0 && u != r->updates) return rc;
     double ips = (double)ep->img_log / (now - ep->t_log);
-    double eta = (double)((r->set.epochs - ep->index) * r->spe - (bi + 1)) *
-                 (now - ep->t_start) / (double)ep->done;
+    double eta = (double)((r->set.epochs - ep->index) * r->updates - u) * (now - ep->t_start) /
+                 (double)ep->done;
     char eta_s[32];
     sm__duration(eta, eta_s, sizeof eta_s);
     sm_log(SM_LOG_INFO,
            "epoch %lld/%lld step %lld/%lld loss %.5f lr %.3e grad %.3f %.1f img/s data %.0f%% "
            "eta %s",
-           (long long)ep->index + 1, (long long)r->set.epochs, (long long)bi + 1,
-           (long long)r->spe, info->loss, info->lr, info->grad_norm, ips,
+           (long long)ep->index + 1, (long long)r->set.epochs, (long long)u,
+           (long long)r->updates, info->loss, info->lr, info->grad_norm, ips,
            100.0 * ep->wait_log / (now - ep->t_log), eta_s);
     ep->t_log = now;
     ep->img_log = 0;
@@ -133,21 +135,23 @@ static int sm__diverged(sm__run *r, const sm__epoch *ep, int64_t bi, const sm_st
                         "the %s is not finite at epoch %lld, step %lld/%lld: stopping (no "
                         "checkpoint written; the previous one is kept)",
                         isfinite(info->loss) ? "gradient norm" : "loss",
-                        (long long)ep->index + 1, (long long)bi + 1, (long long)r->spe);
+                        (long long)ep->index + 1, (long long)(bi / r->set.accumulation) + 1,
+                        (long long)r->updates);
 }
 
 /* A stop asked for in the middle of an epoch: a checkpoint, then SM_ECANCELED. */
 static int sm__stop_mid_epoch(sm__run *r, sm__ckpt_state *st, int64_t epoch, int64_t bi,
                               sm_train_result *res, sm_error *err)
 {
+    int64_t u = (bi + 1) / r->set.accumulation; /* updates done in the epoch */
     st->epoch = epoch;
     sm_log(SM_LOG_WARN, "stop requested: saving a checkpoint at epoch %lld, step %lld",
-           (long long)epoch + 1, (long long)bi + 1);
+           (long long)epoch + 1, (long long)u);
     int rc = sm__save(r, st, epoch, res, err);
     return rc ? rc
               : sm_error_set(err, SM_ECANCELED, NULL, 0, 0, NULL,
                              "stopped at epoch %lld, step %lld; resume with the same command",
-                             (long long)epoch + 1, (long long)bi + 1);
+                             (long long)epoch + 1, (long long)u);
 }
 
 /* The steps of one epoch, from st->batch when it resumes mid-epoch. */
@@ -168,13 +172,14 @@ static int sm__run_epoch(sm__run *r, sm__ckpt_state *st, sm__epoch *ep, sm_train
             return sm__diverged(r, ep, bi, &info, err);
         if (rc) break;
         if (b->mask) sm__keep_for_figure(r, b);
+        ep->img_log += b->size;
+        r->images_seen += b->size;
+        if (!info.stepped) continue; /* a micro-batch of an update in progress */
         st->step = sm_trainer_steps(r->tr);
         st->batch = bi + 1;
         st->position = sm_loader_position(r->loader);
         ep->loss_sum += info.loss;
         ep->done++;
-        ep->img_log += b->size;
-        r->images_seen += b->size;
         rc = sm__log_step(r, ep, bi, &info, t_wait, err);
         if (!rc && sm__stop_requested(r) && bi + 1 < r->spe)
             rc = sm__stop_mid_epoch(r, st, ep->index, bi, res, err);

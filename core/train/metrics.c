@@ -30,10 +30,18 @@ void sm__duration(double secs, char *buf, size_t n)
 
 json_t *sm__jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
+void sm__note_eval(sm__run *r, int64_t epoch, double top1)
+{
+    if (isfinite(top1) && (r->best_epoch < 0 || top1 > r->best_top1)) {
+        r->best_top1 = top1;
+        r->best_epoch = epoch;
+    }
+}
+
 /* Copies the records of metrics.jsonl that stay into out: steps before st->step, epochs and
  * evaluations before st->epoch (a fresh start keeps nothing); a last line cut short when a
  * process was killed while writing it is dropped. Returns the number dropped. */
-static size_t sm__metrics_filter(FILE *in, FILE *out, const sm__ckpt_state *st)
+static size_t sm__metrics_filter(sm__run *r, FILE *in, FILE *out, const sm__ckpt_state *st)
 {
     char *line = NULL;
     size_t cap = 0, dropped = 0;
@@ -44,6 +52,9 @@ static size_t sm__metrics_filter(FILE *in, FILE *out, const sm__ckpt_state *st)
         json_int_t step = o ? json_integer_value(json_object_get(o, "step")) : 0;
         json_int_t epoch = o ? json_integer_value(json_object_get(o, "epoch")) : 0;
         bool keep = ev && (!strcmp(ev, "step") ? step < st->step : epoch < st->epoch);
+        double top1 = o ? json_number_value(json_object_get(o, "top1")) : 0;
+        if (keep && !strcmp(ev, "eval") && json_is_number(json_object_get(o, "top1")))
+            sm__note_eval(r, epoch, top1);
         if (keep)
             fputs(line, out);
         else
@@ -68,7 +79,7 @@ int sm__metrics_open(sm__run *r, const sm__ckpt_state *st, bool append_only, sm_
             fclose(in);
             return sm_error_set(err, SM_EIO, tmp, 0, 0, NULL, "cannot write: %s", strerror(errno));
         }
-        size_t dropped = sm__metrics_filter(in, out, st);
+        size_t dropped = sm__metrics_filter(r, in, out, st);
         fclose(in);
         bool ok = fflush(out) == 0 && fsync(fileno(out)) == 0;
         ok = fclose(out) == 0 && ok;
@@ -104,7 +115,8 @@ int sm__write_summary(sm__run *r, const sm_train_result *res, int status, const 
     char line[SM_ERROR_LINE_MAX] = "";
     if (status) sm_error_format(e, line, sizeof line);
     double secs = sm__now() - r->t_start;
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:s, s:f, s:o, s:I}", "task",
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:f, s:o, s:I}",
+                          "task",
                           r->set.task_name, "status",
                           status == 0              ? "completed"
                           : status == SM_ECANCELED ? "stopped"
@@ -113,6 +125,9 @@ int sm__write_summary(sm__run *r, const sm_train_result *res, int status, const 
                           "last_loss", sm__jnum(res->last_loss), "eval_top1",
                           res->eval_top1 >= 0 ? sm__jnum(res->eval_top1) : json_null(),
                           "eval_top5", res->eval_top5 >= 0 ? sm__jnum(res->eval_top5) : json_null(),
+                          "best_eval_top1", res->best_epoch >= 0 ? sm__jnum(res->best_top1) : json_null(),
+                          "best_eval_epoch",
+                          res->best_epoch >= 0 ? json_integer(res->best_epoch) : json_null(),
                           "checkpoint", res->checkpoint, "seconds", secs, "images_per_second",
                           sm__jnum(secs > 0 ? (double)r->images_seen / secs : 0.0), "bad_images",
                           (json_int_t)(r->loader ? sm_loader_bad_count(r->loader) : 0));

@@ -45,8 +45,9 @@ static int sm__compare_configs(const sm__run *r, const char *ckpt, const sm_conf
     char ds[3][64];
     static const char *const ds_keys[] = {"reader", "repeat", "shuffle"};
     const char *refuse[16] = {"seed", "train_config.batch_size", "train_config.image_size",
-                              "train_config.per_epoch_size", "model.backbone"};
-    size_t nr = 5;
+                              "train_config.per_epoch_size", "model.backbone",
+                              "train_config.accumulation_steps"};
+    size_t nr = 6;
     for (size_t i = 0; i < 3; i++) {
         snprintf(ds[i], sizeof ds[i], "%s.%s", r->set.data_section, ds_keys[i]);
         refuse[nr++] = ds[i];
@@ -55,7 +56,8 @@ static int sm__compare_configs(const sm__run *r, const char *ckpt, const sm_conf
         "train_config.epoch",     "lr_schedule.lr_type",   "lr_schedule.base_lr",
         "lr_schedule.min_lr",     "lr_schedule.warmup_lr", "lr_schedule.warmup_epochs",
         "optimizer.weight_decay", "optimizer.layer_decay", "train_wrapper.clip_norm",
-        "train_wrapper.use_clip_grad"};
+        "train_wrapper.use_clip_grad", "step_semantics", "train_config.accumulation_mode",
+        "train_wrapper.use_ema", "train_wrapper.ema_decay"};
     for (size_t i = 0; i < nr; i++) {
         const char *a = sm__key_text(old, refuse[i]), *b = sm__key_text(cur, refuse[i]);
         if (strcmp(a, b) != 0)

@@ -27,6 +27,8 @@ int sm__settings_read(const sm_config *cfg, sm__settings *s, sm_error *err)
     s->data_section = s->task == SM__RUN_PRETRAIN ? "pretrain_dataset" : "finetune_dataset";
     s->data = sm_cfg_get(root, s->data_section);
     s->seed = (uint64_t)sm_cfg_int(root, "seed");
+    const char *sem = sm_cfg_str(root, "step_semantics");
+    s->semantics = sem && !strcmp(sem, "ringmo") ? SM__SEM_RINGMO : SM__SEM_SIMMIM;
 
     const sm_cfg *tc = sm_cfg_get(root, "train_config");
     s->epochs = sm_cfg_int(tc, "epoch");
@@ -34,22 +36,30 @@ int sm__settings_read(const sm_config *cfg, sm__settings *s, sm_error *err)
     s->per_epoch_size = sm_cfg_int(tc, "per_epoch_size");
     s->initial_epoch = sm_cfg_int(tc, "initial_epoch");
     s->num_classes = sm_cfg_is_null(tc, "num_classes") ? 0 : sm_cfg_int(tc, "num_classes");
+    s->accumulation = sm_cfg_int(tc, "accumulation_steps");
+    const char *am = sm_cfg_str(tc, "accumulation_mode");
+    s->accumulation_official = am && !strcmp(am, "official");
     if (sm_cfg_path(tc, "resume_ckpt", s->resume_ckpt, sizeof s->resume_ckpt) >=
         sizeof s->resume_ckpt)
         return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.resume_ckpt",
                             "path too long");
 
     /* RingMo-Framework (build_lr._check_lr_config) and the official SimMIM scale every learning
-     * rate of arch simmim by the global batch over 512. */
+     * rate of arch simmim by the global batch over 512 (the official code: batch size x world
+     * size x accumulation steps). */
     const char *arch = sm_cfg_str(root, "arch");
-    s->lr_batch_factor = (!arch || !strcmp(arch, "simmim")) ? (double)s->batch_size / 512.0 : 1.0;
+    double global = (double)s->batch_size * (double)s->accumulation;
+    s->lr_batch_factor = (!arch || !strcmp(arch, "simmim")) ? global / 512.0 : 1.0;
 
     const sm_cfg *tw = sm_cfg_get(root, "train_wrapper");
     s->clip = sm_cfg_bool(tw, "use_clip_grad");
     s->clip_norm = sm_cfg_float(tw, "clip_norm");
+    s->use_ema = sm_cfg_bool(tw, "use_ema");
+    s->ema_decay = (float)sm_cfg_float(tw, "ema_decay");
 
     if (s->task != SM__RUN_PRETRAIN) {
         s->label_smoothing = sm_cfg_float(s->data, "label_smoothing");
+        s->samples_num = sm_cfg_is_null(s->data, "samples_num") ? 0 : sm_cfg_int(s->data, "samples_num");
         s->eval_interval = sm_cfg_int(s->data, "eval_interval");
         int64_t offset = sm_cfg_int(s->data, "eval_offset");
         /* RingMo: a negative offset means epoch % interval */

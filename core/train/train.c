@@ -50,11 +50,15 @@ static int sm__setup_trainer(sm__run *r, sm_error *err)
     }
     if (r->loader) {
         int64_t nb = sm_loader_num_batches(r->loader), cap = r->set.per_epoch_size;
+        int64_t A = r->set.accumulation;
         r->spe = cap > 0 && cap < nb ? cap : nb;
+        r->spe -= r->spe % A; /* the micro-batches of a last incomplete update are left out */
+        r->updates = r->spe / A;
         if (r->spe < 1)
             return sm_error_set(err, SM_EDATA, NULL, 0, 0, "train_config.batch_size",
-                                "the dataset holds %lld samples, fewer than one batch of %lld",
-                                (long long)r->ds.vt->count(r->ds.self),
+                                "the dataset holds %lld samples, fewer than one optimizer step "
+                                "of %lld x %lld",
+                                (long long)r->ds.vt->count(r->ds.self), (long long)A,
                                 (long long)r->set.batch_size);
         to.steps_per_epoch = r->spe;
     }
@@ -142,8 +146,10 @@ static void sm__run_free(sm__run *r)
 int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *opts,
              sm_train_result *result, sm_error *err)
 {
-    sm__run r = {.cfg = cfg, .reg = reg, .opts = opts, .lock_fd = -1, .t_start = sm__now()};
-    sm_train_result res = {.eval_top1 = -1, .eval_top5 = -1, .last_loss = NAN};
+    sm__run r = {.cfg = cfg, .reg = reg, .opts = opts, .lock_fd = -1, .t_start = sm__now(),
+                 .best_top1 = -1, .best_epoch = -1};
+    sm_train_result res = {.eval_top1 = -1, .eval_top5 = -1, .last_loss = NAN, .best_top1 = -1,
+                           .best_epoch = -1};
     int rc = sm__settings_read(cfg, &r.set, err);
     if (!rc) rc = sm__setup(&r, err);
     sm__ckpt_state st = {.epoch = r.set.initial_epoch};
@@ -156,6 +162,11 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     bool started = rc == 0; /* from here on the directory's files are this run's */
     if (!rc) rc = sm__metrics_open(&r, &st, eval_only, err);
     if (!rc) rc = sm__run_job(&r, &st, resumed, &res, err);
+    res.best_top1 = r.best_top1;
+    res.best_epoch = r.best_epoch;
+    if (r.best_epoch >= 0 && r.set.task == SM__RUN_FINETUNE)
+        sm_log(SM_LOG_INFO, "best evaluation: top-1 %.2f %% after epoch %lld", r.best_top1,
+               (long long)r.best_epoch + 1);
     sm__report_bad_images(&r);
     if (started) sm__write_summary(&r, &res, rc, err);
     if (result) *result = res;

@@ -28,6 +28,14 @@
 
 typedef enum sm__run_task { SM__RUN_PRETRAIN = 0, SM__RUN_FINETUNE, SM__RUN_EVAL } sm__run_task;
 
+/* Whose training-step details a run reproduces (step_semantics). */
+typedef enum sm__semantics {
+    SM__SEM_SIMMIM = 0, /* microsoft/SimMIM: update u uses the schedule at u - 1, layer decay
+                           scales the peak, official weight-decay exclusions                */
+    SM__SEM_RINGMO      /* RingMo-Framework: update u uses the schedule at u, layer decay
+                           scales the whole schedule, no decay on the mask token            */
+} sm__semantics;
+
 /* Everything a run reads from its config, typed, read once (sm__settings_read). Strings and
  * sections are borrowed from the config, which outlives the run. */
 typedef struct sm__settings {
@@ -35,12 +43,18 @@ typedef struct sm__settings {
     const char *task_name;    /* "pretrain", "finetune", "eval"                              */
     const char *data_section; /* "pretrain_dataset" or "finetune_dataset"                    */
     const sm_cfg *data;       /* that section                                                */
+    sm__semantics semantics;
     uint64_t seed;
     int64_t epochs, batch_size, per_epoch_size, initial_epoch;
+    int64_t accumulation;    /* micro-batches per optimizer step                             */
+    bool accumulation_official; /* microsoft/SimMIM's accumulation path                      */
     int64_t num_classes; /* 0: as many as the dataset has                                     */
-    double lr_batch_factor; /* learning rates x batch/512 (arch simmim), else 1              */
+    double lr_batch_factor; /* learning rates x global batch/512 (arch simmim), else 1       */
     bool clip;
     double clip_norm;
+    bool use_ema;
+    float ema_decay;      /* float32, as RingMo's EMACell holds it                          */
+    int64_t samples_num;  /* RingMo's accuracy denominator; 0: the images evaluated         */
     double label_smoothing;
     int64_t eval_interval, eval_offset; /* evaluate after epoch e (1-based) when
                                            e % interval == offset                             */
@@ -74,7 +88,13 @@ struct sm_trainer {
     float *lr, *wd;    /* per parameter: the learning rate of the last step, weight decay   */
     double *lr_scale;  /* per parameter: layer-wise decay                                    */
     int64_t steps;     /* optimizer steps done                                               */
-    int64_t steps_per_epoch;
+    int64_t steps_per_epoch; /* micro-batches per epoch, as given                            */
+    int64_t micro;     /* micro-batches of the optimizer step in progress                    */
+    float *ema;        /* train_wrapper.use_ema: the moving average of the parameters (all of
+                          them, in the parameter block's layout), NULL otherwise            */
+    bool ema_ready;    /* ema holds values (set from the weights at the first update, or
+                          from a checkpoint)                                                  */
+    double loss_sum;   /* their summed loss                                                  */
 };
 
 /* ---- checkpoint.c ----------------------------------------------------------------------------- */
@@ -87,7 +107,8 @@ typedef struct sm__ckpt_state {
     int64_t step;     /* optimizer steps done                                               */
 } sm__ckpt_state;
 
-/* Writes parameters, optimizer state and state atomically to path. */
+/* Writes parameters, optimizer state, the EMA weights ("ema.<name>") and state atomically to
+ * path. */
 int sm__checkpoint_save(const char *path, const sm_trainer *t, const sm__ckpt_state *st,
                         const char *config_yaml, sm_error *err);
 /* Restores parameters and optimizer state; refuses another task or architecture with a message
@@ -136,9 +157,12 @@ typedef struct sm__run {
     sm_dataset ds, eval_ds;
     sm_pipeline pipe, eval_pipe;
     sm_loader *loader, *eval_loader;
-    int64_t spe; /* steps per epoch                                                           */
+    int64_t spe;     /* batches (micro-batches) per epoch: a multiple of accumulation_steps     */
+    int64_t updates; /* optimizer steps per epoch (spe / accumulation_steps)                    */
     double t_start;
     int64_t images_seen;
+    double best_top1;   /* the best evaluation so far (kept records of a resumed run count)  */
+    int64_t best_epoch;
     /* pretraining: the first images of the latest batch and their masks, for the
      * reconstruction figure written with each checkpoint */
     float *vis_images, *vis_mask;
@@ -164,6 +188,8 @@ int sm__metric(sm__run *r, json_t *obj, sm_error *err);
 /* A JSON number, or null when not finite (JSON has no NaN). */
 json_t *sm__jnum(double v);
 void sm__duration(double secs, char *buf, size_t n);
+/* Keeps the best evaluation (top-1 and its epoch). */
+void sm__note_eval(sm__run *r, int64_t epoch, double top1);
 int sm__write_summary(sm__run *r, const sm_train_result *res, int status, const sm_error *e);
 
 /* resume.c */
@@ -174,6 +200,10 @@ int sm__resume_ckpt_exists(const sm__run *r, sm_error *err);
  * continue, or weights); *resumed tells whether the run continues one of its own. */
 int sm__resume(sm__run *r, sm__ckpt_state *st, sm_train_result *res, bool *resumed,
                sm_error *err);
+
+/* trainer.c: the EMA weights swapped with the parameters (evaluation with use_ema); calling it
+ * twice restores them. */
+void sm__trainer_swap_ema(sm_trainer *t);
 
 /* evaluate.c */
 int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, sm_error *err);

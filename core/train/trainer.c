@@ -2,14 +2,49 @@
  * (sm_trainer, simmim/train.h).
  *
  * One optimizer step (microsoft/SimMIM main_simmim.py / main_finetune.py, RingMo-Framework):
- *   forward (SimMIM loss, or classifier + soft-target / label-smoothed cross-entropy) ->
- *   backward -> global-norm gradient clipping (train_wrapper) -> per-parameter learning rate =
- *   schedule(step) x batch/512 (arch simmim) x layer-decay scale, weight decay 0 for 1-D / bias /
- *   skip-listed parameters -> optimizer step.
- * A step is a pure function of (config, seed, step, batch): drop path is keyed by (seed, step). */
+ *   for each of accumulation_steps micro-batches: forward (SimMIM loss, or classifier +
+ *   soft-target / label-smoothed cross-entropy) -> backward of loss / accumulation_steps into
+ *   the gradients -> global-norm gradient clipping (train_wrapper) -> per-parameter learning
+ *   rates -> optimizer step.
+ * Learning rate of parameter p at update u, f = global batch / 512 (arch simmim):
+ *   step_semantics simmim: f x schedule(max(u - 1, 0)) with the peak base_lr x layer-decay
+ *     scale (timm's per-group schedules; the official scheduler is stepped after each update,
+ *     so an update uses the previous step's value);
+ *   step_semantics ringmo: f x layer-decay scale x schedule(u).
+ * Weight decay 0 for 1-D / bias / skip-listed parameters (and, under ringmo, the mask token).
+ * accumulation_mode exact gives the update of one batch accumulation_steps times larger (one
+ * clip of the whole gradient, the schedule counted in updates); official reproduces
+ * microsoft/SimMIM's accumulation path: each partial sum is clipped after its backward, and
+ * the schedule counts micro-batches (update u uses schedule(u x steps - 1)).
+ * A step is a pure function of (config, seed, step, batch): drop path is keyed by (seed,
+ * micro-batch count). */
 #include "train/train_internal.h"
 
 #include <math.h>
+
+/* Weight decay exclusions: the backbone's official list (1-D, bias, skip list); RingMo's
+ * parameter filter also leaves the mask token undecayed. */
+static bool sm__no_weight_decay(const sm_trainer *t, const char *name)
+{
+    if (sm_model_no_weight_decay(t->model, name)) return true;
+    if (t->set.semantics != SM__SEM_RINGMO) return false;
+    const char *last = strrchr(name, '.');
+    return strcmp(last ? last + 1 : name, "mask_token") == 0;
+}
+
+/* Warns when the optimizer's own settings contradict the semantics asked for. */
+static void sm__check_semantics(const sm_trainer *t)
+{
+    const sm_cfg *bc = sm_cfg_get(t->set.optim, "bias_correction");
+    if (!bc || sm_cfg_kind_of(bc) == SM_CFG_NULL) return;
+    bool on = sm_cfg_bool(t->set.optim, "bias_correction");
+    if (on == (t->set.semantics == SM__SEM_SIMMIM)) return;
+    sm_log(SM_LOG_WARN,
+           "step_semantics %s with optimizer.bias_correction %s: %s's AdamW %s bias correction",
+           t->set.semantics == SM__SEM_RINGMO ? "ringmo" : "simmim", on ? "true" : "false",
+           t->set.semantics == SM__SEM_RINGMO ? "RingMo-Framework" : "PyTorch",
+           t->set.semantics == SM__SEM_RINGMO ? "has no" : "has");
+}
 
 static int sm__trainer_optim(sm_trainer *t, const sm_registry *reg, sm_error *err)
 {
@@ -21,7 +56,14 @@ static int sm__trainer_optim(sm_trainer *t, const sm_registry *reg, sm_error *er
     t->svt = (const sm_scheduler_vtbl *)sc;
     sm_params *p = sm_model_params(t->model);
     int rc = t->ovt->create(s->optim, p, &t->opt, err);
-    sm_schedule_opts so = {.steps_per_epoch = t->steps_per_epoch, .epochs = s->epochs};
+    /* the schedule counts updates, or micro-batches on the official accumulation path */
+    int64_t updates = t->steps_per_epoch / s->accumulation;
+    sm_schedule_opts so = {.steps_per_epoch = s->accumulation_official ? t->steps_per_epoch : updates,
+                           .epochs = s->epochs};
+    if (updates < 1)
+        return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.accumulation_steps",
+                            "%lld micro-batches per epoch make no optimizer step of %lld",
+                            (long long)t->steps_per_epoch, (long long)s->accumulation);
     if (!rc) rc = t->svt->create(s->sched, &so, &t->sched, err);
     if (rc) return rc;
     size_t np = sm_params_count(p);
@@ -35,7 +77,7 @@ static int sm__trainer_optim(sm_trainer *t, const sm_registry *reg, sm_error *er
     size_t no_decay = 0;
     for (size_t i = 0; i < np; i++) {
         const char *name = sm_params_at(p, i)->name;
-        bool nd = sm_model_no_weight_decay(t->model, name);
+        bool nd = sm__no_weight_decay(t, name);
         t->wd[i] = nd ? 0.0f : (float)wd;
         no_decay += nd;
         t->lr_scale[i] = decay < 1.0 ? pow(decay, L - 1 - sm_model_layer_id(t->model, name)) : 1.0;
@@ -44,9 +86,10 @@ static int sm__trainer_optim(sm_trainer *t, const sm_registry *reg, sm_error *er
            "optimizer %s (weight decay %g on %zu of %zu tensors, layer decay %g over %d layer "
            "ids), schedule %s over %lld steps (%lld per epoch), learning rates x %g (batch %lld "
            "/ 512)",
-           oc->name, wd, np - no_decay, np, decay, L, sc->name,
-           (long long)(s->epochs * t->steps_per_epoch), (long long)t->steps_per_epoch,
-           s->lr_batch_factor, (long long)s->batch_size);
+           oc->name, wd, np - no_decay, np, decay, L, sc->name, (long long)(s->epochs * updates),
+           (long long)updates, s->lr_batch_factor,
+           (long long)(s->batch_size * s->accumulation));
+    sm__check_semantics(t);
     return 0;
 }
 
@@ -72,6 +115,9 @@ int sm_trainer_new(const sm_registry *reg, const sm_config *cfg, const sm_traine
         rc = sm_model_new_classes(reg, sm_config_root(cfg), task, classes, &t->model, err);
     if (!rc) rc = sm_model_init(t->model, s->seed, err);
     if (!rc && t->steps_per_epoch > 0) rc = sm__trainer_optim(t, reg, err);
+    if (!rc && s->use_ema &&
+        !(t->ema = malloc((size_t)sm_params_numel(sm_model_params(t->model)) * sizeof *t->ema)))
+        rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     if (rc) {
         sm_trainer_free(t);
         return rc;
@@ -91,7 +137,42 @@ void sm_trainer_free(sm_trainer *t)
     free(t->lr);
     free(t->wd);
     free(t->lr_scale);
+    free(t->ema);
     free(t);
+}
+
+const float *sm_trainer_ema(const sm_trainer *t) { return t->ema_ready ? t->ema : NULL; }
+
+/* RingMo-Framework's EMACell after each update: ema = ema x decay + w x (1 - decay), float32;
+ * it starts as a copy of the weights the training starts from. */
+static void sm__ema_init(sm_trainer *t)
+{
+    sm_params *p = sm_model_params(t->model);
+    memcpy(t->ema, sm_params_data(p), (size_t)sm_params_numel(p) * sizeof *t->ema);
+    t->ema_ready = true;
+}
+
+static void sm__ema_update(sm_trainer *t)
+{
+    sm_params *p = sm_model_params(t->model);
+    const float *w = sm_params_data(p);
+    int64_t n = sm_params_numel(p);
+    float d = t->set.ema_decay, e = 1.0f - d;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) t->ema[i] = t->ema[i] * d + w[i] * e;
+}
+
+void sm__trainer_swap_ema(sm_trainer *t)
+{
+    if (!t->ema_ready) return;
+    float *w = sm_params_data(sm_model_params(t->model));
+    int64_t n = sm_params_numel(sm_model_params(t->model));
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        float v = w[i];
+        w[i] = t->ema[i];
+        t->ema[i] = v;
+    }
 }
 
 sm_model *sm_trainer_model(sm_trainer *t) { return t->model; }
@@ -101,11 +182,10 @@ int64_t sm_trainer_steps(const sm_trainer *t) { return t->steps; }
 
 void sm_trainer_set_steps(sm_trainer *t, int64_t steps) { t->steps = steps; }
 
-int sm_trainer_param_hparams(const sm_trainer *t, size_t i, double *lr, double *wd)
+int sm_trainer_param_hparams(const sm_trainer *t, size_t i, sm_param_hparams *out)
 {
     if (!t->lr || i >= sm_params_count(sm_model_params(t->model))) return SM_EINVAL;
-    if (lr) *lr = t->lr[i];
-    if (wd) *wd = t->wd[i];
+    *out = (sm_param_hparams){t->lr[i], t->wd[i], t->lr_scale[i]};
     return 0;
 }
 
@@ -159,17 +239,20 @@ static sm_tensor *sm__loss(sm_trainer *t, const sm_batch *b)
     return sm_cross_entropy(ctx, logits, labels, (float)t->set.label_smoothing);
 }
 
-/* Forward + backward of one batch into the parameters' gradients. */
+/* Forward + backward of one micro-batch, added to the gradients (the first one of an update
+ * starts from zero); the loss is divided by the number of micro-batches per update. */
 static int sm__forward_backward(sm_trainer *t, const sm_batch *b, double *loss_out, sm_error *err)
 {
     sm_ctx *ctx = t->ctx;
+    int64_t A = t->set.accumulation;
     sm_ctx_reset(ctx);
     sm_ctx_set_train(ctx, true);
     sm_ctx_set_grad(ctx, true);
-    sm_ctx_set_rng(ctx, t->set.seed, (uint64_t)t->steps);
-    sm_tensor *loss = sm__loss(t, b);
-    sm_params_zero_grad(sm_model_params(t->model));
-    if (loss) sm_backward(ctx, loss);
+    sm_ctx_set_rng(ctx, t->set.seed, (uint64_t)(t->steps * A + t->micro));
+    sm_tensor *loss = sm__loss(t, b), *scaled = loss;
+    if (loss && A > 1) scaled = sm_scale(ctx, loss, 1.0f / (float)A);
+    if (t->micro == 0) sm_params_zero_grad(sm_model_params(t->model));
+    if (scaled) sm_backward(ctx, scaled);
     if (sm_ctx_status(ctx)) {
         *err = *sm_ctx_error(ctx);
         return err->code;
@@ -178,15 +261,35 @@ static int sm__forward_backward(sm_trainer *t, const sm_batch *b, double *loss_o
     return 0;
 }
 
-/* Clipping, the learning rates of this step, the optimizer update. */
-static void sm__update(sm_trainer *t, double gnorm, sm_step_info *info)
+/* Global-norm clipping as torch.nn.utils.clip_grad_norm_: the gradients are multiplied by
+ * clip_norm / (norm + 1e-6) when that is below 1. */
+static void sm__clip(sm_trainer *t, double gnorm)
+{
+    double coef = t->set.clip_norm / (gnorm + 1e-6);
+    if (t->set.clip && coef < 1.0) sm__scale_grads(sm_model_params(t->model), (float)coef);
+}
+
+/* The schedule's index for update u (see the top of this file). */
+static int64_t sm__sched_index(const sm_trainer *t, int64_t u)
+{
+    if (t->set.semantics == SM__SEM_RINGMO) return u;
+    int64_t A = t->set.accumulation_official ? t->set.accumulation : 1;
+    return u > 0 ? u * A - 1 : 0;
+}
+
+/* The learning rates of this update, then the optimizer update. */
+static void sm__update(sm_trainer *t, sm_step_info *info)
 {
     sm_params *p = sm_model_params(t->model);
-    if (t->set.clip && gnorm > t->set.clip_norm)
-        sm__scale_grads(p, (float)(t->set.clip_norm / (gnorm + 1e-6)));
-    double lr = t->svt->lr(t->sched, t->steps) * t->set.lr_batch_factor;
+    int64_t k = sm__sched_index(t, t->steps);
+    double f = t->set.lr_batch_factor, lr = t->svt->lr(t->sched, k) * f;
+    bool peak = t->set.semantics == SM__SEM_SIMMIM &&
+                SM_HAS_SLOT(t->svt, sm_scheduler_vtbl, lr_peak) && t->svt->lr_peak;
     size_t np = sm_params_count(p);
-    for (size_t i = 0; i < np; i++) t->lr[i] = (float)(lr * t->lr_scale[i]);
+    for (size_t i = 0; i < np; i++)
+        t->lr[i] = (float)(peak && t->lr_scale[i] != 1.0
+                               ? t->svt->lr_peak(t->sched, k, t->lr_scale[i]) * f
+                               : lr * t->lr_scale[i]);
     t->ovt->step(t->opt, p, t->lr, t->wd, t->steps + 1);
     t->steps++;
     info->lr = lr;
@@ -202,13 +305,25 @@ int sm_trainer_step(sm_trainer *t, const sm_batch *b, sm_step_info *info, sm_err
                             "this trainer was made for evaluation only (no steps per epoch)");
     int rc = sm__forward_backward(t, b, &info->loss, err);
     if (rc) return rc;
-    info->grad_norm = sm__grad_norm(sm_model_params(t->model));
+    sm_params *p = sm_model_params(t->model);
+    bool last = t->micro + 1 == t->set.accumulation;
+    t->loss_sum = (t->micro ? t->loss_sum : 0.0) + info->loss;
+    t->micro = last ? 0 : t->micro + 1;
+    if (t->set.accumulation_official || last) { /* the norm of what is accumulated so far */
+        info->grad_norm = sm__grad_norm(p);
+        if (t->set.accumulation_official && isfinite(info->grad_norm)) sm__clip(t, info->grad_norm);
+    }
+    if (!last) return 0;
+    info->loss = t->loss_sum / (double)t->set.accumulation; /* the update's batch */
     if (!isfinite(info->loss) || !isfinite(info->grad_norm))
         return sm_error_set(err, SM_EDATA, NULL, 0, 0, NULL,
                             "the %s is not finite at optimizer step %lld: no update made",
                             isfinite(info->loss) ? "gradient norm" : "loss",
                             (long long)t->steps + 1);
-    sm__update(t, info->grad_norm, info);
+    if (!t->set.accumulation_official) sm__clip(t, info->grad_norm);
+    if (t->ema && !t->ema_ready) sm__ema_init(t); /* the average starts from these weights */
+    sm__update(t, info);
+    if (t->ema) sm__ema_update(t);
     info->stepped = true;
     return 0;
 }

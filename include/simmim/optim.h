@@ -52,6 +52,11 @@ typedef struct sm_scheduler_vtbl {
     /* Required. Learning rate of global update `step` (0-based); steps past the end of the
      * schedule get its last value. */
     double (*lr)(const void *self, int64_t step);
+    /* ---- ABI 1.1 (check with SM_HAS_SLOT before use) ---- */
+    /* Optional. The schedule of a parameter group whose peak learning rate is base_lr x
+     * peak_scale, warmup_lr and min_lr unchanged (timm's schedulers under the official
+     * layer-wise decay). NULL: the trainer scales the whole schedule. */
+    double (*lr_peak)(const void *self, int64_t step, double peak_scale);
 } sm_scheduler_vtbl;
 
 #ifdef __cplusplus

@@ -46,6 +46,8 @@ typedef struct sm_train_result {
     double eval_top1; /* last evaluation (fine-tuning / eval), else -1     */
     double eval_top5;
     char checkpoint[4096]; /* the last checkpoint written ("" if none)        */
+    double best_top1;      /* the best evaluation of the run (resumed ones included), else -1 */
+    int64_t best_epoch;    /* its epoch (0-based, as in metrics.jsonl), else -1               */
 } sm_train_result;
 
 /* Runs the job. Errors name the file, key or image: SM_ECONFIG, SM_EIO (output directory,
@@ -63,18 +65,20 @@ typedef struct sm_trainer sm_trainer;
 
 typedef struct sm_trainer_opts {
     int num_classes;         /* classifier classes; 0: train_config.num_classes              */
-    int64_t steps_per_epoch; /* optimizer steps per epoch, for the schedule; 0: no optimizer */
-                             /* (a trainer for evaluation only)                               */
+    int64_t steps_per_epoch; /* batches (micro-batches) per epoch, for the schedule; 0: no   */
+                             /* optimizer (a trainer for evaluation only)                     */
     sm_backend *backend;     /* borrowed, must outlive the trainer; NULL: the trainer opens  */
                              /* the config's backend section                                 */
 } sm_trainer_opts;
 
 /* What one sm_trainer_step did. */
 typedef struct sm_step_info {
-    double loss;      /* the batch's loss                                                   */
-    double grad_norm; /* global gradient norm before clipping                              */
-    double lr;        /* schedule(step) x batch scaling (before layer-wise decay)           */
-    bool stepped;     /* the parameters were updated                                        */
+    double loss;      /* the batch's loss; when it completes an update, the mean loss of
+                         that update's micro-batches                                        */
+    double grad_norm; /* global gradient norm before clipping (of what is accumulated so
+                         far; NaN on a micro-batch that neither updates nor clips)         */
+    double lr;        /* schedule x global-batch scaling, before layer-wise decay           */
+    bool stepped;     /* the parameters were updated (the last micro-batch of an update)    */
 } sm_step_info;
 
 SM_API int sm_trainer_new(const sm_registry *reg, const sm_config *cfg,
@@ -87,14 +91,27 @@ SM_API sm_backend *sm_trainer_backend(sm_trainer *t);
 /* Optimizer steps done (the schedule's position); set when continuing a run. */
 SM_API int64_t sm_trainer_steps(const sm_trainer *t);
 SM_API void sm_trainer_set_steps(sm_trainer *t, int64_t steps);
-/* Trains on one batch: forward, loss, backward, clipping, learning rates, optimizer update.
+/* Trains on one batch: forward, loss, backward into the gradients; on the last micro-batch of
+ * an update (train_config.accumulation_steps), clipping, learning rates, optimizer update.
  * Errors: SM_EDATA when the loss or the gradient norm is not finite (nothing updated; info
  * holds them), the model's errors, SM_EINVAL for a trainer without optimizer. */
 SM_API int sm_trainer_step(sm_trainer *t, const sm_batch *batch, sm_step_info *info,
                            sm_error *err);
-/* Parameter i's learning rate in the last step (layer decay applied) and weight decay.
- * SM_EINVAL for a bad index or a trainer without optimizer. */
-SM_API int sm_trainer_param_hparams(const sm_trainer *t, size_t i, double *lr, double *wd);
+/* train_wrapper.use_ema: the exponential moving average of the parameters (RingMo-Framework's
+ * EMACell: after each update ema = ema x ema_decay + w x (1 - ema_decay), starting from the
+ * weights of the first update), laid out as sm_params_data; NULL when off or before the first
+ * update. Evaluation uses these weights when use_ema is on; checkpoints keep them. */
+SM_API const float *sm_trainer_ema(const sm_trainer *t);
+
+/* What the optimizer does with parameter i (in sm_model_params order). */
+typedef struct sm_param_hparams {
+    double lr;           /* its learning rate in the last update (0 before the first)      */
+    double weight_decay; /* 0 when excluded from decay                                       */
+    double lr_scale;     /* layer-wise decay: layer_decay^(layers - 1 - layer id)           */
+} sm_param_hparams;
+
+/* SM_EINVAL for a bad index or a trainer without optimizer. */
+SM_API int sm_trainer_param_hparams(const sm_trainer *t, size_t i, sm_param_hparams *out);
 
 /* sm_model_load_weights and sm_recon_figure are declared in simmim/model.h. */
 

@@ -14,7 +14,8 @@
  *       base_lr / factor^(number of multi_epochs m with m * steps_per_epoch <= t)
  * Steps at or past T keep the value of step T - 1 (the cosine schedules end at their minimum).
  * The values are those of the config; scaling by batch size and layer-wise decay are the
- * trainer's. */
+ * trainer's. lr_peak evaluates the same formula with the peak base_lr x scale (timm's per-group
+ * schedules under the official layer decay: warmup_lr and min_lr are not scaled). */
 #include <simmim/simmim.h>
 #include <simmim/optim.h>
 
@@ -61,34 +62,45 @@ static int sched_create(kind k, const sm_cfg *section, const sm_schedule_opts *o
     return 0;
 }
 
-static double sched_lr(const void *self, int64_t t)
+/* The schedule at step t with peak learning rate `base`. */
+static double sched_eval(const sched *s, int64_t t, double base)
 {
-    const sched *s = self;
     if (t >= s->T) t = s->T - 1;
     if (t < 0) t = 0;
     double T = (double)s->T, Tw = (double)s->Tw, td = (double)t;
     switch (s->k) {
     case WARMUP_COSINE_SIMMIM:
-        if (t < s->Tw) return s->warm + td * (s->base - s->warm) / Tw;
-        return s->min + 0.5 * (s->base - s->min) * (1.0 + cos(M_PI * td / T));
+        if (t < s->Tw) return s->warm + td * (base - s->warm) / Tw;
+        return s->min + 0.5 * (base - s->min) * (1.0 + cos(M_PI * td / T));
     case WARMUP_COSINE:
-        if (t < s->Tw) return s->base * td / Tw + s->warm;
-        return s->min + 0.5 * (s->base - s->min) * (1.0 + cos(M_PI * (td - Tw) / (T - Tw)));
+        if (t < s->Tw) return base * td / Tw + s->warm;
+        return s->min + 0.5 * (base - s->min) * (1.0 + cos(M_PI * (td - Tw) / (T - Tw)));
     case COSINE:
-        return s->min +
-               0.5 * (s->base - s->min) * (1.0 + cos(M_PI * td / (T - Tw > 0 ? T - Tw : T)));
+        return s->min + 0.5 * (base - s->min) * (1.0 + cos(M_PI * td / (T - Tw > 0 ? T - Tw : T)));
     case WARMUP:
-        if (t < s->Tw && s->Tw > 1) return s->warm + td * (s->base - s->warm) / (Tw - 1.0);
-        return s->base;
+        if (t < s->Tw && s->Tw > 1) return s->warm + td * (base - s->warm) / (Tw - 1.0);
+        return base;
     case WARMUP_MULTISTEP: {
-        if (t < s->Tw) return s->warm + td * (s->base - s->warm) / Tw;
+        if (t < s->Tw) return s->warm + td * (base - s->warm) / Tw;
         int passed = 0;
         for (size_t i = 0; i < s->n_milestones; i++)
             if (s->milestones[i] * s->spe <= t) passed++;
-        return s->base / pow(s->factor, passed);
+        return base / pow(s->factor, passed);
     }
     }
-    return s->base;
+    return base;
+}
+
+static double sched_lr(const void *self, int64_t t)
+{
+    const sched *s = self;
+    return sched_eval(s, t, s->base);
+}
+
+static double sched_lr_peak(const void *self, int64_t t, double peak_scale)
+{
+    const sched *s = self;
+    return sched_eval(s, t, s->base * peak_scale);
 }
 
 static void sched_destroy(void *self) { free(self); }
@@ -117,6 +129,7 @@ static const sm_key multistep_keys[] = {
         .create = fn,                                                                              \
         .destroy = sched_destroy,                                                                  \
         .lr = sched_lr,                                                                            \
+        .lr_peak = sched_lr_peak,                                                                  \
     };
 SCHED_VTBL(v_cosine_simmim, "warmup_cosine_decay_simmim",
            "linear warmup, then cosine over the whole run (timm/SimMIM)", NULL,
