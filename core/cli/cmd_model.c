@@ -11,12 +11,15 @@
 
 static const char model_usage[] =
     "usage: simmimctl model CONFIG [--task pretrain|finetune] [--batch N] [--steps N]\n"
-    "                      [--backend NAME] [--options key=value ...] [--plugin-dir DIR]\n\n"
+    "                      [--recompute] [--backend NAME] [--options key=value ...]\n"
+    "                      [--plugin-dir DIR]\n\n"
     "Builds the model a config describes (model section, train_config.image_size and\n"
     "num_classes), prints its backbone, geometry and parameter counts, then runs forward and\n"
     "backward steps on random images (and a random SimMIM mask) and prints the loss and times.\n\n"
     "  --task      pretrain (SimMIM) or finetune (classifier); default from the config\n"
     "  --batch N   batch size of the timed steps (default 2); --steps N (default 1; 0 = none)\n"
+    "  --recompute recompute each block's activations in backward (less memory); default\n"
+    "              from train_config.recompute\n"
     "  --backend   compute backend (default: backend.name of the config, else blis or ref)\n";
 
 static double now_s(void)
@@ -38,7 +41,8 @@ int sm_cmd_model(int argc, char **argv)
     if (rc == SM_CLI_HELP) return SM_EXIT_OK;
     if (rc) return rc;
     int exit_code = SM_EXIT_USAGE;
-    if (sm_cli_check_args(&o, "model", NULL, 1, 1)) goto out_opts;
+    static const char *const flags[] = {"--recompute", NULL};
+    if (sm_cli_check_args(&o, "model", flags, 1, 1)) goto out_opts;
     if ((batch_s && sm_cli_parse_long(batch_s, 1, 4096, &batch)) ||
         (steps_s && sm_cli_parse_long(steps_s, 0, 1000, &steps))) {
         fprintf(stderr, "simmimctl model: --batch takes 1..4096 and --steps 0..1000\n");
@@ -126,6 +130,10 @@ int sm_cmd_model(int argc, char **argv)
     sm_backend_describe(be, desc, sizeof desc);
     printf("  backend: %s\n", desc);
     sm_ctx_set_train(ctx, true);
+    sm_ctx_set_recompute(ctx, sm_cli_has_flag(&o, "--recompute") ||
+                                  sm_cfg_bool(root, "train_config.recompute"));
+    if (sm_ctx_recompute(ctx))
+        printf("  recompute: on (block activations recomputed in backward)\n");
     for (long s = 0; s < steps; s++) {
         sm_ctx_reset(ctx);
         sm_ctx_set_rng(ctx, 0, (uint64_t)s);

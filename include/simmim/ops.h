@@ -134,6 +134,26 @@ SM_API sm_tensor *sm_view(sm_ctx *ctx, sm_tensor *x, int ndim, const int64_t *sh
  * counter-based function of (ctx seed, ctx step, key, b). Otherwise returns x itself. */
 SM_API sm_tensor *sm_drop_path(sm_ctx *ctx, sm_tensor *x, float rate, uint64_t key);
 
+/* ---- recomputation ----------------------------------------------------------------------- */
+
+/* A block of ops for sm_checkpoint: computes its output from in[0..n_in) (entries may be NULL),
+ * parameters and constants, through the ops of this header. */
+typedef sm_tensor *(*sm_block_fn)(sm_ctx *ctx, void *arg, sm_tensor *const *in);
+
+/* fn(ctx, arg, in), as a unit that can trade compute for memory (torch.utils.checkpoint).
+ * With recomputation off (sm_ctx_set_recompute, the default) or gradients off, it is exactly the
+ * call fn(ctx, arg, in). With it on, the block runs as usual, then everything it allocated is
+ * released except its output (moved to a new arena tensor), and one tape entry stands for the
+ * block; backward runs fn again with the same inputs (and the training mode and RNG keys of the
+ * forward, so drop path draws the same samples), then backpropagates through that copy. Every
+ * number is the same as without recomputation; the cost is one more forward of the block.
+ * Requirements: fn is deterministic and depends only on in, parameters, constants and the ctx
+ * modes; arg and the tensors fn reads stay valid until backward; the output is computed by ops
+ * inside fn (not an input returned as is, nor a part of a larger tensor). Any arena memory fn
+ * allocates is valid only until sm_checkpoint returns. */
+SM_API sm_tensor *sm_checkpoint(sm_ctx *ctx, sm_block_fn fn, void *arg, int n_in,
+                                sm_tensor *const *in);
+
 /* ---- losses (scalar outputs, shape ()) -------------------------------------------------- */
 
 /* SimMIM reconstruction loss (models/simmim.py):
