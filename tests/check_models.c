@@ -127,15 +127,23 @@ static bool all_finite(const float *v, int64_t n)
     return true;
 }
 
-/* A full-size forward and backward step at batch 2 with the blis backend. */
-static void full_step(const char *yaml, sm_task task, int64_t img)
+/* build() with initialised weights, and a blis backend in *be. */
+static sm_model *build_init(const char *yaml, sm_task task, uint64_t seed, sm_backend **be)
 {
     sm_model *m = build(yaml, task);
     sm_error err;
     sm_error_clear(&err);
-    ck_assert_int_eq(sm_model_init(m, 7, &err), 0);
-    sm_backend *be = NULL;
-    ck_assert_msg(sm_backend_new(reg, "blis", NULL, 0, &be, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(sm_model_init(m, seed, &err), 0);
+    *be = NULL;
+    ck_assert_msg(sm_backend_new(reg, "blis", NULL, 0, be, &err) == 0, "%s", err.text);
+    return m;
+}
+
+/* A full-size forward and backward step at batch 2 with the blis backend. */
+static void full_step(const char *yaml, sm_task task, int64_t img)
+{
+    sm_backend *be;
+    sm_model *m = build_init(yaml, task, 7, &be);
     sm_ctx *ctx = sm_ctx_new(be);
     sm_ctx_set_train(ctx, true);
     sm_ctx_set_rng(ctx, 1, 0);
@@ -201,14 +209,14 @@ END_TEST
 /* Reduced models with every feature of the full ones: layer scale, shared relative position
  * bias, drop path (rate 0.3 so that it drops samples), shifted windows and patch merging. */
 #define VIT_SMALL                                                                                  \
-    "model: {backbone: vit, patch_size: 16, embed_dim: 96, depth: 4, num_heads: 3,\n"             \
-    "  init_values: 0.1, use_abs_pos_emb: false, use_rel_pos_bias: false,\n"                      \
+    "model: {backbone: vit, patch_size: 16, embed_dim: 96, depth: 4, num_heads: 3,\n"              \
+    "  init_values: 0.1, use_abs_pos_emb: false, use_rel_pos_bias: false,\n"                       \
     "  use_shared_rel_pos_bias: true, use_mean_pooling: false, drop_path_rate: 0.3}\n"             \
     "train_config: {image_size: 96}\n"
 #define SWIN_SMALL                                                                                 \
-    "model: {backbone: swin, patch_size: 4, embed_dim: 32, depth: [2, 2, 2, 2],\n"                \
-    "  num_heads: [2, 4, 8, 16], window_size: 3, ape: false, patch_norm: true,\n"                 \
-    "  drop_path_rate: 0.3}\n"                                                                    \
+    "model: {backbone: swin, patch_size: 4, embed_dim: 32, depth: [2, 2, 2, 2],\n"                 \
+    "  num_heads: [2, 4, 8, 16], window_size: 3, ape: false, patch_norm: true,\n"                  \
+    "  drop_path_rate: 0.3}\n"                                                                     \
     "train_config: {image_size: 96}\n"
 
 enum { MODE_KEEP, MODE_PLAN, MODE_RECOMPUTE, MODE_RECOMPUTE_KEEP, N_MODES };
@@ -272,25 +280,20 @@ static step_result mode_step(sm_model *m, sm_backend *be, int64_t img, int mode)
 }
 
 /* Bitwise equality of two float arrays; names the first difference. */
-static void same_bits(const char *what, const char *mode, const float *a, const float *b,
-                      int64_t n)
+static void same_bits(const char *what, const char *mode, const float *a, const float *b, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         if (memcmp(&a[i], &b[i], sizeof(float)) != 0)
-            ck_abort_msg("%s, %s: element %lld is %.9g, with every gradient kept %.9g", what,
-                         mode, (long long)i, a[i], b[i]);
+            ck_abort_msg("%s, %s: element %lld is %.9g, with every gradient kept %.9g", what, mode,
+                         (long long)i, a[i], b[i]);
 }
 
 /* Every mode gives the same loss, reconstruction and parameter gradients, bit for bit; the plan
  * needs less memory than keeping every gradient, and recomputation less than the plan. */
 static void modes_agree(const char *yaml, int64_t img)
 {
-    sm_model *m = build(yaml, SM_TASK_SIMMIM);
-    sm_error err;
-    sm_error_clear(&err);
-    ck_assert_int_eq(sm_model_init(m, 11, &err), 0);
-    sm_backend *be = NULL;
-    ck_assert_msg(sm_backend_new(reg, "blis", NULL, 0, &be, &err) == 0, "%s", err.text);
+    sm_backend *be;
+    sm_model *m = build_init(yaml, SM_TASK_SIMMIM, 11, &be);
     step_result r[N_MODES];
     for (int k = 0; k < N_MODES; k++) r[k] = mode_step(m, be, img, k);
     double gsum = 0;

@@ -35,7 +35,7 @@ typedef struct swin_block {
     int global_index;
     sm_tensor *attn_mask; /* (nW, N, N) heap tensor for shifted blocks, else NULL */
     char mask_name[64];
-    const struct swin *s;         /* the model and the block's stage (sm_checkpoint's argument) */
+    const struct swin *s; /* the model and the block's stage (sm_checkpoint's argument) */
     const struct swin_stage *st;
 } swin_block;
 
@@ -468,10 +468,11 @@ static sm_tensor *swin_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *i
     sm_tensor *h = sm_layernorm(ctx, x, bl->norm1_w, bl->norm1_b, (float)s->eps);
     h = sm_reshape(ctx, h, 4, SM_SHAPE(B, H, W, C));
     h = sm_window_partition(ctx, h, w, bl->shift); /* (B·nW, w², C) */
-    h = sm_linear(ctx, h, bl->qkv_w, bl->qkv_b);
+    /* kept for a recomputation (sm_checkpoint): qkv, proj and fc2; see vit.c */
+    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->qkv_w, bl->qkv_b));
     sm_tensor *bias = sm_relpos_bias(ctx, bl->rpb_table, st->rp_index, (int64_t)w * w);
     h = sm_attention(ctx, h, st->heads, scale, bias, bl->attn_mask);
-    h = sm_linear(ctx, h, bl->proj_w, bl->proj_b);
+    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->proj_w, bl->proj_b));
     h = sm_window_reverse(ctx, h, H, W, w, bl->shift); /* (B, H, W, C) */
     h = sm_reshape(ctx, h, 3, SM_SHAPE(B, H * W, C));
     h = sm_drop_path(ctx, h, bl->drop_path, (uint64_t)bl->global_index * 2);
@@ -479,7 +480,7 @@ static sm_tensor *swin_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *i
     h = sm_layernorm(ctx, x, bl->norm2_w, bl->norm2_b, (float)s->eps);
     h = sm_linear(ctx, h, bl->fc1_w, bl->fc1_b);
     h = sm_gelu(ctx, h);
-    h = sm_linear(ctx, h, bl->fc2_w, bl->fc2_b);
+    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->fc2_w, bl->fc2_b));
     h = sm_drop_path(ctx, h, bl->drop_path, (uint64_t)bl->global_index * 2 + 1);
     return sm_add(ctx, x, h);
 }

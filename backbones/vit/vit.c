@@ -384,12 +384,15 @@ static sm_tensor *vit_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *in
         sm_tensor *parts[3] = {b->q_bias, zeros, b->v_bias};
         qkv_b = sm_concat(ctx, parts, 3, 0); /* (q_bias, 0, v_bias): no k bias */
     }
-    sm_tensor *qkv = sm_linear(ctx, h, b->qkv_w, qkv_b);
+    /* the products a recomputation (sm_checkpoint) takes from memory: qkv, proj and fc2 (5 of
+     * the block's 12·D² multiply-adds per token for 5 (B, N, D)-sized tensors); fc1 (4·D² for
+     * 4 such tensors) and everything else is recomputed */
+    sm_tensor *qkv = sm_checkpoint_keep(ctx, sm_linear(ctx, h, b->qkv_w, qkv_b));
     sm_tensor *bias = NULL;
     if (b->rpb_table) bias = sm_relpos_bias(ctx, b->rpb_table, v->rp_index, v->tokens + 1);
     if (shared_bias) bias = bias ? sm_add(ctx, bias, shared_bias) : shared_bias;
     sm_tensor *a = sm_attention(ctx, qkv, v->heads, (float)v->scale, bias, NULL);
-    a = sm_linear(ctx, a, b->proj_w, b->proj_b);
+    a = sm_checkpoint_keep(ctx, sm_linear(ctx, a, b->proj_w, b->proj_b));
     if (b->gamma_1) a = sm_mul(ctx, a, b->gamma_1);
     a = sm_drop_path(ctx, a, b->drop_path, (uint64_t)i * 2);
     x = sm_add(ctx, x, a);
@@ -397,7 +400,7 @@ static sm_tensor *vit_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *in
     h = sm_layernorm(ctx, x, b->norm2_w, b->norm2_b, (float)v->eps);
     h = sm_linear(ctx, h, b->fc1_w, b->fc1_b);
     h = sm_gelu(ctx, h);
-    h = sm_linear(ctx, h, b->fc2_w, b->fc2_b);
+    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, b->fc2_w, b->fc2_b));
     if (b->gamma_2) h = sm_mul(ctx, h, b->gamma_2);
     h = sm_drop_path(ctx, h, b->drop_path, (uint64_t)i * 2 + 1);
     return sm_add(ctx, x, h);

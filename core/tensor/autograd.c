@@ -79,6 +79,7 @@ sm_tensor *sm__record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tenso
     if (saved) memcpy(saved, saved_data, saved_bytes);
     for (int i = 0; i < n_in; i++) ins[i] = in[i];
     node->op = op;
+    node->index = ctx->tape_size;
     node->n_in = n_in;
     node->in = ins;
     node->out = out;

@@ -84,6 +84,7 @@ typedef struct sm__foreign {
 } sm__foreign;
 
 typedef struct sm__node sm__node;
+typedef struct sm__keep sm__keep;
 
 /* Two arenas: `act` holds tensors, tape nodes and op data, used as a stack (a node's backward
  * scratch and a recomputed block are rewound when done); `grads` holds the gradients of
@@ -100,8 +101,10 @@ struct sm_ctx {
     sm__foreign *foreign; /* non-arena tensors whose gradient is in the arena */
     sm_error err;
     bool grad, train;
-    bool keep_grads; /* keep every gradient until reset: no liveness plan, no in-place */
-    bool recompute;  /* sm_checkpoint keeps only its block's inputs and output */
+    bool keep_grads;        /* keep every gradient until reset: no liveness plan, no in-place */
+    bool recompute;         /* sm_checkpoint keeps only its block's inputs and output */
+    sm__keep *keep;         /* a checkpointed block's forward: the tensors it keeps */
+    const sm__keep *replay; /* its recomputation: the kept tensors' data, by tape position */
     uint64_t seed, step;
     int threads;
 };
@@ -155,6 +158,7 @@ typedef enum sm__op {
 struct sm__node {
     sm__node *prev;
     sm__op op;
+    size_t index; /* position on its tape (0 = first; a checkpointed block has its own tape) */
     int n_in;
     sm_tensor **in; /* inputs (any may be NULL or not require grad) */
     sm_tensor *out;
@@ -206,6 +210,12 @@ void sm__masked_l1_backward(sm_ctx *ctx, sm__node *n);
 void sm__cross_entropy_backward(sm_ctx *ctx, sm__node *n);
 void sm__soft_cross_entropy_backward(sm_ctx *ctx, sm__node *n);
 void sm__checkpoint_backward(sm_ctx *ctx, sm__node *n);
+
+/* Inside the recomputation of a checkpointed block: a tensor over the data the block kept from
+ * its forward (sm_checkpoint_keep, and its output) when the op about to be recorded (the next
+ * tape position) made it there, else NULL. An op whose backward does not need its inputs'
+ * gradients to pass through anything it computes now (sm_linear) then skips its work. */
+sm_tensor *sm__replayed(sm_ctx *ctx, int ndim, const int64_t *shape);
 
 /* Backward over the tape from `newest` back to its first entry (reverse creation order):
  * each node whose output received a gradient runs its backward, then its scratch in the
