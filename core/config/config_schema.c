@@ -48,7 +48,7 @@ static const sm_key sm__train_keys[] = {
     {"num_classes", SM_KEY_INT, "null", "[1,)", NUL,
      "classes of the classifier head; null: as many as the dataset has"},
     {"recompute", SM_KEY_BOOL, "false", NULL, 0,
-     "recompute each block's activations in backward: less memory, about one more forward"},
+     "recompute block activations in backward: less memory, some forward work done twice"},
     IGNORED("sink_mode"), IGNORED("has_trained_epoches"), IGNORED("has_trained_steps"),
     {0},
 };

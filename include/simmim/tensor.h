@@ -109,7 +109,8 @@ SM_API void sm_ctx_set_rng(sm_ctx *ctx, uint64_t seed, uint64_t step);
 SM_API void sm_ctx_set_keep_grads(sm_ctx *ctx, bool keep);
 SM_API bool sm_ctx_keep_grads(const sm_ctx *ctx);
 /* Recompute checkpointed blocks in backward instead of keeping their activations (default off;
- * see sm_checkpoint in ops.h): less memory, one more forward of each block; the same numbers. */
+ * see sm_checkpoint in ops.h): less memory, one more forward of each block but its kept
+ * products; the same numbers. */
 SM_API void sm_ctx_set_recompute(sm_ctx *ctx, bool recompute);
 SM_API bool sm_ctx_recompute(const sm_ctx *ctx);
 /* Number of threads for the core's own OpenMP kernels (default: omp_get_max_threads()).
