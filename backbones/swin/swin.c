@@ -468,10 +468,10 @@ static sm_tensor *swin_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *i
     sm_tensor *h = sm_layernorm(ctx, x, bl->norm1_w, bl->norm1_b, (float)s->eps);
     h = sm_reshape(ctx, h, 4, SM_SHAPE(B, H, W, C));
     h = sm_window_partition(ctx, h, w, bl->shift); /* (B·nW, w², C) */
-    /* kept for a recomputation (sm_checkpoint): qkv, proj and fc2; see vit.c */
-    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->qkv_w, bl->qkv_b));
+    h = sm_linear(ctx, h, bl->qkv_w, bl->qkv_b);
     sm_tensor *bias = sm_relpos_bias(ctx, bl->rpb_table, st->rp_index, (int64_t)w * w);
     h = sm_attention(ctx, h, st->heads, scale, bias, bl->attn_mask);
+    /* kept for a recomputation (sm_checkpoint): proj and fc2, see vit.c */
     h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->proj_w, bl->proj_b));
     h = sm_window_reverse(ctx, h, H, W, w, bl->shift); /* (B, H, W, C) */
     h = sm_reshape(ctx, h, 3, SM_SHAPE(B, H * W, C));

@@ -384,14 +384,14 @@ static sm_tensor *vit_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *in
         sm_tensor *parts[3] = {b->q_bias, zeros, b->v_bias};
         qkv_b = sm_concat(ctx, parts, 3, 0); /* (q_bias, 0, v_bias): no k bias */
     }
-    /* the products a recomputation (sm_checkpoint) takes from memory: qkv, proj and fc2 (5 of
-     * the block's 12·D² multiply-adds per token for 5 (B, N, D)-sized tensors); fc1 (4·D² for
-     * 4 such tensors) and everything else is recomputed */
-    sm_tensor *qkv = sm_checkpoint_keep(ctx, sm_linear(ctx, h, b->qkv_w, qkv_b));
+    sm_tensor *qkv = sm_linear(ctx, h, b->qkv_w, qkv_b);
     sm_tensor *bias = NULL;
     if (b->rpb_table) bias = sm_relpos_bias(ctx, b->rpb_table, v->rp_index, v->tokens + 1);
     if (shared_bias) bias = bias ? sm_add(ctx, bias, shared_bias) : shared_bias;
     sm_tensor *a = sm_attention(ctx, qkv, v->heads, (float)v->scale, bias, NULL);
+    /* kept for a recomputation (sm_checkpoint): proj and fc2, the two products that map back
+     * to width D (5 of the block's 12·D² multiply-adds per token for 2 (B, N, D) tensors); qkv,
+     * fc1, attention and the elementwise ops are recomputed */
     a = sm_checkpoint_keep(ctx, sm_linear(ctx, a, b->proj_w, b->proj_b));
     if (b->gamma_1) a = sm_mul(ctx, a, b->gamma_1);
     a = sm_drop_path(ctx, a, b->drop_path, (uint64_t)i * 2);
