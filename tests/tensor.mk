@@ -15,6 +15,7 @@ tests_check_ops_LDADD = $(TEST_LIBS)
 tests_check_memory_SOURCES = tests/check_memory.c
 tests_check_memory_CFLAGS = $(TEST_CFLAGS)
 tests_check_memory_LDADD = $(TEST_LIBS)
+EXTRA_DIST += docs/performance.md
 
 tests_check_safetensors_SOURCES = tests/check_safetensors.c
 tests_check_safetensors_CFLAGS = $(TEST_CFLAGS)
