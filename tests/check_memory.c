@@ -266,6 +266,41 @@ START_TEST(test_checkpoint_keep)
 }
 END_TEST
 
+/* Keeps a linear output made outside the block (arg): it must be ignored. The block's own first
+ * op is a linear of the same shape, first on the block's tape as the outside one is on the main
+ * tape. */
+static sm_tensor *keeps_outside(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    sm_tensor **outside = arg; /* {the outside output, w} */
+    sm_checkpoint_keep(ctx, outside[0]);
+    return sm_gelu(ctx, sm_linear(ctx, in[0], outside[1], NULL));
+}
+
+START_TEST(test_checkpoint_keep_outside)
+{
+    float g[2][4 * 8];
+    for (int recompute = 0; recompute < 2; recompute++) {
+        sm_ctx *ctx = sm_ctx_new(NULL);
+        sm_ctx_set_recompute(ctx, recompute);
+        sm_tensor *w = sm_tensor_new(2, SM_SHAPE(8, 8));
+        fill(w, 10, -1.0, 1.0);
+        w->flags |= SM_TENSOR_REQUIRES_GRAD;
+        sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(4, 8));
+        fill(x, 11, -1.0, 1.0);
+        x->flags |= SM_TENSOR_REQUIRES_GRAD;
+        sm_tensor *outside[2] = {sm_linear(ctx, x, w, NULL), w};
+        sm_tensor *in = sm_scale(ctx, x, 2.0f);
+        sm_tensor *y = sm_checkpoint(ctx, keeps_outside, outside, 1, &in);
+        sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_add(ctx, y, outside[0]), 1), 0);
+        ck_assert_int_eq(sm_backward(ctx, loss), 0);
+        memcpy(g[recompute], x->grad, sizeof g[0]);
+        sm_ctx_free(ctx);
+        sm_tensor_free(w);
+    }
+    ck_assert_mem_eq(g[1], g[0], sizeof g[0]);
+}
+END_TEST
+
 static sm_tensor *keeps_too_many(sm_ctx *ctx, void *arg, sm_tensor *const *in)
 {
     sm_tensor *w = arg, *h = in[0];
@@ -352,6 +387,7 @@ static Suite *memory_suite(void)
     tc = tcase_create("checkpoint");
     tcase_add_test(tc, test_checkpoint_same_bits);
     tcase_add_test(tc, test_checkpoint_keep);
+    tcase_add_test(tc, test_checkpoint_keep_outside);
     tcase_add_test(tc, test_checkpoint_errors);
     suite_add_tcase(s, tc);
     return s;

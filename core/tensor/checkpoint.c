@@ -24,6 +24,7 @@
 /* Tensors a block keeps: tape position of the op that made each, and the tensor (forward) or
  * its moved data (in the checkpoint node). */
 struct sm__keep {
+    sm__mark mark; /* the block's start in the activation arena */
     int n;
     size_t index[SM__KEEP_MAX];
     sm_tensor *t[SM__KEEP_MAX];
@@ -67,7 +68,10 @@ static sm_tensor *run_block(sm_ctx *ctx, sm_block_fn fn, void *arg, sm_tensor *c
 
 sm_tensor *sm_checkpoint_keep(sm_ctx *ctx, sm_tensor *t)
 {
-    if (!ctx || !t || !ctx->keep || t->base || !t->node || t->node->op != SM__OP_LINEAR) return t;
+    /* a linear's output made inside this block (its tape position means nothing elsewhere) */
+    if (!ctx || !t || !ctx->keep || t->base || !t->node || t->node->op != SM__OP_LINEAR ||
+        !sm__arena_since(&ctx->act, ctx->keep->mark, t->data))
+        return t;
     sm__keep *k = ctx->keep;
     for (int i = 0; i < k->n; i++)
         if (k->t[i] == t) return t;
@@ -113,7 +117,7 @@ sm_tensor *sm_checkpoint(sm_ctx *ctx, sm_block_fn fn, void *arg, int n_in, sm_te
     if (!ctx->recompute || !ctx->grad) return fn(ctx, arg, in);
     sm__mark mark = sm__arena_mark(&ctx->act);
     sm__node *sub;
-    ckpt_saved sv = {fn, arg, ctx->train, ctx->seed, ctx->step, {0}};
+    ckpt_saved sv = {fn, arg, ctx->train, ctx->seed, ctx->step, {.mark = mark}};
     sm_tensor *y = run_block(ctx, fn, arg, in, &sv.keep, NULL, &sub);
     if (!y || !(y->flags & SM_TENSOR_REQUIRES_GRAD)) return y; /* nothing to recompute */
     sm_tensor *st = y->base ? y->base : y;
