@@ -29,6 +29,7 @@ struct sm__keep {
     size_t index[SM__KEEP_MAX];
     sm_tensor *t[SM__KEEP_MAX];
     float *data[SM__KEEP_MAX];
+    int64_t numel[SM__KEEP_MAX];
 };
 
 typedef struct ckpt_saved {
@@ -88,8 +89,17 @@ sm_tensor *sm_checkpoint_keep(sm_ctx *ctx, sm_tensor *t)
 sm_tensor *sm__replayed(sm_ctx *ctx, int ndim, const int64_t *shape)
 {
     const sm__keep *k = ctx->replay;
-    for (int i = 0; k && i < k->n; i++)
-        if (k->index[i] == ctx->tape_size) return sm_ctx_wrap(ctx, k->data[i], ndim, shape);
+    for (int i = 0; k && i < k->n; i++) {
+        if (k->index[i] != ctx->tape_size) continue;
+        sm_tensor *t = sm_ctx_wrap(ctx, k->data[i], ndim, shape);
+        if (t && sm_tensor_numel(t) != k->numel[i]) { /* the replay went another way */
+            sm_ctx_fail(ctx, SM_EINVAL,
+                        "checkpoint: the recomputed block differs from its forward (a kept "
+                        "product has another shape)");
+            return NULL;
+        }
+        return t;
+    }
     return NULL;
 }
 
@@ -146,7 +156,8 @@ sm_tensor *sm_checkpoint(sm_ctx *ctx, sm_block_fn fn, void *arg, int n_in, sm_te
     const float *src[SM__KEEP_MAX];
     int out_at = 0;
     for (i = 0; i < k->n; i++) {
-        bytes[i] = (size_t)sm_tensor_numel(k->t[i]) * sizeof(float);
+        k->numel[i] = sm_tensor_numel(k->t[i]);
+        bytes[i] = (size_t)k->numel[i] * sizeof(float);
         src[i] = k->t[i]->data;
         if (k->t[i] == st) out_at = i;
         k->t[i] = NULL; /* released: only the data is kept */
