@@ -308,6 +308,14 @@ static sm_tensor *keeps_too_many(sm_ctx *ctx, void *arg, sm_tensor *const *in)
     return h;
 }
 
+/* A block that is not deterministic: its kept product has another width the second time. */
+static sm_tensor *changes(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    block_arg *a = arg;
+    sm_tensor *w = a->calls++ ? a->b : a->w;
+    return sm_gelu(ctx, sm_checkpoint_keep(ctx, sm_linear(ctx, in[0], w, NULL)));
+}
+
 static sm_tensor *identity(sm_ctx *ctx, void *arg, sm_tensor *const *in)
 {
     (void)ctx;
@@ -353,6 +361,19 @@ START_TEST(test_checkpoint_errors)
     ck_assert_ptr_nonnull(sm_checkpoint(ctx, keeps_too_many, w8, 1, &x));
     sm_ctx_set_recompute(ctx, true);
     sm_tensor_free(w8);
+    /* a block that recomputes differently is refused in backward */
+    sm_ctx_reset(ctx);
+    block_arg c = {sm_tensor_new(2, SM_SHAPE(8, 8)), sm_tensor_new(2, SM_SHAPE(4, 8)), 0.0f, 0};
+    c.w->flags |= SM_TENSOR_REQUIRES_GRAD;
+    c.b->flags |= SM_TENSOR_REQUIRES_GRAD;
+    x = sm_ctx_zeros(ctx, 2, SM_SHAPE(2, 8));
+    sm_tensor *z = sm_checkpoint(ctx, changes, &c, 1, &x);
+    ck_assert_ptr_nonnull(z);
+    ck_assert_int_eq(sm_backward(ctx, sm_mean(ctx, sm_mean(ctx, z, 1), 0)), SM_EINVAL);
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, "differs from its forward"), "%s",
+                  sm_ctx_error(ctx)->text);
+    sm_tensor_free(c.w);
+    sm_tensor_free(c.b);
     /* bad arguments */
     sm_ctx_reset(ctx);
     ck_assert_ptr_null(sm_checkpoint(ctx, NULL, NULL, 0, NULL));
