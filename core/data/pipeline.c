@@ -49,7 +49,7 @@ static int sm__cfg_err(sm_error *err, const sm_cfg *s, const char *key, const ch
                        const char *what)
 {
     const sm_cfg *n = sm_cfg_get(s, key);
-    char path[128] = "";
+    char path[SM__ERR_PATH_MAX] = ""; /* declared keys: the whole path fits */
     if (n) sm_cfg_keypath(n, path, sizeof path);
     return sm_error_set(err, SM_ECONFIG, n ? sm_cfg_file(n) : NULL, n ? sm_cfg_line(n) : 0,
                         n ? sm_cfg_column(n) : 0, path[0] ? path : key, fmt, what);

@@ -151,7 +151,7 @@ static int sm__load_tensor(sm_tensor *t, const sm_st_file *f, const sm_st_info *
     bool same = in->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = in->shape[d] == t->shape[d];
     if (same) return sm_st_read_f32(f, in->name, t->data, n, err);
-    char want[96], got[96] = "(";
+    char want[SM__SHAPE_STR_MAX], got[SM__SHAPE_STR_MAX] = "(";
     sm_tensor_shape_str(t, want, sizeof want);
     for (int d = 0; d < in->ndim; d++)
         snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
@@ -208,7 +208,7 @@ int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note
             if ((in = sm_st_find(f, name))) copied++;
         }
         if (!in) {
-            if (!kept++) snprintf(first_kept, sizeof first_kept, "%s", t->name);
+            if (!kept++) sm__text_fit(first_kept, sizeof first_kept, t->name);
             continue;
         }
         bool rs = false;
@@ -221,13 +221,13 @@ int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note
                           "no tensor of the file matches the model's parameters "
                           "(is it a checkpoint of another backbone?)");
     if (!rc && note)
-        snprintf(note, note_len,
-                 "%s: %zu tensors loaded (%zu shared tables copied per block, %zu tables "
-                 "resized), %zu kept their initialisation%s%s%s",
-                 path, loaded, copied, resized, kept, kept ? " (" : "", first_kept,
-                 kept > 1 ? ", ...)"
-                 : kept   ? ")"
-                          : "");
+        sm__format_fit(note, note_len,
+                       "%s: %zu tensors loaded (%zu shared tables copied per block, %zu tables "
+                       "resized), %zu kept their initialisation%s%s%s",
+                       path, loaded, copied, resized, kept, kept ? " (" : "", first_kept,
+                       kept > 1 ? ", ...)"
+                       : kept   ? ")"
+                                : "");
     sm_st_close(f);
     return rc;
 }
