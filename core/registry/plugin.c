@@ -57,13 +57,27 @@ static int sm__check_file(const char *real, sm_error *err)
     return 0;
 }
 
+/* In an AddressSanitizer build (--enable-sanitizers) a plugin stays mapped after dlclose:
+ * LeakSanitizer can then name the functions of a plugin (or of a library it loaded, BLIS) in a
+ * report, and does not walk the thread-local storage of a library that is gone. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SM__DLOPEN_KEEP RTLD_NODELETE
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SM__DLOPEN_KEEP RTLD_NODELETE
+#endif
+#endif
+#ifndef SM__DLOPEN_KEEP
+#define SM__DLOPEN_KEEP 0
+#endif
+
 static int sm__load_resolved(sm_registry *reg, const char *real, const char *stem, sm_error *err)
 {
     int rc = sm__check_file(real, err);
     if (rc) return rc;
 
     dlerror();
-    void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL | SM__DLOPEN_KEEP);
     if (!h) {
         const char *e = dlerror();
         return sm_error_set(err, SM_EPLUGIN, real, 0, 0, NULL,
