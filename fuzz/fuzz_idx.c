@@ -23,8 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char p[128];
     unlink(fz_path(gz ? "idx/fz-images-idx3-ubyte" : "idx/fz-images-idx3-ubyte.gz", p, sizeof p));
     fz_write("idx/fz-labels-idx1-ubyte", data, nl);
-    fz_write(gz ? "idx/fz-images-idx3-ubyte.gz" : "idx/fz-images-idx3-ubyte", data + nl,
-             size - nl);
+    fz_write(gz ? "idx/fz-images-idx3-ubyte.gz" : "idx/fz-images-idx3-ubyte", data + nl, size - nl);
     char yaml[256];
     snprintf(yaml, sizeof yaml,
              "{data_path: '%s/idx', train_prefix: fz, eval_prefix: fz, class_names: [a, b, c]}",

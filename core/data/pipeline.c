@@ -265,11 +265,11 @@ int sm_dataset_open(sm_dataset *ds, const sm_registry *reg, const sm_cfg *root,
     if (rc) {
         ds->self = NULL;
         /* a data file the reader could not use: say which section of which config asked */
-        if (err && !err->path[0] && sm_cfg_file(s)) {
-            size_t len = strlen(err->text);
-            snprintf(err->text + len, sizeof err->text - len, " (%s, %s:%d)", section,
-                     sm_cfg_file(s), sm_cfg_line(s));
-        }
+        char *text = err && !err->path[0] && sm_cfg_file(s) ? sm__strdup(err->text) : NULL;
+        if (text) /* shortened in the middle if the whole does not fit, never cut at the end */
+            sm__format_fit(err->text, sizeof err->text, "%s (%s, %s:%d)", text, section,
+                           sm_cfg_file(s), sm_cfg_line(s));
+        free(text);
         return rc;
     }
     ds->vt = vt;
