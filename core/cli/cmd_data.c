@@ -295,6 +295,7 @@ int sm_cmd_data(int argc, char **argv)
         rc = sm_cli_check_args(&o, "data", known, 1, 1);
     }
     if (rc) {
+        sm_cli_opts_free(&o); /* a refused flag: the parsed options too (zeroed if already freed) */
         free(args);
         return rc == SM_CLI_HELP ? SM_EXIT_OK : rc;
     }
