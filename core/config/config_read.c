@@ -50,12 +50,10 @@ static void sm__berr(sm__builder *b, int line, int column, const char *path, con
     b->errors++;
 }
 
-/* Key path of the value about to be attached (parent path + pending key). */
+/* Key path of the value about to be attached (parent path + pending key), for a message. */
 static void sm__pending_path(const sm__builder *b, const char *key, char *buf, size_t n)
 {
-    size_t len = b->depth ? sm_cfg_keypath(b->stack[b->depth - 1].node, buf, n) : 0;
-    if (n) buf[SM__MIN(len, n - 1)] = '\0';
-    if (key && len < n) snprintf(buf + len, n - len, "%s%s", len ? "." : "", key);
+    sm__cfg_keypath_fit(b->depth ? b->stack[b->depth - 1].node : NULL, key, buf, n);
 }
 
 /* libyaml's message, with its 0-based marks made 1-based, and a hint for tab indentation. */
@@ -152,7 +150,7 @@ static bool sm__attach_new(sm__builder *b, sm_cfg *node, int line, int col)
 /* A scalar in key position of a map. */
 static void sm__take_key(sm__builder *b, sm__frame *f, const char *text, int line, int col)
 {
-    char path[128];
+    char path[SM__ERR_PATH_MAX];
     sm__pending_path(b, text, path, sizeof path);
     f->key = sm__pool_strdup(b->pool, text);
     f->key_line = line;
@@ -195,7 +193,7 @@ static int sm__build(sm__builder *b)
         int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
         sm__frame *top = b->depth ? &b->stack[b->depth - 1] : NULL;
         bool key_slot = top && top->node->kind == SM_CFG_MAP && !top->key && !top->skip;
-        char path[128];
+        char path[SM__ERR_PATH_MAX];
         sm_cfg *node = NULL;
         switch (ev.type) {
         case YAML_STREAM_END_EVENT:
@@ -295,7 +293,7 @@ int sm__cfg_parse_value(sm__pool *pool, const char *text, const char *file, sm_c
     sm_error_clear(&b.first);
     *out = NULL;
     if (sm__build(&b) != 0) {
-        sm__strlcpy(why, b.first.text, why_n);
+        sm__text_fit(why, why_n, b.first.text);
         return -1;
     }
     sm__cfg_relocate(b.root, file);
@@ -388,6 +386,35 @@ static int sm__load_text(sm__reader *r, const char *file, const char *dir,
                          const unsigned char *buf, size_t len, const sm__chain *chain,
                          sm_cfg **out);
 
+/* "include cycle: a.yaml -> b.yaml -> a.yaml", the chain named from the outermost file. When
+ * the whole chain is too long for an error message (deep paths), each name keeps its tail
+ * (".../cfg/a.yaml"), so that every link stays visible. */
+static void sm__cycle_error(sm__reader *r, const sm_cfg *from, const sm__chain *chain,
+                            const char *path)
+{
+    const sm__chain *order[SM__CFG_MAX_FILES + 1];
+    size_t n = 0, total = strlen(path) + 1;
+    for (const sm__chain *d = chain; d && n < SM__CFG_MAX_FILES; d = d->up) {
+        order[n++] = d;
+        total += strlen(d->name) + 4;
+    }
+    static const char head[] = "include cycle: ";
+    size_t room = SM__ERR_TEXT_MAX - sizeof head; /* for the names and arrows */
+    size_t each = total <= room ? total : room / (n + 1) > 16 ? room / (n + 1) - 4 : total;
+    char *msg = malloc(total), *at = msg;
+    if (!msg) {
+        SM__FROM_ERR(r, from, path, "%sback to %s", head, path);
+        return;
+    }
+    for (size_t i = n + 1; i-- > 0;) {
+        sm__path_copy(at, each, i ? order[i - 1]->name : path);
+        at += strlen(at);
+        if (i) memcpy(at, " -> ", 5), at += 4;
+    }
+    SM__FROM_ERR(r, from, path, "%s%s", head, msg);
+    free(msg);
+}
+
 /* Reads one file (and its bases, recursively) into *out. `from` is the include entry that
  * named it (NULL for the main file). */
 static int sm__load_file(sm__reader *r, const char *path, const sm_cfg *from,
@@ -406,16 +433,7 @@ static int sm__load_file(sm__reader *r, const char *path, const sm_cfg *from,
     }
     for (const sm__chain *c = chain; c; c = c->up) {
         if (!c->real || strcmp(c->real, real) != 0) continue;
-        /* name the chain from the outermost file: a.yaml -> b.yaml -> a.yaml */
-        char msg[400];
-        size_t k = 0;
-        const sm__chain *order[SM__CFG_MAX_FILES];
-        size_t n = 0;
-        for (const sm__chain *d = chain; d && n < SM__CFG_MAX_FILES; d = d->up) order[n++] = d;
-        for (size_t i = n; i-- > 0 && k < sizeof msg;)
-            k += (size_t)snprintf(msg + k, sizeof msg - k, "%s -> ", order[i]->name);
-        if (k < sizeof msg) snprintf(msg + k, sizeof msg - k, "%s", path);
-        SM__FROM_ERR(r, from, path, "include cycle: %s", msg);
+        sm__cycle_error(r, from, chain, path);
         return -1;
     }
     if (++r->n_files > SM__CFG_MAX_FILES) {
@@ -540,7 +558,7 @@ static void sm__apply_override(sm__reader *r, sm_cfg *root, const char *opt)
         return;
     }
     sm_cfg *value = NULL;
-    char why[256];
+    char why[SM__ERR_TEXT_MAX];
     if (sm__cfg_parse_value(pool, eq + 1, SM__CFG_OPTIONS, &value, why, sizeof why) != 0) {
         sm__rerr(r, SM__CFG_OPTIONS, 0, 0, key, "cannot parse the value '%s': %s", eq + 1, why);
         return;
@@ -565,9 +583,9 @@ static void sm__apply_override(sm__reader *r, sm_cfg *root, const char *opt)
             if (!c) return;
             sm__cfg_append(cur, c, name);
         } else if (c->kind != SM_CFG_MAP) {
-            char what[96], at[128];
+            char what[96], at[SM__ERR_TEXT_MAX / 2];
             sm__cfg_describe(c, what, sizeof what);
-            sm_cfg_keypath(c, at, sizeof at);
+            sm__cfg_keypath_fit(c, NULL, at, sizeof at);
             sm__rerr(r, SM__CFG_OPTIONS, 0, 0, key,
                      "cannot set a key inside '%s': it is %s, not a map", at, what);
             return;

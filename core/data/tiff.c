@@ -11,7 +11,7 @@ typedef struct sm__tiff_io {
     const uint8_t *buf;
     size_t len;
     toff_t pos;
-    char msg[256];
+    char msg[512];
     const char *name;
 } sm__tiff_io;
 
@@ -46,9 +46,12 @@ static int sm__tiff_on_error(TIFF *t, void *user, const char *module, const char
     (void)t;
     sm__tiff_io *io = user;
     if (!io->msg[0]) {
-        char m[200];
-        vsnprintf(m, sizeof m, fmt, ap);
-        snprintf(io->msg, sizeof io->msg, "%s%s%s", module ? module : "", module ? ": " : "", m);
+        char m[sizeof io->msg];
+        sm__vformat_fit(m, sizeof m, fmt, ap);
+        /* libtiff's module is often the file name, which the error names already */
+        if (module && io->name && strcmp(module, io->name) == 0) module = NULL;
+        sm__format_fit(io->msg, sizeof io->msg, "%s%s%s", module ? module : "", module ? ": " : "",
+                       m);
     }
     return 1;
 }
@@ -58,8 +61,8 @@ static int sm__tiff_on_warning(TIFF *t, void *user, const char *module, const ch
     (void)t;
     (void)module;
     sm__tiff_io *io = user;
-    char m[200];
-    vsnprintf(m, sizeof m, fmt, ap);
+    char m[sizeof io->msg];
+    sm__vformat_fit(m, sizeof m, fmt, ap);
     sm_log(SM_LOG_DEBUG, "%s: libtiff warning: %s", io->name ? io->name : "tiff", m);
     return 1;
 }

@@ -196,7 +196,7 @@ int sm_backbone_check_input(sm_ctx *ctx, const char *who, const sm_tensor *image
 {
     *mask_flat = NULL;
     if (sm_ctx_status(ctx)) return sm_ctx_status(ctx);
-    char s[96];
+    char s[SM__SHAPE_STR_MAX];
     if (!images || images->ndim != 4 || images->shape[1] != in_chans ||
         images->shape[2] != hp * patch || images->shape[3] != wp * patch) {
         if (images) sm_tensor_shape_str(images, s, sizeof s);
