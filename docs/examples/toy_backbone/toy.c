@@ -85,6 +85,7 @@ static void toy_info(const void *self, sm_backbone_info *out)
     out->encoder_stride = t->patch; /* the feature map is the patch grid */
     out->num_features = t->dim;
     out->num_layers = 2;
+    out->num_blocks = 1; /* forward_features: 0 = the patch embedding, 1 = after the MLP block */
 }
 
 static int toy_init(void *self, sm_rng *rng, sm_error *err)
@@ -103,6 +104,14 @@ static int toy_init(void *self, sm_rng *rng, sm_error *err)
     return 0;
 }
 
+/* The block: x (B, L, D) -> x + MLP(LayerNorm(x)), (B, L, D). */
+static sm_tensor *toy_block(const toy *t, sm_ctx *ctx, sm_tensor *x)
+{
+    sm_tensor *h = sm_layernorm(ctx, x, t->norm_w, t->norm_b, 1e-6f);
+    h = sm_gelu(ctx, sm_linear(ctx, h, t->fc1_w, t->fc1_b)); /* (B, L, 2D) */
+    return sm_add(ctx, x, sm_linear(ctx, h, t->fc2_w, t->fc2_b));
+}
+
 /* images (B, C, H, W), mask (B, H/p, W/p) or NULL
  * -> SimMIM: (B, D, H/p, W/p); classifier: (B, D). */
 static sm_tensor *toy_forward(void *self, sm_ctx *ctx, sm_tensor *images, const sm_tensor *mask)
@@ -115,9 +124,7 @@ static sm_tensor *toy_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
     int64_t B = images->shape[0], D = t->dim;
     sm_tensor *x = sm_patch_embed(ctx, images, t->proj_w, t->proj_b, t->patch); /* (B, L, D) */
     if (m) x = sm_mask_blend(ctx, x, t->mask_token, m);
-    sm_tensor *h = sm_layernorm(ctx, x, t->norm_w, t->norm_b, 1e-6f);
-    h = sm_gelu(ctx, sm_linear(ctx, h, t->fc1_w, t->fc1_b));
-    x = sm_add(ctx, x, sm_linear(ctx, h, t->fc2_w, t->fc2_b));
+    x = toy_block(t, ctx, x);
     if (t->task == SM_TASK_CLASSIFY) return sm_mean(ctx, x, 1);
     x = sm_permute(ctx, x, (const int[]){0, 2, 1}); /* (B, D, L) */
     return sm_reshape(ctx, x, 4, SM_SHAPE(B, D, t->hp, t->wp));
@@ -137,6 +144,26 @@ static int toy_adapt_weight(const void *self, const char *name, sm_tensor *t,
     return rc ? rc : SM_ADAPT_COPIED;
 }
 
+/* Optional (plugin ABI 1.1): pooled features of an intermediate block, for linear probes
+ * (`simmimctl extract --block N`): images (B, C, H, W) -> (B, D), the mean over the patch
+ * tokens after block `block` (0: the patch embedding; 1: after the residual MLP, which is what
+ * the classifier pools too). */
+static sm_tensor *toy_forward_features(void *self, sm_ctx *ctx, sm_tensor *images, int block)
+{
+    const toy *t = self;
+    sm_tensor *none;
+    if (block < 0 || block > 1) {
+        sm_ctx_fail(ctx, SM_EINVAL, "toy: block %d is not in 0..1", block);
+        return NULL;
+    }
+    if (sm_backbone_check_input(ctx, "toy", images, NULL, t->in_chans, t->patch, t->hp, t->wp,
+                                false, &none))
+        return NULL;
+    sm_tensor *x = sm_patch_embed(ctx, images, t->proj_w, t->proj_b, t->patch); /* (B, L, D) */
+    if (block == 1) x = toy_block(t, ctx, x);
+    return sm_mean(ctx, x, 1); /* (B, D) */
+}
+
 static const sm_backbone_vtbl toy_vtbl = {
     .hdr =
         SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "toy",
@@ -147,6 +174,7 @@ static const sm_backbone_vtbl toy_vtbl = {
     .init = toy_init,
     .forward = toy_forward,
     .adapt_weight = toy_adapt_weight,
+    .forward_features = toy_forward_features,
 };
 
 static int toy_register(sm_registry *reg, sm_error *err)
