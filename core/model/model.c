@@ -40,6 +40,16 @@ int sm_model_new(const sm_registry *reg, const sm_cfg *root, sm_task task, sm_mo
     return sm_model_new_classes(reg, root, task, 0, out, err);
 }
 
+/* The backbone's info; intermediate blocks only through the ABI 1.1 slot (a count without it
+ * is ignored). */
+static void sm__model_info(sm_model *m)
+{
+    m->bb->info(m->bb_self, &m->info);
+    if (!SM_HAS_SLOT(m->bb, sm_backbone_vtbl, forward_features) || !m->bb->forward_features ||
+        m->info.num_blocks < 0)
+        m->info.num_blocks = 0;
+}
+
 int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task task, int num_classes,
                          sm_model **out, sm_error *err)
 {
@@ -64,11 +74,7 @@ int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task tas
     sm_backbone_opts opts = {.task = task, .img_h = img, .img_w = img, .prefix = m->prefix};
     int rc = m->bb->create(msec, &opts, m->params, &m->bb_self, err);
     if (rc) goto fail;
-    m->bb->info(m->bb_self, &m->info);
-    /* intermediate blocks only through the ABI 1.1 slot; a count without it is ignored */
-    if (!SM_HAS_SLOT(m->bb, sm_backbone_vtbl, forward_features) || !m->bb->forward_features ||
-        m->info.num_blocks < 0)
-        m->info.num_blocks = 0;
+    sm__model_info(m);
     int64_t F = m->info.num_features;
     if (task == SM_TASK_SIMMIM) {
         int64_t s = m->info.encoder_stride, C = m->info.in_chans;

@@ -3,7 +3,8 @@
  * "toy": patch embedding (conv p×p, stride p) -> LayerNorm -> MLP with a residual -> features.
  * It shows every part a backbone needs: config keys, parameter declaration under official-style
  * names, initialisation, a forward pass built from ops (the tape gives the backward pass), the
- * SimMIM feature map and the pooled classifier features.
+ * SimMIM feature map and the pooled classifier features; and the optional plugin ABI 1.1 slots:
+ * adapting foreign weights, and the features of an intermediate block for linear probes.
  *
  * Build:  cc -shared -fPIC -o sm_toy.so toy.c $(pkg-config --cflags --libs simmim)
  * Use:    put sm_toy.so in a plugin directory (plugin_path in the YAML, --plugin-dir, or
