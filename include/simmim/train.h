@@ -48,6 +48,8 @@ typedef struct sm_train_result {
     char checkpoint[4096]; /* the last checkpoint written ("" if none)        */
     double best_top1;      /* the best evaluation of the run (resumed ones included), else -1 */
     int64_t best_epoch;    /* its epoch (0-based, as in metrics.jsonl), else -1               */
+    double eval_mean_class; /* the last evaluation's mean of the per-class top-1 accuracies
+                               (AA, percent), else -1                                       */
 } sm_train_result;
 
 /* Runs the job. Errors name the file, key or image: SM_ECONFIG, SM_EIO (output directory,
