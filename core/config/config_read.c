@@ -174,6 +174,103 @@ static void sm__take_key(sm__builder *b, sm__frame *f, const char *text, int lin
     }
 }
 
+/* Where the builder stands when an event arrives. */
+typedef struct {
+    sm__frame *top; /* the open map or list, NULL at the document level */
+    bool key_slot;  /* a map waiting for its next key */
+    int line, col;  /* the event's position, 1-based */
+} sm__at;
+
+/* An alias: refused (anchors and aliases are not part of a config); a null takes its place so
+ * that later errors keep their paths. Returns true when parsing must stop. */
+static bool sm__on_alias(sm__builder *b, const sm__at *a, const yaml_event_t *ev)
+{
+    char path[SM__ERR_PATH_MAX];
+    sm__pending_path(b, a->key_slot ? NULL : a->top ? a->top->key : NULL, path, sizeof path);
+    sm__berr(b, a->line, a->col, path,
+             "aliases (*%s) and anchors are not allowed: write the value out",
+             ev->data.alias.anchor);
+    if (a->key_slot) return true;
+    sm_cfg *node = sm__cfg_new(b->pool, SM_CFG_NULL, b->file, a->line, a->col);
+    return !sm__attach_new(b, node, a->line, a->col);
+}
+
+/* A scalar: the next key of a map, or a value (null for a plain null spelling). */
+static bool sm__on_scalar(sm__builder *b, const sm__at *a, const yaml_event_t *ev)
+{
+    char path[SM__ERR_PATH_MAX];
+    const char *text = (const char *)ev->data.scalar.value;
+    bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    sm__pending_path(b, a->key_slot ? text : a->top ? a->top->key : NULL, path, sizeof path);
+    sm__check_props(b, ev->data.scalar.anchor, ev->data.scalar.tag,
+                    ev->data.scalar.plain_implicit || ev->data.scalar.quoted_implicit, a->line,
+                    a->col, path);
+    if (a->key_slot) {
+        sm__take_key(b, a->top, text, a->line, a->col);
+        return false;
+    }
+    bool null = plain && sm__scalar_is_null_text(text);
+    sm_cfg *node = sm__cfg_new(b->pool, null ? SM_CFG_NULL : SM_CFG_SCALAR, b->file, a->line,
+                               a->col);
+    if (node && !null) {
+        node->text = sm__pool_strndup(b->pool, text, ev->data.scalar.length);
+        node->quoted = !plain;
+        if (!node->text) node = NULL;
+    }
+    return !sm__attach_new(b, node, a->line, a->col);
+}
+
+/* The start of a map or a list: a new open frame, within the depth limit. */
+static bool sm__on_open(sm__builder *b, const sm__at *a, const yaml_event_t *ev)
+{
+    char path[SM__ERR_PATH_MAX];
+    bool map = ev->type == YAML_MAPPING_START_EVENT;
+    sm__pending_path(b, a->top ? a->top->key : NULL, path, sizeof path);
+    if (a->key_slot) {
+        sm__berr(b, a->line, a->col, path, "a key must be a plain value, not a %s",
+                 map ? "map" : "list");
+        return true;
+    }
+    if (map)
+        sm__check_props(b, ev->data.mapping_start.anchor, ev->data.mapping_start.tag,
+                        ev->data.mapping_start.implicit, a->line, a->col, path);
+    else
+        sm__check_props(b, ev->data.sequence_start.anchor, ev->data.sequence_start.tag,
+                        ev->data.sequence_start.implicit, a->line, a->col, path);
+    if (b->depth == SM__CFG_MAX_DEPTH) {
+        sm__berr(b, a->line, a->col, NULL, "nesting deeper than %d levels", SM__CFG_MAX_DEPTH);
+        return true;
+    }
+    sm_cfg *node = sm__cfg_new(b->pool, map ? SM_CFG_MAP : SM_CFG_SEQ, b->file, a->line, a->col);
+    if (!sm__attach_new(b, node, a->line, a->col)) return true;
+    b->stack[b->depth++] = (sm__frame){.node = node};
+    return false;
+}
+
+/* One parser event into the tree. Returns true when parsing must stop (the stream's end, a
+ * second document, or an error that leaves no sensible tree to continue). */
+static bool sm__on_event(sm__builder *b, const yaml_event_t *ev, int *docs)
+{
+    sm__at a = {.top = b->depth ? &b->stack[b->depth - 1] : NULL,
+                .line = (int)ev->start_mark.line + 1, .col = (int)ev->start_mark.column + 1};
+    a.key_slot = a.top && a.top->node->kind == SM_CFG_MAP && !a.top->key && !a.top->skip;
+    switch (ev->type) {
+    case YAML_STREAM_END_EVENT: return true;
+    case YAML_DOCUMENT_START_EVENT:
+        if (++*docs == 1) return false;
+        sm__berr(b, a.line, a.col, NULL,
+                 "a second YAML document starts here: a config is one document");
+        return true;
+    case YAML_ALIAS_EVENT: return sm__on_alias(b, &a, ev);
+    case YAML_SCALAR_EVENT: return sm__on_scalar(b, &a, ev);
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: return sm__on_open(b, &a, ev);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT: b->depth--; return false;
+    default: return false;
+    }
+}
+
 static int sm__build(sm__builder *b)
 {
     yaml_parser_t p;
@@ -183,98 +280,13 @@ static int sm__build(sm__builder *b)
     }
     yaml_parser_set_input_string(&p, b->buf, b->len);
     int docs = 0;
-    bool done = false;
-    while (!done) {
+    for (bool done = false; !done;) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
             sm__yaml_error(b, &p);
             break;
         }
-        int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
-        sm__frame *top = b->depth ? &b->stack[b->depth - 1] : NULL;
-        bool key_slot = top && top->node->kind == SM_CFG_MAP && !top->key && !top->skip;
-        char path[SM__ERR_PATH_MAX];
-        sm_cfg *node = NULL;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++docs > 1) {
-                sm__berr(b, line, col, NULL,
-                         "a second YAML document starts here: a config is one document");
-                done = true;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            sm__pending_path(b, key_slot ? NULL : top ? top->key : NULL, path, sizeof path);
-            sm__berr(b, line, col, path,
-                     "aliases (*%s) and anchors are not allowed: write the value out",
-                     ev.data.alias.anchor);
-            if (key_slot) {
-                done = true;
-            } else {
-                node = sm__cfg_new(b->pool, SM_CFG_NULL, b->file, line, col);
-                if (!sm__attach_new(b, node, line, col)) done = true;
-            }
-            break;
-        case YAML_SCALAR_EVENT: {
-            const char *text = (const char *)ev.data.scalar.value;
-            bool plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-            sm__pending_path(b, key_slot ? text : top ? top->key : NULL, path, sizeof path);
-            sm__check_props(b, ev.data.scalar.anchor, ev.data.scalar.tag,
-                            ev.data.scalar.plain_implicit || ev.data.scalar.quoted_implicit, line,
-                            col, path);
-            if (key_slot) {
-                sm__take_key(b, top, text, line, col);
-                break;
-            }
-            bool null = plain && sm__scalar_is_null_text(text);
-            node = sm__cfg_new(b->pool, null ? SM_CFG_NULL : SM_CFG_SCALAR, b->file, line, col);
-            if (node && !null) {
-                node->text = sm__pool_strndup(b->pool, text, ev.data.scalar.length);
-                node->quoted = !plain;
-                if (!node->text) node = NULL;
-            }
-            if (!sm__attach_new(b, node, line, col)) done = true;
-            break;
-        }
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT: {
-            bool map = ev.type == YAML_MAPPING_START_EVENT;
-            sm__pending_path(b, top ? top->key : NULL, path, sizeof path);
-            if (key_slot) {
-                sm__berr(b, line, col, path, "a key must be a plain value, not a %s",
-                         map ? "map" : "list");
-                done = true;
-                break;
-            }
-            if (map)
-                sm__check_props(b, ev.data.mapping_start.anchor, ev.data.mapping_start.tag,
-                                ev.data.mapping_start.implicit, line, col, path);
-            else
-                sm__check_props(b, ev.data.sequence_start.anchor, ev.data.sequence_start.tag,
-                                ev.data.sequence_start.implicit, line, col, path);
-            if (b->depth == SM__CFG_MAX_DEPTH) {
-                sm__berr(b, line, col, NULL, "nesting deeper than %d levels", SM__CFG_MAX_DEPTH);
-                done = true;
-                break;
-            }
-            node = sm__cfg_new(b->pool, map ? SM_CFG_MAP : SM_CFG_SEQ, b->file, line, col);
-            if (!sm__attach_new(b, node, line, col)) {
-                done = true;
-                break;
-            }
-            b->stack[b->depth++] = (sm__frame){.node = node};
-            break;
-        }
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            b->depth--;
-            break;
-        default:
-            break;
-        }
+        done = sm__on_event(b, &ev, &docs);
         yaml_event_delete(&ev);
     }
     yaml_parser_delete(&p);
@@ -447,7 +459,11 @@ static int sm__load_file(sm__reader *r, const char *path, const sm_cfg *from,
     const char *file = sm__pool_strdup(&r->cfg->pool, path);
     char *dir = sm__dirname(path);
     sm__chain self = {.real = real, .name = file, .up = chain};
-    int rc = file && dir ? sm__load_text(r, file, dir, buf, len, &self, out) : -1;
+    int rc = -1;
+    if (file && dir)
+        rc = sm__load_text(r, file, dir, buf, len, &self, out);
+    else
+        SM__FROM_ERR(r, from, path, "out of memory");
     free(dir);
     free(buf);
     return rc;
