@@ -113,4 +113,4 @@ tests_fixtures_plugins_sm_fx_ringmo_la_LDFLAGS = $(FIXTURE_LDFLAGS) -no-undefine
 tests_fixtures_plugins_sm_fx_ringmo_la_LIBADD = core/libsimmim.la
 
 # Data-driven config cases (one directory per case), the merge test files; the docs.
-EXTRA_DIST += tests/configs docs/config.md docs/plugin-abi.md
+EXTRA_DIST += tests/configs docs/config.md docs/plugin-abi.md docs/testing.md docs/architecture.md
