@@ -72,7 +72,7 @@ grep -q "toy.yaml:[0-9]*:[0-9]*: model.depth: unknown key" "$tmp/bad.txt" ||
 # 4. the plugin ABI 1.1 slot: fine-tuning weights in the toy's old names load through its
 #    adapt_weight (a program built against the installed library, as an embedding user would)
 sed -i '/^  depth: 3/d' "$tmp/toy.yaml"
-cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$tmp/oot_adapt" "$SM_TEST_SRCDIR/oot_adapt.c" \
+cc -std=gnu11 -O1 -Wall -Wextra -Werror ${SM_SAN_FLAGS-} -o "$tmp/oot_adapt" "$SM_TEST_SRCDIR/oot_adapt.c" \
     $cflags $libs || fail "tests/oot_adapt.c does not build against the installed library"
 libdir=$(pkg-config --variable=libdir simmim)
 LD_LIBRARY_PATH="$tmp/root$(printf '%s' "$libdir" | sed "s|^$tmp/root||")" \
@@ -120,7 +120,7 @@ cp "$SM_TEST_SRCDIR/run/tiny_finetune.yaml" "$tmp/ft.yaml"
 ck="$tmp/ft/ft-2_6.safetensors"
 "$SIMMIMCTL" extract "$tmp/ft.yaml" --checkpoint "$ck" --batch 1 --output "$tmp/ft.safetensors" \
     >"$tmp/extract.txt" 2>&1 || { cat "$tmp/extract.txt" >&2; fail "extract of the fine-tuned ViT"; }
-cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$tmp/classify" "$SM_TEST_SRCDIR/../examples/classify.c" \
+cc -std=gnu11 -O1 -Wall -Wextra -Werror ${SM_SAN_FLAGS-} -o "$tmp/classify" "$SM_TEST_SRCDIR/../examples/classify.c" \
     $cflags $libs -lm || fail "examples/classify.c does not build against the installed library"
 image="$tmp/img/cls/val/beach/beach_1.jpg"
 LD_LIBRARY_PATH="$tmp/root$(printf '%s' "$libdir" | sed "s|^$tmp/root||")" \

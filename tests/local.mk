@@ -18,9 +18,13 @@ AM_TESTS_ENVIRONMENT += \
 	ASAN_OPTIONS="intercept_tls_get_addr=0:detect_leaks=1:abort_on_error=0:$${ASAN_OPTIONS-}"; \
 	export ASAN_OPTIONS; \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:$${UBSAN_OPTIONS-}"; export UBSAN_OPTIONS; \
+	LSAN_OPTIONS="suppressions=$(abs_top_srcdir)/tests/lsan.supp:$${LSAN_OPTIONS-}"; \
+	export LSAN_OPTIONS; \
+	SM_SAN_FLAGS='$(SM_SAN_FLAGS)'; export SM_SAN_FLAGS; \
 	CK_TIMEOUT_MULTIPLIER=4; export CK_TIMEOUT_MULTIPLIER;
 endif
 
+EXTRA_DIST += tests/lsan.supp
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 TEST_LIBS = tests/libtestutil.la core/libsimmim.la $(CHECK_LIBS) -lm
 
