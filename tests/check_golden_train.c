@@ -256,7 +256,28 @@ static void check_final(const golden *g, sm_trainer *t)
         float *ref = must_alloc((size_t)n * sizeof *ref);
         snprintf(name, sizeof name, "final.%s", w->name);
         ck_assert_int_eq(sm_st_read_f32(g->f, name, ref, n, &err), 0);
-        double e = tensor_rel(w->data, ref, n);
+        double e;
+        size_t len = strlen(w->name);
+        if (len > 13 && strcmp(w->name + len - 13, "attn.qkv.bias") == 0) {
+            /* Swin's key bias: its gradient is zero in exact arithmetic (adding q.b_k to every
+             * logit of a row leaves the softmax unchanged), so AdamW's normalised update of the
+             * round-off moves it by up to lr per step in a direction no two builds agree on.
+             * The query and value biases are held to the tolerance; the key bias to its
+             * bound, the sum of the learning rates. */
+            int64_t c = n / 3;
+            e = fmax(tensor_rel(w->data, ref, c), tensor_rel(w->data + 2 * c, ref + 2 * c, c));
+            double dk = 0, bound = 0;
+            for (int64_t k = c; k < 2 * c; k++) dk = fmax(dk, fabs((double)w->data[k] - ref[k]));
+            for (int64_t s = 0; s < g->n; s++) {
+                double top = 0;
+                for (int64_t k = 0; g->opt_step[s] && k < g->G; k++) top = fmax(top, g->lr[s * g->G + k]);
+                bound += top;
+            }
+            ck_assert_msg(dk <= 2 * bound, "%s: final %s key bias differs by %.3g (bound %.3g)",
+                          g->name, w->name, dk, 2 * bound);
+        } else {
+            e = tensor_rel(w->data, ref, n);
+        }
         ck_assert_msg(e < TOL_FINAL, "%s: final %s differs by %.3g", g->name, w->name, e);
         for (int s = 0; s < 2; s++) {
             snprintf(name, sizeof name, "adam.%s.%s", s ? "exp_avg_sq" : "exp_avg", w->name);
