@@ -76,6 +76,32 @@ sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor
 
 size_t sm_ctx_tape_size(const sm_ctx *ctx) { return ctx->tape_size; }
 
+/* One walk of the tape, newest entry first, so the last position written for a range is the
+ * first entry reading it. An input reads range i when its data pointer lies in it: views of a
+ * parameter point into the parameter, and their gradients land in its gradient. */
+void sm_ctx_first_reads(const sm_ctx *ctx, const float *base, size_t n, const int64_t *ends,
+                        size_t *first)
+{
+    for (size_t i = 0; i < n; i++) first[i] = SIZE_MAX;
+    if (!n) return;
+    size_t pos = ctx->tape_size;
+    for (const sm__node *nd = ctx->tape; nd; nd = nd->prev) {
+        pos--;
+        for (int k = 0; k < nd->n_in; k++) {
+            const sm_tensor *t = nd->in[k];
+            if (!t || t->data < base || t->data >= base + ends[n - 1]) continue;
+            int64_t off = t->data - base;
+            size_t lo = 0, hi = n - 1; /* the range holding off: first i with ends[i] > off */
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (ends[mid] > off) hi = mid;
+                else lo = mid + 1;
+            }
+            first[lo] = pos;
+        }
+    }
+}
+
 int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
 {
     if (!ctx) return SM_EINVAL;
@@ -100,8 +126,12 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
     } else if (!sm_tensor_grad(ctx, out)) {
         return ctx->err.code;
     }
-    for (sm__node *n = ctx->tape; n && !ctx->err.code; n = n->prev)
+    size_t pos = ctx->tape_size;
+    for (sm__node *n = ctx->tape; n && !ctx->err.code; n = n->prev) {
+        pos--;
         if (n->out->grad) op_table[n->op].backward(ctx, n);
+        if (ctx->hook) ctx->hook(ctx->hook_user, pos);
+    }
     ctx->backward_done = true;
     return ctx->err.code;
 }

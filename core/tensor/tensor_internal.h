@@ -56,8 +56,10 @@ struct sm_ctx {
     sm__foreign *foreign; /* non-arena tensors whose gradient is in the arena */
     sm_error err;
     bool grad, train;
-    uint64_t seed, step;
+    uint64_t seed, step, sample; /* RNG keys; sample: the first row's sample key            */
     int threads;
+    sm_backward_hook hook; /* sm_ctx_set_backward_hook                                       */
+    void *hook_user;
 };
 
 /* ---- the tape ------------------------------------------------------------------------ */
