@@ -54,12 +54,6 @@ const char *sm_comm_mpi_version(void)
 #endif
 }
 
-static double sm__env_timeout(void)
-{
-    const char *v = getenv("SIMMIM_COMM_TIMEOUT");
-    double t = v ? atof(v) : 0;
-    return t > 0 ? t : 600.0;
-}
 
 int sm_comm_init(int *argc, char ***argv, sm_comm **out, sm_error *err)
 {
@@ -83,7 +77,8 @@ int sm_comm_init(int *argc, char ***argv, sm_comm **out, sm_error *err)
         c->size = pl.size;
         c->local_size = pl.local_size;
         memcpy(c->host, pl.host, sizeof c->host);
-        sm__mpi_set_timeout(c->mpi, sm__env_timeout());
+        const char *t = getenv("SIMMIM_COMM_TIMEOUT");
+        sm__mpi_set_timeout(c->mpi, t && atof(t) > 0 ? atof(t) : 600.0);
     }
 #else
     (void)argc;

@@ -122,18 +122,6 @@ bool sm_cli_has_flag(const sm_cli_opts *o, const char *name)
     return false;
 }
 
-void sm_cli_print_diag(const sm_diag *d)
-{
-    char line[SM_ERROR_LINE_MAX];
-    for (size_t i = 0; i < sm_diag_count(d); i++) {
-        sm_severity sev;
-        const sm_error *e = sm_diag_get(d, i, &sev);
-        sm_error_format(e, line, sizeof line);
-        fprintf(stderr, "%s%s\n",
-                sev == SM_SEV_WARNING ? "warning: " : sev == SM_SEV_NOTE ? "note: " : "", line);
-    }
-}
-
 static sm_comm *cli_comm;
 static char cli_rank_tag[64]; /* "rank 1 of 4: " on a job of several ranks, else "" */
 
@@ -148,6 +136,18 @@ void sm_cli_set_comm(sm_comm *comm)
 }
 
 sm_comm *sm_cli_comm(void) { return cli_comm; }
+
+void sm_cli_print_diag(const sm_diag *d)
+{
+    char line[SM_ERROR_LINE_MAX];
+    for (size_t i = 0; i < sm_diag_count(d); i++) {
+        sm_severity sev;
+        const sm_error *e = sm_diag_get(d, i, &sev);
+        sm_error_format(e, line, sizeof line);
+        fprintf(stderr, "%s%s%s\n", cli_rank_tag,
+                sev == SM_SEV_WARNING ? "warning: " : sev == SM_SEV_NOTE ? "note: " : "", line);
+    }
+}
 
 void sm_cli_print_error(const sm_error *e)
 {
@@ -294,8 +294,11 @@ static void cli_log(sm_log_level level, const char *msg, void *user)
         fprintf(stderr, "\r[%s] %s\033[K", stamp, msg);
         log_progress_open = true;
     } else {
+        /* several ranks: every line of ranks > 0 and rank 0's warnings say which rank */
+        bool ranked = (sm_comm_rank(cli_comm) > 0 || level >= SM_LOG_WARN) &&
+                      strncmp(msg, "rank ", 5) != 0;
         fprintf(stderr, "%s[%s] %s%s%s\n", log_progress_open ? "\n" : "", stamp,
-                sm_comm_rank(cli_comm) ? cli_rank_tag : "", tag, msg);
+                ranked ? cli_rank_tag : "", tag, msg);
         log_progress_open = false;
     }
     fflush(stderr);
