@@ -5,7 +5,8 @@
  * boundaries into buckets of about SM__BUCKET floats. Backward walks the tape from the last
  * operation to the first, so the buckets of the last layers are complete first: a tape hook
  * (sm_ctx_set_backward_hook) starts the sum of bucket b as soon as backward has passed the
- * first operation reading any of its parameters (sm_ctx_first_reads), and keeps MPI moving
+ * first operation reading any of its parameters (noted during the forward by
+ * sm_ctx_watch_reads; with recomputation, the block reading it), and keeps MPI moving
  * between operations. Buckets start strictly from the last to the first, the same order on
  * every rank (MPI matches collectives by order). After backward the rest are started and all
  * are waited for. SIMMIM_COMM_OVERLAP=0 starts them all after backward instead (to measure what
@@ -79,6 +80,13 @@ static void sm__on_backward(void *user, size_t position)
     sm_comm_progress(t->comm);
 }
 
+void sm__reduce_watch(sm_trainer *t, sm_ctx *ctx)
+{
+    if (!t->comm || sm_comm_size(t->comm) < 2 || !t->overlap) return;
+    sm_params *p = sm_model_params(t->model);
+    sm_ctx_watch_reads(ctx, sm_params_data(p), sm_params_count(p), t->param_end, t->param_first);
+}
+
 int sm__reduce_backward(sm_trainer *t, sm_ctx *ctx, sm_tensor *loss, sm_error *err)
 {
     if (!t->comm || sm_comm_size(t->comm) < 2) return loss ? sm_backward(ctx, loss) : 0;
@@ -87,7 +95,6 @@ int sm__reduce_backward(sm_trainer *t, sm_ctx *ctx, sm_tensor *loss, sm_error *e
     t->reduce_rc = 0;
     t->next_bucket = t->nbuckets;
     if (t->overlap && loss) {
-        sm_ctx_first_reads(ctx, sm_params_data(p), np, t->param_end, t->param_first);
         for (size_t b = 0, i = 0; b < t->nbuckets; b++) {
             size_t first = SIZE_MAX;
             for (; i < np && t->param_end[i] <= t->bucket_end[b]; i++)

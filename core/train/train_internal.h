@@ -57,6 +57,7 @@ typedef struct sm__settings {
                                global batch is batch_size x ranks x accumulation             */
     bool clip;
     double clip_norm;
+    bool recompute;       /* train_config.recompute: blocks recomputed in backward            */
     bool use_ema;
     float ema_decay;      /* float32, as RingMo's EMACell holds it                          */
     int64_t samples_num;  /* RingMo's accuracy denominator; 0: the images evaluated         */
@@ -121,6 +122,9 @@ struct sm_trainer {
 /* The buckets of the gradient block (nothing with one rank). */
 int sm__reduce_plan(sm_trainer *t, sm_comm *comm, sm_error *err);
 void sm__reduce_free(sm_trainer *t);
+/* Before the forward of a micro-batch whose gradients are summed: notes the first reader of
+ * each parameter (sm_ctx_watch_reads), which tells backward when a bucket is final. */
+void sm__reduce_watch(sm_trainer *t, sm_ctx *ctx);
 /* Backward of loss (NULL: this rank's forward failed; it still takes part in the sums), the
  * gradient block summed over the ranks, bucket by bucket while backward runs. */
 int sm__reduce_backward(sm_trainer *t, sm_ctx *ctx, sm_tensor *loss, sm_error *err);

@@ -115,6 +115,7 @@ int sm_trainer_new(const sm_registry *reg, const sm_config *cfg, const sm_traine
     if (!rc && !(t->ctx = sm_ctx_new(t->be)))
         rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     if (!rc && s->threads > 0) sm_ctx_set_threads(t->ctx, s->threads);
+    if (!rc) sm_ctx_set_recompute(t->ctx, s->recompute);
     sm_task task = s->task == SM__RUN_PRETRAIN ? SM_TASK_SIMMIM : SM_TASK_CLASSIFY;
     if (!rc)
         rc = sm_model_new_classes(reg, sm_config_root(cfg), task, classes, &t->model, err);
@@ -261,6 +262,7 @@ static int sm__forward_backward(sm_trainer *t, const sm_batch *b, double *loss_o
     sm_ctx_set_grad(ctx, true);
     sm_ctx_set_rng(ctx, t->set.seed, (uint64_t)t->steps);
     sm_ctx_set_rng_sample(ctx, (uint64_t)((t->micro * R + t->rank) * t->set.batch_size));
+    if (reduce) sm__reduce_watch(t, ctx); /* which bucket is final when, in backward */
     sm_tensor *loss = sm__loss(t, b), *scaled = loss;
     int64_t div = official ? A : A * R;
     if (loss && div > 1) scaled = sm_scale(ctx, loss, 1.0f / (float)div);

@@ -7,9 +7,12 @@
  * Three lifetimes:
  *  - parameters, their gradients and optimizer state: an sm_params store (params.h), each one
  *    contiguous block;
- *  - activations, activation gradients and the tape: the per-step arena inside an sm_ctx. It is
- *    rewound by sm_ctx_reset() at the start of every step; there is no per-tensor free, and after
- *    the first step the arena does not grow (same shapes, same allocations);
+ *  - activations, activation gradients and the tape: the per-step arenas inside an sm_ctx. They
+ *    are rewound by sm_ctx_reset() at the start of every step; there is no per-tensor free, and
+ *    after the first step they do not grow (same shapes, same allocations). Backward releases
+ *    each activation gradient as soon as it is dead (after the op that produced the tensor) and
+ *    reuses its memory for the next gradients, so after sm_backward only the gradients of leaves
+ *    (parameters, and tensors that no op produced) remain; sm_ctx_set_keep_grads keeps them all;
  *  - long-lived tensors (inputs kept across steps, buffers): sm_tensor_new / sm_tensor_free.
  *
  * Autograd is a define-by-run tape: every op (ops.h) computes its result eagerly and, when
@@ -103,14 +106,24 @@ SM_API void sm_ctx_set_rng(sm_ctx *ctx, uint64_t seed, uint64_t step);
 /* Row b of a batch draws as sample `first + b` (default 0): a batch split into micro-batches
  * or over ranks then draws what the whole batch would. */
 SM_API void sm_ctx_set_rng_sample(sm_ctx *ctx, uint64_t first);
+/* Keep every gradient until the next reset (default off): intermediate gradients stay readable
+ * after backward, at the cost of memory for all of them (and no in-place backward). Gradients
+ * are bitwise the same either way. */
+SM_API void sm_ctx_set_keep_grads(sm_ctx *ctx, bool keep);
+SM_API bool sm_ctx_keep_grads(const sm_ctx *ctx);
+/* Recompute checkpointed blocks in backward instead of keeping their activations (default off;
+ * see sm_checkpoint in ops.h): less memory, one more forward of each block but its kept
+ * products; the same numbers. */
+SM_API void sm_ctx_set_recompute(sm_ctx *ctx, bool recompute);
+SM_API bool sm_ctx_recompute(const sm_ctx *ctx);
 /* Number of threads for the core's own OpenMP kernels (default: omp_get_max_threads()).
  * Results never depend on it. */
 SM_API void sm_ctx_set_threads(sm_ctx *ctx, int threads);
 SM_API int sm_ctx_threads(const sm_ctx *ctx);
 SM_API sm_backend *sm_ctx_backend(sm_ctx *ctx);
 
-/* Arena statistics in bytes: in use now, the high-water mark since creation, and the memory
- * reserved from the system. */
+/* Arena statistics in bytes (activation and gradient arenas together): in use now, the
+ * high-water mark since creation, and the memory reserved from the system. */
 SM_API size_t sm_ctx_arena_used(const sm_ctx *ctx);
 SM_API size_t sm_ctx_arena_peak(const sm_ctx *ctx);
 SM_API size_t sm_ctx_arena_reserved(const sm_ctx *ctx);
@@ -126,7 +139,9 @@ SM_API sm_tensor *sm_ctx_wrap(sm_ctx *ctx, float *data, int ndim, const int64_t 
 SM_API void *sm_ctx_alloc(sm_ctx *ctx, size_t bytes);
 
 /* The gradient buffer of t (allocating a zeroed one in the arena if needed; for views, inside
- * the base's gradient), laid out like t->data. NULL if t does not require grad. */
+ * the base's gradient), laid out like t->data. NULL if t does not require grad. After backward,
+ * the gradient of a tensor an op produced is gone (unless keep_grads): this returns a new zeroed
+ * buffer. */
 SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
 
 /* Backpropagates from a scalar (numel 1) `loss` with d loss = 1. Gradients ACCUMULATE into
@@ -149,11 +164,14 @@ SM_API size_t sm_ctx_tape_size(const sm_ctx *ctx);
 typedef void (*sm_backward_hook)(void *user, size_t position);
 SM_API void sm_ctx_set_backward_hook(sm_ctx *ctx, sm_backward_hook fn, void *user);
 /* When the gradients of consecutive ranges of a float block (the parameters, sm_params_data)
- * are final: range i is [ends[i - 1], ends[i]) of base (ends[-1] = 0), and first[i] gets the
- * position of the first tape entry reading it (its gradient is complete once backward has
- * passed that entry), SIZE_MAX when no entry reads it. Call it before backward. */
-SM_API void sm_ctx_first_reads(const sm_ctx *ctx, const float *base, size_t n,
-                               const int64_t *ends, size_t *first);
+ * are final: range i is [ends[i - 1], ends[i]) of base (ends[-1] = 0), and while the forward
+ * records, first[i] gets the position of the first tape entry reading it (its gradient is
+ * complete once backward has passed that entry), SIZE_MAX when no entry reads it. Reads inside
+ * a recomputed block (sm_checkpoint) count as reads by the block's own entry. Call it after
+ * sm_ctx_reset and before the forward; it ends when backward starts. ends and first must stay
+ * valid until then. */
+SM_API void sm_ctx_watch_reads(sm_ctx *ctx, const float *base, size_t n, const int64_t *ends,
+                               size_t *first);
 
 #ifdef __cplusplus
 }
