@@ -1,12 +1,15 @@
 #!/bin/sh
 # Data-parallel training under MPI (docs/scaling.md), on a two-block ViT of width 16 with drop
 # path, Fashion-MNIST and the ref backend (exact double-accumulating GEMMs):
+#  - simmimctl version says that MPI is in, the run log how many ranks run;
 #  - the same global batch of 8 as 1 rank x 8, 2 ranks x 4, 4 ranks x 2, 2 ranks x 2 x 2
-#    accumulation steps and 1 rank x 4 x 2: the same losses and weights within float32 round-off
-#    (each |a - b| <= 1e-6 + 1e-5 |a|, Adam moments included; losses within 1e-6), and only rank
-#    0 writes (one metrics.jsonl, one set of checkpoints: the 1-rank run's files);
-#  - a stop (SIGUSR1 to mpirun) mid-epoch writes one checkpoint; the same command resumes to the
-#    uninterrupted run's weights bit for bit; resuming it with 1 rank x 8 or 4 ranks x 2 gives
+#    accumulation steps, 1 rank x 4 x 2, and 2 ranks x 4 with recomputation and buckets of 64
+#    floats (most started while backward runs): the same losses and weights within float32
+#    round-off (each |a - b| <= 1e-6 + 1e-5 |a|, Adam moments included; losses within 1e-6), and
+#    only rank 0 writes (one metrics.jsonl, one set of checkpoints: the 1-rank run's files); the
+#    same under step_semantics ringmo (2 ranks x 2 x 2 vs 1 rank x 8);
+#  - a stop (SIGUSR1 to mpirun, or Ctrl-C: SIGINT with odls_base_sigkill_timeout 4 s) mid-epoch
+#    writes one checkpoint; the same command resumes to the uninterrupted run's weights bit for bit; resuming it with 1 rank x 8 or 4 ranks x 2 gives
 #    them within the tolerance; another global batch is refused naming the key;
 #  - sharded evaluation: the same top-1 and confusion matrix with 1, 2 and 3 ranks; a bad image is
 #    skipped once and reported once, too many stop every rank alike;
@@ -43,11 +46,12 @@ callback: {ckpt_config: {prefix: tiny, keep_checkpoint_max: 2}}
 backend: {name: ref}
 EOF
 
-# run NAME NP BATCH ACCUM [KEY=VALUE...]: the tiny run on NP ranks into $tmp/NAME
+# run NAME NP BATCH ACCUM [KEY=VALUE...]: the tiny run on NP ranks into $tmp/NAME (BUCKET=n
+# before it: buckets of n floats, SIMMIM_COMM_BUCKET)
 run() {
     name=$1 np=$2 b=$3 a=$4
     shift 4
-    $MPIRUN -np "$np" "$SIMMIMCTL" run tiny.yaml --options output_dir="$tmp/$name" \
+    $MPIRUN -x SIMMIM_COMM_BUCKET="${BUCKET:-0}" -np "$np" "$SIMMIMCTL" run tiny.yaml --options output_dir="$tmp/$name" \
         train_config.batch_size="$b" train_config.accumulation_steps="$a" \
         train_config.per_epoch_size=$((3 * a)) "$@" >"$name.log" 2>&1
 }
@@ -60,17 +64,38 @@ same_losses() {
         paste "$1.loss" "$2.loss" | awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-6) exit 1 }'
 }
 
-# ---- the same global batch, split five ways ----------------------------------------------------
+# ---- the same global batch, split six ways -----------------------------------------------------
+"$SIMMIMCTL" version | grep -q "^MPI: Open MPI v[0-9.]* (data-parallel: mpirun -np N simmimctl run)" ||
+    fail "simmimctl version does not say that MPI is built in"
+# same_run REF NAME NP BATCH ACCUM: NAME's weights and losses are REF's within the tolerance
+same_run() {
+    "$DIFF" "$1/tiny-2_6.safetensors" "$2/tiny-2_6.safetensors" $TOL >"$2.diff" ||
+        { cat "$2.diff" >&2; fail "$2 ($3 ranks x $4 x $5): weights differ from $1"; }
+    same_losses "$1" "$2" || { paste "$1.loss" "$2.loss" >&2; fail "$2: losses differ from $1"; }
+}
 run r1 1 8 1 || { tail -5 r1.log >&2; fail "1 rank x 8: exit $?"; }
-for layout in "r2 2 4 1" "r4 4 2 1" "r2a 2 2 2" "r1a 1 4 2"; do
+# r2k: buckets of 64 floats (many buckets, most started while backward runs: one started before
+# its gradients are final would change the weights), with recomputation of the blocks
+for layout in "r2 2 4 1" "r4 4 2 1" "r2a 2 2 2" "r1a 1 4 2" "r2k 2 4 1 train_config.recompute=true"; do
     set -- $layout
+    case $1 in r2k) export BUCKET=64 ;; *) unset BUCKET ;; esac
     run "$@" || { tail -5 "$1.log" >&2; fail "$1 ($2 ranks x $3 x $4): exit status not 0"; continue; }
-    "$DIFF" r1/tiny-2_6.safetensors "$1/tiny-2_6.safetensors" $TOL >"$1.diff" ||
-        { cat "$1.diff" >&2; fail "$1 ($2 ranks x $3 x $4): weights differ from 1 rank x 8"; }
-    same_losses r1 "$1" || { paste r1.loss "$1.loss" >&2; fail "$1: losses differ from 1 rank x 8"; }
+    same_run r1 "$1" "$2" "$3" "$4"
     [ "$(cd "$1" && ls -A | tr '\n' ' ')" = "$(cd r1 && ls -A | tr '\n' ' ')" ] ||
         fail "$1: its output directory holds other files than the 1-rank run's: $(ls -A "$1")"
 done
+unset BUCKET
+grep -q "in [0-9][0-9] buckets of about 64 floats" r2k.log || fail "r2k: not many buckets"
+early=$(sed -n 's/.* \([0-9]*\) of \([0-9]*\) buckets so far started while backward ran/\1 \2/p' r2k.log | tail -1)
+[ -n "$early" ] && [ "${early% *}" -gt "$(( ${early#* } / 2 ))" ] ||
+    fail "r2k: fewer than half the buckets started while backward ran ($early)"
+# the global batch under step_semantics ringmo (device_num x batch / 512, times accumulation):
+# 2 ranks x 2 x 2 accumulation steps as 1 rank x 8
+run q1 1 8 1 step_semantics=ringmo || fail "ringmo, 1 rank x 8: exit status not 0"
+run q2 2 2 2 step_semantics=ringmo || fail "ringmo, 2 ranks x 2 x 2: exit status not 0"
+same_run q1 q2 2 2 2
+grep -q "learning rates x 0.015625 (global batch 8 = 2 x 2 ranks x 2 / 512)" q2.log ||
+    fail "ringmo: the learning rates are not scaled by the global batch of 2 x 2 ranks x 2"
 grep -q "data parallel: 2 ranks (.*MPI.*), global batch 8 = 4 x 2 ranks x 1" r2.log ||
     fail "the log does not say that 2 ranks run"
 grep -q "learning rates x 0.015625 (global batch 8 = 2 x 2 ranks x 2 / 512)" r2a.log ||
@@ -117,6 +142,31 @@ else
         $long >s4.log 2>&1 || { tail -5 s4.log >&2; fail "resume with 4 ranks x 2: exit status not 0"; }
     "$DIFF" u2/tiny-1_60.safetensors s4/tiny-1_60.safetensors $TOL >s4.diff ||
         { cat s4.diff >&2; fail "resumed with 4 ranks x 2: weights differ"; }
+fi
+# Ctrl-C: SIGINT to mpirun, which sends SIGTERM to the ranks odls_base_sigkill_timeout seconds
+# later and SIGKILL as long after that; with time enough both stop after one checkpoint (the
+# resume from such a checkpoint is tested above). Rank 0 notes the time at the start (Open MPI's
+# default is 1 s).
+grep -q "note: Ctrl-C on mpirun gives the ranks 1 s between SIGTERM and SIGKILL" r2.log ||
+    fail "2 ranks: no note on Ctrl-C under mpirun's default kill timeout"
+OMPI_MCA_odls_base_sigkill_timeout=4 $MPIRUN -np 2 "$SIMMIMCTL" run tiny.yaml --options \
+    output_dir="$tmp/i2" train_config.batch_size=4 train_config.epoch=1000 >i2.log 2>&1 &
+pid=$!
+i=0
+until [ "$(cat i2/metrics.jsonl 2>/dev/null | grep -c '"event":"step"')" -ge 3 ] || [ $i -ge 600 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+last=$(ls i2/tiny-*.safetensors 2>/dev/null | sort -t_ -k2 -n | tail -1)
+if [ "$rc" = 0 ] || ! grep -q '"status": "stopped"' i2/summary.json ||
+    ! grep -q "\"checkpoint\": \".*/$last\"" i2/summary.json ||
+    [ "$(grep -c 'rank [01] of 2: stopped at epoch' i2.log)" != 2 ] ||
+    ! grep -q "note: Ctrl-C on mpirun gives the ranks 4 s between" i2.log; then
+    tail -5 i2.log >&2
+    fail "SIGINT to mpirun: exit $rc (want non-zero), not both ranks stopping after checkpoint '$last', or no note of 4 s"
 fi
 # another global batch is refused, naming what changed
 cp -r r2 r2x

@@ -97,6 +97,24 @@ static int run_agree(int rc)
 
 static volatile int sm_stop_requested;
 
+/* Open MPI's mpirun answers Ctrl-C (SIGINT) by sending its ranks SIGTERM after
+ * odls_base_sigkill_timeout seconds (default 1) and SIGKILL as long again after that: with the
+ * default, a step and a checkpoint rarely fit in between. Rank 0 says so, and how to stop. */
+static void sm_cli_note_stop_grace(sm_comm *comm)
+{
+    if (sm_comm_size(comm) < 2 || sm_comm_rank(comm) != 0 || !getenv("OMPI_COMM_WORLD_SIZE"))
+        return;
+    const char *v = getenv("OMPI_MCA_odls_base_sigkill_timeout");
+    long grace = v ? atol(v) : 1;
+    if (grace >= 60) return;
+    fprintf(stderr,
+            "simmimctl run: note: Ctrl-C on mpirun gives the ranks %ld s between SIGTERM and "
+            "SIGKILL (Open MPI's odls_base_sigkill_timeout): maybe too short to save a "
+            "checkpoint. For a clean stop send SIGUSR1 to mpirun, or start it with "
+            "OMPI_MCA_odls_base_sigkill_timeout=120 in the environment (docs/scaling.md)\n",
+            grace);
+}
+
 static void on_signal(int sig)
 {
     if (sm_stop_requested) { /* a second signal: leave at once */
@@ -122,6 +140,7 @@ int sm_cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL); /* mpirun forwards SIGUSR1 to every rank (docs/scaling.md) */
     sm_comm *comm = sm_cli_comm();
+    sm_cli_note_stop_grace(comm);
     sm_train_opts opts = {.stop = &sm_stop_requested, .comm = comm};
     sm_train_result res;
     sm_error err;

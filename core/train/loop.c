@@ -225,9 +225,11 @@ static int sm__end_epoch(sm__run *r, sm__ckpt_state *st, const sm__epoch *ep,
            (long long)r->set.epochs, res->last_loss, secs);
     if (r->ranks > 1 && ep->done > 0)
         sm_log(SM_LOG_INFO, "gradient sums over %d ranks: %.1f ms per step waited after a "
-                            "backward of %.1f ms",
+                            "backward of %.1f ms; %lld of %lld buckets so far started while "
+                            "backward ran",
                r->ranks, 1e3 * (r->tr->reduce_wait - ep->wait_start) / (double)ep->done,
-               1e3 * (r->tr->backward_seconds - ep->backward_seen) / (double)ep->done);
+               1e3 * (r->tr->backward_seconds - ep->backward_seen) / (double)ep->done,
+               (long long)r->tr->buckets_early, (long long)r->tr->buckets_sent);
     int rc = sm__metric(r,
                         json_pack("{s:s, s:I, s:o, s:f, s:I}", "event", "epoch", "epoch",
                                   (json_int_t)epoch, "loss", sm__jnum(res->last_loss), "seconds",

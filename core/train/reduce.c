@@ -10,12 +10,13 @@
  * between operations. Buckets start strictly from the last to the first, the same order on
  * every rank (MPI matches collectives by order). After backward the rest are started and all
  * are waited for. SIMMIM_COMM_OVERLAP=0 starts them all after backward instead (to measure what
- * the overlap hides). */
+ * the overlap hides); SIMMIM_COMM_BUCKET sets the bucket size in floats (tests use small
+ * buckets to check that none starts before its gradients are final). */
 #include "train/train_internal.h"
 
 #include <math.h>
 
-enum { SM__BUCKET = 4 << 20 }; /* floats per bucket: 16 MB */
+enum { SM__BUCKET = 4 << 20 }; /* floats per bucket: 16 MB (SIMMIM_COMM_BUCKET) */
 
 void sm__reduce_free(sm_trainer *t)
 {
@@ -32,6 +33,8 @@ int sm__reduce_plan(sm_trainer *t, sm_comm *comm, sm_error *err)
     if (sm_comm_size(comm) < 2) return 0;
     const char *ov = getenv("SIMMIM_COMM_OVERLAP");
     t->overlap = !(ov && strcmp(ov, "0") == 0);
+    const char *bk = getenv("SIMMIM_COMM_BUCKET");
+    t->bucket_floats = bk && atoll(bk) > 0 ? atoll(bk) : SM__BUCKET;
     sm_params *p = sm_model_params(t->model);
     size_t np = sm_params_count(p);
     const float *base = sm_params_data(p);
@@ -46,21 +49,24 @@ int sm__reduce_plan(sm_trainer *t, sm_comm *comm, sm_error *err)
     for (size_t i = 0; i < np; i++) {
         const sm_tensor *w = sm_params_at(p, i);
         t->param_end[i] = (w->data - base) + sm_tensor_numel(w);
-        if (t->param_end[i] - start >= SM__BUCKET || i + 1 == np) {
+        if (t->param_end[i] - start >= t->bucket_floats || i + 1 == np) {
             t->bucket_end[t->nbuckets++] = t->param_end[i];
             start = t->param_end[i];
         }
     }
     sm_log(SM_LOG_INFO,
-           "gradients summed over %d ranks in %zu buckets of up to %.0f MB (%.1f MB per step)%s",
-           sm_comm_size(comm), t->nbuckets, SM__BUCKET * 4.0 / 1e6,
+           "gradients summed over %d ranks in %zu buckets of about %lld floats (%.3g MB; %.1f MB per "
+           "step)%s",
+           sm_comm_size(comm), t->nbuckets, (long long)t->bucket_floats,
+           (double)t->bucket_floats * 4.0 / 1e6,
            (double)sm_params_numel(p) * 4.0 / 1e6,
            t->overlap ? ", while backward runs" : ", after backward (SIMMIM_COMM_OVERLAP=0)");
     return 0;
 }
 
-/* Starts the sum of bucket next_bucket - 1 and those below it that are complete. */
-static void sm__start_buckets(sm_trainer *t, size_t done_from)
+/* Starts the sum of bucket next_bucket - 1 and those below it that are complete (in backward:
+ * done_from is the position backward has just passed). */
+static void sm__start_buckets(sm_trainer *t, size_t done_from, bool in_backward)
 {
     float *g = sm_params_grads(sm_model_params(t->model));
     while (t->next_bucket > 0 && !t->reduce_rc) {
@@ -70,13 +76,15 @@ static void sm__start_buckets(sm_trainer *t, size_t done_from)
         t->reduce_rc = sm_comm_isum_f32(t->comm, g + lo, (size_t)(t->bucket_end[b] - lo),
                                         &t->reduce_err);
         t->next_bucket--;
+        t->buckets_sent++;
+        t->buckets_early += in_backward;
     }
 }
 
 static void sm__on_backward(void *user, size_t position)
 {
     sm_trainer *t = user;
-    sm__start_buckets(t, position);
+    sm__start_buckets(t, position, true);
     sm_comm_progress(t->comm);
 }
 
@@ -110,7 +118,7 @@ int sm__reduce_backward(sm_trainer *t, sm_ctx *ctx, sm_tensor *loss, sm_error *e
     /* a failed backward still takes part in the sums (the others are in them): its error is
      * returned after */
     for (size_t b = 0; b < t->nbuckets; b++) t->bucket_first[b] = SIZE_MAX;
-    sm__start_buckets(t, 0);
+    sm__start_buckets(t, 0, false);
     int rc = t->reduce_rc ? t->reduce_rc : sm_comm_wait_all(t->comm, &t->reduce_err);
     t->backward_seconds += t1 - t0;
     t->reduce_wait += sm__now() - t1;

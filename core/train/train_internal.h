@@ -111,7 +111,9 @@ struct sm_trainer {
     bool overlap;      /* buckets start while backward runs                                  */
     size_t nbuckets, next_bucket;         /* next_bucket: buckets below it are still to start */
     int64_t *bucket_end, *param_end;      /* float offsets in the parameter block            */
-    size_t *bucket_first, *param_first;   /* sm_ctx_first_reads                               */
+    size_t *bucket_first, *param_first;   /* first readers (sm_ctx_watch_reads)               */
+    int64_t bucket_floats;                /* the bucket size aimed at                         */
+    int64_t buckets_sent, buckets_early;  /* summed: all, and those started inside backward   */
     int reduce_rc;
     sm_error reduce_err;
     double backward_seconds, reduce_wait; /* summed: backward, and waiting for the sums after */
