@@ -96,6 +96,8 @@ run q2 2 2 2 step_semantics=ringmo || fail "ringmo, 2 ranks x 2 x 2: exit status
 same_run q1 q2 2 2 2
 grep -q "learning rates x 0.015625 (global batch 8 = 2 x 2 ranks x 2 / 512)" q2.log ||
     fail "ringmo: the learning rates are not scaled by the global batch of 2 x 2 ranks x 2"
+grep -q "one process (MPI built in; mpirun -np N simmimctl run for N ranks)" r1.log ||
+    fail "the 1-rank log does not say that MPI is built in"
 grep -q "data parallel: 2 ranks (.*MPI.*), global batch 8 = 4 x 2 ranks x 1" r2.log ||
     fail "the log does not say that 2 ranks run"
 grep -q "learning rates x 0.015625 (global batch 8 = 2 x 2 ranks x 2 / 512)" r2a.log ||

@@ -45,8 +45,9 @@ static const char run_usage[] =
     "\n"
     "Under MPI (a build with ./configure --with-mpi), mpirun -np N simmimctl run CONFIG trains\n"
     "data-parallel: each rank takes batch_size images of every global batch (batch_size x N x\n"
-    "accumulation_steps), rank 0 writes output_dir. Stop such a job with kill -USR1 on mpirun\n"
-    "(Open MPI kills the ranks one second after Ctrl-C); see docs/scaling.md.\n"
+    "accumulation_steps), rank 0 writes output_dir. Stop such a job with kill -USR1 on mpirun:\n"
+    "after Ctrl-C, Open MPI sends SIGTERM and then SIGKILL odls_base_sigkill_timeout seconds\n"
+    "apart (default 1); see docs/scaling.md.\n"
     "\n" SM_CONFIG_OPTIONS_HELP "\n"
     "exit status: 0 done, 2 usage or configuration error, 1 runtime failure\n";
 
