@@ -7,7 +7,8 @@
 #    floats (most started while backward runs): the same losses and weights within float32
 #    round-off (each |a - b| <= 1e-6 + 1e-5 |a|, Adam moments included; losses within 1e-6), and
 #    only rank 0 writes (one metrics.jsonl, one set of checkpoints: the 1-rank run's files); the
-#    same under step_semantics ringmo (2 ranks x 2 x 2 vs 1 rank x 8);
+#    same under step_semantics ringmo (2 ranks x 2 x 2 vs 1 rank x 8) and with accumulation_mode
+#    official (2 ranks x 2 x 2 vs 1 rank x 4 x 2);
 #  - a stop (SIGUSR1 to mpirun, or Ctrl-C: SIGINT with odls_base_sigkill_timeout 4 s) mid-epoch
 #    writes one checkpoint; the same command resumes to the uninterrupted run's weights bit for bit; resuming it with 1 rank x 8 or 4 ranks x 2 gives
 #    them within the tolerance; another global batch is refused naming the key;
@@ -89,6 +90,11 @@ grep -q "in [0-9][0-9] buckets of about 64 floats" r2k.log || fail "r2k: not man
 early=$(sed -n 's/.* \([0-9]*\) of \([0-9]*\) buckets so far started while backward ran/\1 \2/p' r2k.log | tail -1)
 [ -n "$early" ] && [ "${early% *}" -gt "$(( ${early#* } / 2 ))" ] ||
     fail "r2k: fewer than half the buckets started while backward ran ($early)"
+# accumulation_mode official (the sum after every micro-batch, each partial sum clipped): 2 ranks
+# x 2 x 2 as 1 rank x 4 x 2 (the same micro-batches of 4 over the ranks)
+run o1 1 4 2 train_config.accumulation_mode=official || fail "official, 1 rank x 4 x 2: exit status not 0"
+run o2 2 2 2 train_config.accumulation_mode=official || fail "official, 2 ranks x 2 x 2: exit status not 0"
+same_run o1 o2 2 2 2
 # the global batch under step_semantics ringmo (device_num x batch / 512, times accumulation):
 # 2 ranks x 2 x 2 accumulation steps as 1 rank x 8
 run q1 1 8 1 step_semantics=ringmo || fail "ringmo, 1 rank x 8: exit status not 0"
