@@ -17,12 +17,12 @@
 #  - failures end the whole job, non-zero, naming the rank, within 60 s: a rank killed with
 #    SIGKILL, a rank that hangs (SIGSTOP; SIMMIM_COMM_TIMEOUT=3), a bad config on one rank, data
 #    missing on one rank.
-# Skips (77) when simmimctl was built without MPI or mpirun is missing. CI runs as root, hence
-# --allow-run-as-root; --oversubscribe runs 4 ranks on 2 cores.
+# Skips (77) only when simmimctl was built without MPI (a missing mpirun fails). CI runs as
+# root, hence --allow-run-as-root; --oversubscribe runs 4 ranks on 2 cores.
 set -u
 : "${SIMMIMCTL:?run through make check}" "${SM_TEST_BUILDDIR:?}"
 "$SIMMIMCTL" version | grep -q "^MPI: not built in" && { echo "SKIP: built without MPI"; exit 77; }
-command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
+command -v mpirun >/dev/null 2>&1 || { echo "FAIL: built with MPI but mpirun is missing: install openmpi-bin" >&2; exit 1; }
 [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
     { echo "FAIL: Fashion-MNIST is missing: install dataset-fashion-mnist" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/simmim-mpi-XXXXXX")
@@ -90,6 +90,16 @@ grep -q "in [0-9][0-9] buckets of about 64 floats" r2k.log || fail "r2k: not man
 early=$(sed -n 's/.* \([0-9]*\) of \([0-9]*\) buckets so far started while backward ran/\1 \2/p' r2k.log | tail -1)
 [ -n "$early" ] && [ "${early% *}" -gt "$(( ${early#* } / 2 ))" ] ||
     fail "r2k: fewer than half the buckets started while backward ran ($early)"
+# a model of more parameter tensors (depth 6: 99) than reductions can be in flight (64), with
+# buckets of one float: fewer, larger buckets, the same weights as one bucket
+export BUCKET=1
+run d1 2 4 1 model.depth=6 || { tail -3 d1.log >&2; fail "depth 6, 1-float buckets: exit status not 0"; }
+unset BUCKET
+run d0 2 4 1 model.depth=6 || fail "depth 6: exit status not 0"
+"$DIFF" d0/tiny-2_6.safetensors d1/tiny-2_6.safetensors >d1.diff ||
+    { cat d1.diff >&2; fail "depth 6: 1-float buckets give other weights than one bucket"; }
+n=$(sed -n 's/.*summed over 2 ranks in \([0-9]*\) buckets.*/\1/p' d1.log | head -1)
+[ -n "$n" ] && [ "$n" -le 64 ] && [ "$n" -gt 1 ] || fail "depth 6, 1-float buckets: '$n' buckets (want 2 to 64)"
 # accumulation_mode official (the sum after every micro-batch, each partial sum clipped): 2 ranks
 # x 2 x 2 as 1 rank x 4 x 2 (the same micro-batches of 4 over the ranks)
 run o1 1 4 2 train_config.accumulation_mode=official || fail "official, 1 rank x 4 x 2: exit status not 0"

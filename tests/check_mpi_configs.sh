@@ -4,11 +4,11 @@
 # tests/mkimages: exit 0, both ranks in the job, gradients summed in buckets while backward
 # runs, one checkpoint and one metrics.jsonl with the two steps. About 3 minutes and 4 GB on 2
 # cores, so it runs only when SM_TEST_MPI_FULL=1 (.ci/mpi-stage sets it); it skips (77) in a
-# build without MPI, when mpirun is missing, or without that variable.
+# build without MPI or without that variable (a missing mpirun fails).
 set -u
 : "${SIMMIMCTL:?run through make check}" "${SM_TEST_SRCDIR:?}" "${SM_TEST_BUILDDIR:?}"
 "$SIMMIMCTL" version | grep -q "^MPI: not built in" && { echo "SKIP: built without MPI"; exit 77; }
-command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found"; exit 77; }
+command -v mpirun >/dev/null 2>&1 || { echo "FAIL: built with MPI but mpirun is missing: install openmpi-bin" >&2; exit 1; }
 [ "${SM_TEST_MPI_FULL:-0}" = 1 ] || { echo "SKIP: set SM_TEST_MPI_FULL=1 (about 3 minutes)"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/simmim-mpifull-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -44,16 +44,21 @@ int sm__reduce_plan(sm_trainer *t, sm_comm *comm, sm_error *err)
     t->bucket_first = malloc((np ? np : 1) * sizeof *t->bucket_first);
     if (!t->param_end || !t->param_first || !t->bucket_end || !t->bucket_first)
         return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-    int64_t start = 0;
-    t->nbuckets = 0;
     for (size_t i = 0; i < np; i++) {
         const sm_tensor *w = sm_params_at(p, i);
         t->param_end[i] = (w->data - base) + sm_tensor_numel(w);
-        if (t->param_end[i] - start >= t->bucket_floats || i + 1 == np) {
-            t->bucket_end[t->nbuckets++] = t->param_end[i];
-            start = t->param_end[i];
-        }
     }
+    /* buckets end at parameter boundaries; larger ones when there would be more than can be in
+     * flight at once (models above 64 x 16 MB) */
+    do {
+        int64_t start = 0;
+        t->nbuckets = 0;
+        for (size_t i = 0; i < np; i++)
+            if (t->param_end[i] - start >= t->bucket_floats || i + 1 == np) {
+                t->bucket_end[t->nbuckets++] = t->param_end[i];
+                start = t->param_end[i];
+            }
+    } while (t->nbuckets > SM_COMM_MAX_PENDING && (t->bucket_floats *= 2));
     sm_log(SM_LOG_INFO,
            "gradients summed over %d ranks in %zu buckets of about %lld floats (%.3g MB; %.1f MB per "
            "step)%s",
