@@ -72,19 +72,20 @@ static const abi_row rows[] = {
     OF(sm_backbone_opts, img_h, 8),
     OF(sm_backbone_opts, img_w, 16),
     OF(sm_backbone_opts, prefix, 24),
-    SZ(sm_backbone_info, 20),
+    SZ(sm_backbone_info, 24),
     OF(sm_backbone_info, in_chans, 0),
     OF(sm_backbone_info, patch_size, 4),
     OF(sm_backbone_info, encoder_stride, 8),
     OF(sm_backbone_info, num_features, 12),
     OF(sm_backbone_info, num_layers, 16),
+    OF(sm_backbone_info, num_blocks, 20),
     SZ(sm_buffer, 56),
     OF(sm_buffer, name, 0),
     OF(sm_buffer, dtype, 8),
     OF(sm_buffer, ndim, 12),
     OF(sm_buffer, shape, 16),
     OF(sm_buffer, data, 48),
-    SZ(sm_backbone_vtbl, 160),
+    SZ(sm_backbone_vtbl, 168),
     OF(sm_backbone_vtbl, hdr, 0),
     OF(sm_backbone_vtbl, create, 72),
     OF(sm_backbone_vtbl, destroy, 80),
@@ -97,6 +98,7 @@ static const abi_row rows[] = {
     OF(sm_backbone_vtbl, buffer_get, 136),
     OF(sm_backbone_vtbl, init_head, 144),
     OF(sm_backbone_vtbl, adapt_weight, 152),
+    OF(sm_backbone_vtbl, forward_features, 160),
     SZ(sm_backend_vtbl, 120),
     OF(sm_backend_vtbl, hdr, 0),
     OF(sm_backend_vtbl, create, 72),
@@ -180,18 +182,22 @@ START_TEST(test_abi_layout)
 }
 END_TEST
 
-/* ABI 1.1 appended adapt_weight to the backbone vtable (and set_precision to the backend's):
- * the 1.0 part is unchanged, so a 1.0 plugin's shorter vtable still loads, and SM_HAS_SLOT
- * tells the slot is absent. */
+/* ABI 1.1 appended adapt_weight and forward_features to the backbone vtable (and set_precision
+ * to the backend's): the 1.0 part is unchanged, so a 1.0 plugin's shorter vtable still loads,
+ * and SM_HAS_SLOT tells the slots are absent. */
 START_TEST(test_abi_minor_slots)
 {
     sm_backbone_vtbl vt;
     memset(&vt, 0, sizeof vt);
     vt.hdr.struct_size = (uint32_t)offsetof(sm_backbone_vtbl, adapt_weight);
     ck_assert(!SM_HAS_SLOT(&vt, sm_backbone_vtbl, adapt_weight));
+    ck_assert(!SM_HAS_SLOT(&vt, sm_backbone_vtbl, forward_features));
     ck_assert(SM_HAS_SLOT(&vt, sm_backbone_vtbl, init_head));
-    vt.hdr.struct_size = sizeof vt;
+    vt.hdr.struct_size = (uint32_t)offsetof(sm_backbone_vtbl, forward_features);
     ck_assert(SM_HAS_SLOT(&vt, sm_backbone_vtbl, adapt_weight));
+    ck_assert(!SM_HAS_SLOT(&vt, sm_backbone_vtbl, forward_features));
+    vt.hdr.struct_size = sizeof vt;
+    ck_assert(SM_HAS_SLOT(&vt, sm_backbone_vtbl, forward_features));
 }
 END_TEST
 

@@ -11,8 +11,14 @@
 #include "config/config_internal.h" /* struct sm_cfg: the `quoted` flag, for tree comparisons */
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SM_MIN_SIZE(a, b) ((size_t)(a) < (size_t)(b) ? (size_t)(a) : (size_t)(b))
 
 #ifndef SM_TEST_CONFIGS
 #define SM_TEST_CONFIGS "../configs"
@@ -114,15 +120,11 @@ static void scan_cases(void)
 START_TEST(test_cases_exist) { ck_assert_uint_ge(n_cases, 20); }
 END_TEST
 
-START_TEST(test_invalid_case)
+/* Reads <dir>/config.yaml as `config` (with <dir>/options) and returns what was reported
+ * (NULL unless it failed with SM_ECONFIG, which the caller asserts), `strip` removed. */
+static char *run_case(const char *name, const char *dir, const char *config, const char *strip)
 {
-    const char *name = cases[_i];
-    char dir[PATH_MAX / 2], path[PATH_MAX], strip[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/%s", sm_test_src("configs/invalid"), name);
-    snprintf(strip, sizeof strip, "%s/", dir);
-    snprintf(path, sizeof path, "%s/error", dir);
-    char *want = sm_test_read_file(path, NULL);
-    ck_assert_msg(want != NULL, "case %s: no error file", name);
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/options", dir);
     char *opt_text = sm_test_read_file(path, NULL);
     const char *opts[16];
@@ -130,24 +132,135 @@ START_TEST(test_invalid_case)
     for (char *line = opt_text ? strtok(opt_text, "\n") : NULL; line && n_opts < 16;
          line = strtok(NULL, "\n"))
         opts[n_opts++] = line;
-
     sm_registry *reg = fx_registry();
     sm_diag *d = sm_diag_new();
     sm_config *cfg = NULL;
-    snprintf(path, sizeof path, "%s/config.yaml", dir);
-    int rc = load(path, opts, n_opts, reg, &cfg, d);
+    int rc = load(config, opts, n_opts, reg, &cfg, d);
     sm_diag_sort(d);
     char *got = diag_text(d, strip);
     ck_assert_msg(rc == SM_ECONFIG, "case %s: status %d, expected SM_ECONFIG; output:\n%s", name,
                   rc, got);
-    ck_assert_msg(strcmp(got, want) == 0, "case %s:\n--- expected\n%s--- got\n%s", name, want,
-                  got);
-    free(got);
-    free(want);
     free(opt_text);
     sm_config_free(cfg);
     sm_diag_free(d);
     sm_registry_free(reg);
+    return got;
+}
+
+static void assert_case(const char *name, const char *dir, const char *config, const char *strip)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/error", sm_test_src("configs/invalid"), name);
+    char *want = sm_test_read_file(path, NULL);
+    ck_assert_msg(want != NULL, "case %s: no error file", name);
+    char *got = run_case(name, dir, config, strip);
+    ck_assert_msg(strcmp(got, want) == 0, "case %s (%s):\n--- expected\n%s--- got\n%s", name,
+                  config, want, got);
+    free(got);
+    free(want);
+}
+
+/* Each case read from its directory as "config.yaml", so that the messages do not depend on
+ * where the tree is (test_invalid_cases_deep reads them by absolute paths). */
+START_TEST(test_invalid_case)
+{
+    const char *name = cases[_i];
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", sm_test_src("configs/invalid"), name);
+    int here = open(".", O_RDONLY | O_DIRECTORY);
+    ck_assert_int_ge(here, 0);
+    ck_assert_msg(chdir(dir) == 0, "chdir %s: %s", dir, strerror(errno));
+    assert_case(name, ".", "config.yaml", NULL);
+    ck_assert_int_eq(fchdir(here), 0);
+    close(here);
+}
+END_TEST
+
+/* The same cases copied below a directory whose path is 210 bytes long, read by absolute paths:
+ * every file name, include chain and message still comes out whole (a fixed 400-byte buffer
+ * used to cut the include cycle in the middle). */
+START_TEST(test_invalid_cases_deep)
+{
+    enum { DEEP = 210 };
+    char *tmp = sm_test_tmpdir();
+    ck_assert_msg(strlen(tmp) + 2 < DEEP, "TMPDIR is longer than %d bytes", DEEP - 2);
+    char deep[256];
+    int k = snprintf(deep, sizeof deep, "%s/", tmp);
+    memset(deep + k, 'n', (size_t)(DEEP - k));
+    deep[DEEP] = '\0';
+    ck_assert_int_eq(mkdir(deep, 0700), 0);
+    char cmd[2 * PATH_MAX], dir[512], config[600], strip[600];
+    snprintf(cmd, sizeof cmd, "cp -R '%s'/* '%s'/", sm_test_src("configs/invalid"), deep);
+    ck_assert_int_eq(system(cmd), 0);
+    for (size_t i = 0; i < n_cases; i++) {
+        snprintf(dir, sizeof dir, "%s/%s", deep, cases[i]);
+        snprintf(config, sizeof config, "%s/config.yaml", dir);
+        snprintf(strip, sizeof strip, "%s/", dir);
+        assert_case(cases[i], dir, config, strip);
+    }
+    sm_test_rmtree(tmp);
+    free(tmp);
+}
+END_TEST
+
+/* A config at a path of about 4000 bytes (PATH_MAX is 4096) in an include cycle and naming a
+ * missing base: sm_error's fixed fields cannot hold such paths, so they are shortened, always
+ * visibly ("..." or " ... "), and every link of the cycle stays recognisable. */
+START_TEST(test_error_at_4000_byte_path)
+{
+    char *tmp = sm_test_tmpdir();
+    char deep[PATH_MAX];
+    size_t k = (size_t)snprintf(deep, sizeof deep, "%s", tmp);
+    while (k < 3960) { /* components of 200 bytes */
+        deep[k++] = '/';
+        size_t n = SM_MIN_SIZE(200, 3960 - k);
+        memset(deep + k, 'p', n);
+        k += n;
+        deep[k] = '\0';
+        ck_assert_msg(mkdir(deep, 0700) == 0, "mkdir (%zu bytes): %s", k, strerror(errno));
+    }
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/a.yaml", deep);
+    ck_assert_int_eq(sm_test_write_file(path, "base_config: [config.yaml]\n", 27), 0);
+    snprintf(path, sizeof path, "%s/config.yaml", deep);
+    const char *text = "base_config: [a.yaml, missing.yaml]\nmodel: {backbone: vit}\n";
+    ck_assert_int_eq(sm_test_write_file(path, text, strlen(text)), 0);
+    sm_diag *d = sm_diag_new();
+    sm_config *cfg = NULL;
+    ck_assert_int_eq(sm_config_read(path, NULL, 0, &cfg, d), SM_ECONFIG);
+    ck_assert_uint_eq(sm_diag_count(d), 2);
+    int cycle = strncmp(sm_diag_get(d, 0, NULL)->text, "include cycle", 13) == 0 ? 0 : 1;
+    /* the cycle, reported at a.yaml's base_config entry */
+    const sm_error *e = sm_diag_get(d, (size_t)cycle, NULL);
+    char line[SM_ERROR_LINE_MAX];
+    sm_error_format(e, line, sizeof line);
+    ck_assert_msg(strncmp(e->file, "...", 3) == 0 &&
+                      strcmp(e->file + strlen(e->file) - 8, "p/a.yaml") == 0,
+                  "%s", line);
+    ck_assert_str_eq(e->path, "base_config");
+    ck_assert_msg(strncmp(e->text, "include cycle: ...", 18) == 0, "%s", line);
+    static const char *const chain[] = {"p/config.yaml", "p/a.yaml", "p/config.yaml"};
+    const char *at = e->text + strlen("include cycle: ");
+    for (int i = 0; i < 3; i++) {
+        const char *end = i < 2 ? strstr(at, " -> ") : at + strlen(at);
+        ck_assert_msg(end && strncmp(at, "...", 3) == 0 &&
+                          strncmp(end - strlen(chain[i]), chain[i], strlen(chain[i])) == 0,
+                      "link %d of %s", i, line);
+        at = end + 4;
+    }
+    /* the missing base: its path in the message is cut in the middle, visibly */
+    e = sm_diag_get(d, (size_t)!cycle, NULL);
+    sm_error_format(e, line, sizeof line);
+    ck_assert_msg(strncmp(e->file, "...", 3) == 0 &&
+                      strcmp(e->file + strlen(e->file) - 13, "p/config.yaml") == 0,
+                  "%s", line);
+    ck_assert_msg(strncmp(e->text, "cannot read '/", 14) == 0 && strstr(e->text, "p ... p") &&
+                      strstr(e->text, "p/missing.yaml': No such file or directory"),
+                  "%s", line);
+    ck_assert_uint_eq(strlen(e->text), sizeof e->text - 1);
+    sm_diag_free(d);
+    sm_test_rmtree(tmp);
+    free(tmp);
 }
 END_TEST
 
@@ -657,6 +770,8 @@ static Suite *config_suite(void)
     TCase *te = tcase_create("errors");
     tcase_add_test(te, test_cases_exist);
     tcase_add_loop_test(te, test_invalid_case, 0, (int)n_cases);
+    tcase_add_test(te, test_invalid_cases_deep);
+    tcase_add_test(te, test_error_at_4000_byte_path);
     tcase_add_test(te, test_missing_main_file);
     suite_add_tcase(s, te);
     TCase *tl = tcase_create("limits");

@@ -1,5 +1,6 @@
-/* tests/check_errors.c - sm_error (first error wins, formatting, path truncation), the status
- * tables, the diagnostics list and its sort order, the log callback. */
+/* tests/check_errors.c - sm_error (first error wins, formatting, long paths, key paths and
+ * messages shortened visibly), the status tables, the diagnostics list and its sort order, the
+ * log callback (long messages whole). */
 #include "testutil.h"
 
 #include <string.h>
@@ -79,14 +80,82 @@ START_TEST(test_path_truncated_from_the_left)
     ck_assert_uint_eq(len, sizeof e.file - 1);
     ck_assert(strncmp(e.file, "...", 3) == 0);
     ck_assert_str_eq(e.file + len - strlen("/tail/end.yaml"), "/tail/end.yaml");
-    /* a long key path and message are cut, never overflow */
-    char longtext[2000];
-    memset(longtext, 'x', sizeof longtext - 1);
-    longtext[sizeof longtext - 1] = '\0';
+}
+END_TEST
+
+/* A string of n bytes: `head`, then x's, then `tail`. */
+static char *long_string(size_t n, const char *head, const char *tail)
+{
+    char *s = malloc(n + 1);
+    memset(s, 'x', n);
+    memcpy(s, head, strlen(head));
+    memcpy(s + n - strlen(tail), tail, strlen(tail));
+    s[n] = '\0';
+    return s;
+}
+
+/* Over-long key paths and messages keep their head and tail around a visible " ... ". */
+START_TEST(test_long_text_shortened_visibly)
+{
+    char *key = long_string(300, "train_config.", ".beta1");
+    char *path = long_string(4000, "/deep/", "/config.yaml");
+    sm_error e;
     sm_error_clear(&e);
-    sm_error_set(&e, SM_EIO, "f", 1, 1, longtext, "%s", longtext);
+    sm_error_set(&e, SM_ECONFIG, path, 3, 4, key, "cannot read '%s': %s", path, "no such file");
     ck_assert_uint_eq(strlen(e.path), sizeof e.path - 1);
+    ck_assert(strncmp(e.path, "train_config.", 13) == 0);
+    ck_assert_ptr_nonnull(strstr(e.path, "x ... x"));
+    ck_assert_str_eq(e.path + strlen(e.path) - 6, ".beta1");
     ck_assert_uint_eq(strlen(e.text), sizeof e.text - 1);
+    ck_assert(strncmp(e.text, "cannot read '/deep/", 19) == 0);
+    ck_assert_ptr_nonnull(strstr(e.text, "x ... x"));
+    ck_assert_str_eq(e.text + strlen(e.text) - 27, "/config.yaml': no such file");
+    ck_assert(strncmp(e.file, "...", 3) == 0);
+    ck_assert_str_eq(e.file + strlen(e.file) - 12, "/config.yaml");
+    /* what fits stays whole; a cut never splits a UTF-8 character */
+    sm_error_clear(&e);
+    sm_error_set(&e, SM_ECONFIG, NULL, 0, 0, "a.b", "%s", "short");
+    ck_assert_str_eq(fmt(&e), "a.b: short");
+    char *utf = malloc(3001);
+    for (int i = 0; i < 1000; i++) memcpy(utf + 3 * i, "\xe2\x82\xac", 3); /* the euro sign */
+    utf[3000] = '\0';
+    sm_error_clear(&e);
+    sm_error_set(&e, SM_ECONFIG, NULL, 0, 0, utf, "%s", utf);
+    for (const char *t = e.text; *t; t++) {
+        if (*t == ' ' || *t == '.') continue;
+        ck_assert_msg(strncmp(t, "\xe2\x82\xac", 3) == 0, "split character at %td", t - e.text);
+        t += 2;
+    }
+    ck_assert_ptr_nonnull(strstr(e.text, " ... "));
+    ck_assert_ptr_nonnull(strstr(e.path, " ... "));
+    free(utf);
+    free(key);
+    free(path);
+}
+END_TEST
+
+static char *long_logged;
+static void capture_long(sm_log_level level, const char *msg, void *user)
+{
+    (void)level;
+    (void)user;
+    free(long_logged);
+    long_logged = strdup(msg);
+}
+
+/* The log has no fixed limit: a message naming a 4000-byte path arrives whole. */
+START_TEST(test_long_log_message_whole)
+{
+    char *path = long_string(4000, "/deep/", "/end.jpg");
+    sm_log_set(capture_long, NULL);
+    sm_log(SM_LOG_WARN, "skipping bad image: %s: %s", path, "truncated");
+    sm_log_set(NULL, NULL);
+    ck_assert_ptr_nonnull(long_logged);
+    ck_assert_uint_eq(strlen(long_logged), strlen("skipping bad image: ") + 4000 + 11);
+    ck_assert(strncmp(long_logged + 20, path, 4000) == 0);
+    free(long_logged);
+    long_logged = NULL;
+    free(path);
 }
 END_TEST
 
@@ -179,6 +248,8 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, test_first_error_wins);
     tcase_add_test(tc, test_format_variants);
     tcase_add_test(tc, test_path_truncated_from_the_left);
+    tcase_add_test(tc, test_long_text_shortened_visibly);
+    tcase_add_test(tc, test_long_log_message_whole);
     tcase_add_test(tc, test_status_tables);
     tcase_add_test(tc, test_diag_sort_and_counts);
     tcase_add_test(tc, test_log_callback_and_level);

@@ -666,6 +666,165 @@ START_TEST(test_verify_detects_errors)
 }
 END_TEST
 
+/* ---- intermediate features (forward_features, plugin ABI 1.1) -------------------------------- */
+
+/* Random images (B, 3, size, size) in ctx. */
+static sm_tensor *random_images(sm_ctx *ctx, int64_t B, int64_t size, uint64_t seed)
+{
+    sm_tensor *x = sm_ctx_zeros(ctx, 4, SM_SHAPE(B, 3, size, size));
+    sm_rng r;
+    sm_rng_init(&r, seed, 0, 0, 0);
+    for (int64_t i = 0; i < sm_tensor_numel(x); i++) x->data[i] = (float)sm_rng_normal(&r);
+    return x;
+}
+
+/* Adds N(0, 0.3²) to every parameter: blocks then change the features visibly (after the
+ * official init, layer scale 0.1 and small projections barely move the mean of the tokens),
+ * and the norms are not the identity. */
+static void perturb(sm_model *m, uint64_t seed)
+{
+    sm_params *p = sm_model_params(m);
+    sm_rng r;
+    sm_rng_init(&r, seed, 0, 0, 0);
+    for (size_t i = 0; i < sm_params_count(p); i++) {
+        sm_tensor *t = sm_params_at(p, i);
+        for (int64_t k = 0; k < sm_tensor_numel(t); k++) t->data[k] += (float)(0.3 * sm_rng_normal(&r));
+    }
+}
+
+/* Largest |a - b| over n values. */
+static double max_diff(const float *a, const float *b, int64_t n)
+{
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* The features after every block 0..n of a classifier: widths[i] columns each, all distinct
+ * (every block changes them); copies kept in feats (n + 1 rows of B x 64 floats). */
+static void features_all_blocks(sm_model *m, sm_ctx *ctx, sm_tensor *x, const int *widths,
+                                float feats[][2 * 64])
+{
+    int n = sm_model_info(m)->num_blocks;
+    for (int b = 0; b <= n; b++) {
+        sm_tensor *f = sm_model_features(m, ctx, x, b);
+        ck_assert_msg(f != NULL, "block %d: %s", b, sm_ctx_error(ctx)->text);
+        ck_assert_int_eq(f->ndim, 2);
+        ck_assert_int_eq(f->shape[0], 2);
+        ck_assert_int_eq(f->shape[1], widths[b]);
+        memcpy(feats[b], f->data, (size_t)(2 * widths[b]) * sizeof(float));
+        for (int a = 0; a < b; a++)
+            if (widths[a] == widths[b])
+                ck_assert_msg(max_diff(feats[a], feats[b], 2 * widths[b]) > 1e-3,
+                              "blocks %d and %d give the same features", a, b);
+    }
+}
+
+/* A block outside 0..n is refused, naming the range. */
+static void assert_block_refused(sm_model *m, sm_ctx *ctx, sm_tensor *x, int block,
+                                 const char *range)
+{
+    sm_error err;
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_model_check_block(m, block, &err), SM_EINVAL);
+    ck_assert_msg(strstr(err.text, range) != NULL, "%s", err.text);
+    sm_ctx_reset(ctx);
+    ck_assert_ptr_null(sm_model_features(m, ctx, x, block));
+    ck_assert_int_eq(sm_ctx_status(ctx), SM_EINVAL);
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, range) != NULL, "%s", sm_ctx_error(ctx)->text);
+    sm_ctx_reset(ctx);
+}
+
+/* ViT: the mean of the patch tokens after block n, through fc_norm, is exactly the classifier's
+ * pooled features (mean pooling); every block gives other features; a wrong block is refused. */
+START_TEST(test_features_vit)
+{
+    sm_model *m = build("model: {backbone: vit, patch_size: 4, embed_dim: 16, depth: 3,"
+                        " num_heads: 2, use_mean_pooling: true, use_rel_pos_bias: true,"
+                        " use_shared_rel_pos_bias: false, mask_patch_size: 8}\n"
+                        "train_config: {image_size: 16, num_classes: 3}\n",
+                        SM_TASK_CLASSIFY);
+    ck_assert_int_eq(sm_model_info(m)->num_blocks, 3);
+    sm_error err;
+    ck_assert_int_eq(sm_model_init(m, 7, &err), 0);
+    perturb(m, 9);
+    sm_params *p = sm_model_params(m);
+    sm_tensor *nw = sm_params_find(p, "fc_norm.weight"), *nb = sm_params_find(p, "fc_norm.bias");
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_grad(ctx, false);
+    sm_ctx_set_train(ctx, false);
+    sm_tensor *x = random_images(ctx, 2, 16, 1);
+    float feats[4][2 * 64];
+    features_all_blocks(m, ctx, x, (const int[]){16, 16, 16, 16}, feats);
+    sm_tensor *pooled = sm_model_features(m, ctx, x, -1); /* the classifier's: (2, 16) */
+    sm_tensor *last = sm_model_features(m, ctx, x, 3);
+    sm_tensor *normed = sm_layernorm(ctx, last, nw, nb, 1e-6f);
+    ck_assert_ptr_nonnull(pooled);
+    ck_assert_ptr_nonnull(normed);
+    ck_assert_msg(memcmp(pooled->data, normed->data, 2 * 16 * sizeof(float)) == 0,
+                  "fc_norm(block 3) differs from the pooled features by %g",
+                  max_diff(pooled->data, normed->data, 32));
+    assert_block_refused(m, ctx, x, 4, "block 4: backbone 'vit' has blocks 0..3");
+    sm_ctx_free(ctx);
+    sm_model_free(m);
+}
+END_TEST
+
+/* Swin: blocks count through the stages, 1-based; the width is the block's stage's (before the
+ * patch merging that follows a stage's last block). */
+START_TEST(test_features_swin)
+{
+    sm_model *m = build("model: {backbone: swin, patch_size: 2, embed_dim: 8, depth: [2, 1],"
+                        " num_heads: [2, 4], window_size: 4, mask_patch_size: 8}\n"
+                        "train_config: {image_size: 16, num_classes: 3}\n",
+                        SM_TASK_CLASSIFY);
+    ck_assert_int_eq(sm_model_info(m)->num_blocks, 3);
+    sm_error err;
+    ck_assert_int_eq(sm_model_init(m, 7, &err), 0);
+    perturb(m, 10);
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_grad(ctx, false);
+    sm_ctx_set_train(ctx, false);
+    sm_tensor *x = random_images(ctx, 2, 16, 2);
+    float feats[4][2 * 64];
+    features_all_blocks(m, ctx, x, (const int[]){8, 8, 8, 16}, feats);
+    assert_block_refused(m, ctx, x, 4, "block 4: backbone 'swin' has blocks 0..3");
+    sm_ctx_free(ctx);
+    sm_model_free(m);
+}
+END_TEST
+
+/* A backbone built before forward_features (its vtable ends at adapt_weight) loads, works, and
+ * has no blocks: asking for one is refused with a message saying why. */
+static sm_backbone_vtbl old_vit;
+
+START_TEST(test_features_without_slot)
+{
+    old_vit = *(const sm_backbone_vtbl *)sm_registry_find(reg, SM_KIND_BACKBONE, "vit");
+    old_vit.hdr.name = "old_vit";
+    old_vit.hdr.struct_size = (uint32_t)offsetof(sm_backbone_vtbl, forward_features);
+    sm_error err;
+    sm_error_clear(&err);
+    ck_assert_int_eq(sm_registry_add(reg, &old_vit.hdr, &err), 0);
+    sm_model *m = build("model: {backbone: old_vit, patch_size: 4, embed_dim: 16, depth: 2,"
+                        " num_heads: 2, mask_patch_size: 8}\ntrain_config: {image_size: 16, num_classes: 3}\n",
+                        SM_TASK_CLASSIFY);
+    ck_assert_int_eq(sm_model_info(m)->num_blocks, 0);
+    ck_assert_int_eq(sm_model_init(m, 7, &err), 0);
+    ck_assert_int_eq(sm_model_check_block(m, 1, &err), SM_EUNSUPPORTED);
+    ck_assert_msg(strstr(err.text, "backbone 'old_vit' cannot give the features of an "
+                                   "intermediate block") != NULL,
+                  "%s", err.text);
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *x = random_images(ctx, 2, 16, 3);
+    ck_assert_ptr_nonnull(sm_model_features(m, ctx, x, -1)); /* the classifier's pooling works */
+    ck_assert_ptr_null(sm_model_features(m, ctx, x, 0));
+    ck_assert_int_eq(sm_ctx_status(ctx), SM_EUNSUPPORTED);
+    sm_ctx_free(ctx);
+    sm_model_free(m);
+}
+END_TEST
+
 static Suite *models_suite(void)
 {
     Suite *s = suite_create("models");
@@ -679,6 +838,9 @@ static Suite *models_suite(void)
     tcase_add_test(tc, test_init);
     tcase_add_test(tc, test_shape_errors);
     tcase_add_test(tc, test_config_errors);
+    tcase_add_test(tc, test_features_vit);
+    tcase_add_test(tc, test_features_swin);
+    tcase_add_test(tc, test_features_without_slot);
     suite_add_tcase(s, tc);
     TCase *full = tcase_create("full_size");
     tcase_add_checked_fixture(full, setup, teardown);

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Builds the example backbone (docs/examples/toy_backbone) out of tree against the INSTALLED
 # headers and `pkg-config simmim` (installed with DESTDIR into a temporary directory), loads it
-# through the plugin path, and selects it by name from YAML.
+# through the plugin path, selects it by name from YAML, and checks its ABI 1.1 slots
+# (adapt_weight; forward_features through `simmimctl extract --block`). Then builds the
+# embedding example (examples/classify.c) the same way and checks that it classifies an image
+# with exactly the features `simmimctl extract` computes for it.
 set -eu
 : "${SIMMIMCTL:?}" "${SM_TEST_SRCDIR:?}" "${SM_TOP_BUILDDIR:?}" "${MAKE:=make}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/simmim-oot-XXXXXX")
@@ -69,10 +72,65 @@ grep -q "toy.yaml:[0-9]*:[0-9]*: model.depth: unknown key" "$tmp/bad.txt" ||
 # 4. the plugin ABI 1.1 slot: fine-tuning weights in the toy's old names load through its
 #    adapt_weight (a program built against the installed library, as an embedding user would)
 sed -i '/^  depth: 3/d' "$tmp/toy.yaml"
-cc -std=gnu11 -O1 -Wall -Wextra -Werror -o "$tmp/oot_adapt" "$SM_TEST_SRCDIR/oot_adapt.c" \
+cc -std=gnu11 -O1 -Wall -Wextra -Werror ${SM_SAN_FLAGS-} -o "$tmp/oot_adapt" "$SM_TEST_SRCDIR/oot_adapt.c" \
     $cflags $libs || fail "tests/oot_adapt.c does not build against the installed library"
 libdir=$(pkg-config --variable=libdir simmim)
 LD_LIBRARY_PATH="$tmp/root$(printf '%s' "$libdir" | sed "s|^$tmp/root||")" \
     "$tmp/oot_adapt" "$tmp/plugins" "$tmp/toy.yaml" "$tmp/old-names.safetensors" >"$tmp/adapt.txt" 2>&1 ||
     { cat "$tmp/adapt.txt" >&2; fail "adapt_weight of the out-of-tree backbone"; }
-echo "PASS: example backbone built out of tree, loaded and selected; its adapt_weight slot works"
+
+# 5. forward_features (plugin ABI 1.1): `extract --block N` with the toy, from the checkpoint
+#    oot_adapt wrote (3 classes): block 1 (the last) is what the classifier pools, exactly;
+#    block 0 is not; block 2 is refused naming the range
+mkdir "$tmp/img" && "${SM_TEST_BUILDDIR:?}/mkimages" "$tmp/img" >/dev/null || fail "mkimages"
+cat >>"$tmp/toy.yaml" <<YAML
+finetune_dataset: {reader: imagenet, train_path: img/cls/train, eval_path: img/cls/val, num_workers: 1}
+backend: {name: ref}
+YAML
+sed -i 's/^  image_size: 32/  image_size: 32\n  num_classes: 3/' "$tmp/toy.yaml"
+ck="$tmp/old-names.safetensors"
+for b in classifier 0 1; do
+    opt=$([ "$b" = classifier ] || echo "--block $b")
+    # shellcheck disable=SC2086
+    "$SIMMIMCTL" extract "$tmp/toy.yaml" --checkpoint "$ck" --output "$tmp/toy-$b.safetensors" $opt \
+        >"$tmp/extract.txt" 2>&1 || { cat "$tmp/extract.txt" >&2; fail "extract ($b) with the toy"; }
+done
+rows=$(wc -l <"$tmp/toy-1.safetensors.names.txt")
+[ "$rows" = 6 ] || fail "extract with the toy: $rows rows, not 6"
+for i in 0 1 2 3 4 5; do
+    a=$("$SM_TEST_BUILDDIR/stdump" "$tmp/toy-classifier.safetensors" features $i) &&
+        b=$("$SM_TEST_BUILDDIR/stdump" "$tmp/toy-1.safetensors" features $i) &&
+        c=$("$SM_TEST_BUILDDIR/stdump" "$tmp/toy-0.safetensors" features $i) || fail "stdump row $i"
+    [ "$a" = "$b" ] || fail "toy row $i: block 1 is not the classifier's pooling: $a / $b"
+    [ "$b" != "$c" ] || fail "toy row $i: blocks 0 and 1 give the same features"
+done
+set +e
+"$SIMMIMCTL" extract "$tmp/toy.yaml" --checkpoint "$ck" --block 2 --output "$tmp/no.safetensors" \
+    >"$tmp/bad.txt" 2>&1
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "block 2: backbone 'toy' has blocks 0..1" "$tmp/bad.txt" ||
+    { cat "$tmp/bad.txt" >&2; fail "extract --block 2 with the toy: exit $rc, not refused naming the range"; }
+[ -e "$tmp/no.safetensors" ] && fail "a refused --block wrote a file"
+
+# 6. embedding: examples/classify.c against the installed library classifies an image of a
+#    fine-tuned ViT with exactly the features `simmimctl extract` gives that image
+cp "$SM_TEST_SRCDIR/run/tiny_finetune.yaml" "$tmp/ft.yaml"
+"$SIMMIMCTL" run "$tmp/ft.yaml" >"$tmp/run.txt" 2>&1 || { cat "$tmp/run.txt" >&2; fail "fine-tuning run"; }
+ck="$tmp/ft/ft-2_6.safetensors"
+"$SIMMIMCTL" extract "$tmp/ft.yaml" --checkpoint "$ck" --batch 1 --output "$tmp/ft.safetensors" \
+    >"$tmp/extract.txt" 2>&1 || { cat "$tmp/extract.txt" >&2; fail "extract of the fine-tuned ViT"; }
+cc -std=gnu11 -O1 -Wall -Wextra -Werror ${SM_SAN_FLAGS-} -o "$tmp/classify" "$SM_TEST_SRCDIR/../examples/classify.c" \
+    $cflags $libs -lm || fail "examples/classify.c does not build against the installed library"
+image="$tmp/img/cls/val/beach/beach_1.jpg"
+LD_LIBRARY_PATH="$tmp/root$(printf '%s' "$libdir" | sed "s|^$tmp/root||")" \
+    "$tmp/classify" "$tmp/ft.yaml" "$ck" "$image" >"$tmp/classify.txt" 2>"$tmp/classify.err" ||
+    { cat "$tmp/classify.err" >&2; fail "classify"; }
+row=$(grep -n -x -F "$image" "$tmp/ft.safetensors.names.txt" | cut -d: -f1)
+[ -n "$row" ] || fail "extract did not list $image"
+want="features 16: $("$SM_TEST_BUILDDIR/stdump" "$tmp/ft.safetensors" features $((row - 1)))"
+got=$(grep '^features ' "$tmp/classify.txt")
+[ "$got" = "$want" ] || fail "classify's features differ from extract's: $got / $want"
+[ "$(grep -c '^[1-3]\. \(airport\|beach\|church\) ([0-2])  [01]\.[0-9]*$' "$tmp/classify.txt")" = 3 ] ||
+    { cat "$tmp/classify.txt" >&2; fail "classify does not print 3 ranked named classes"; }
+echo "PASS: example backbone built out of tree, loaded and selected; its adapt_weight and forward_features slots work; examples/classify.c agrees with simmimctl extract"

@@ -88,7 +88,7 @@ START_TEST(test_abi_major)
     sm_registry *reg;
     sm_error e;
     ck_assert_int_eq(load_one("sm_fx_abi_major", &e, &reg), SM_EABI);
-    ck_assert_str_eq(e.file, real(fixture("sm_fx_abi_major")));
+    ck_assert_str_eq(e.file, sm_test_err_file(real(fixture("sm_fx_abi_major"))));
     ck_assert_str_eq(e.text, "plugin built for ABI 2.0, this simmim provides ABI 1.1 "
                              "(major versions differ)");
     ck_assert_uint_eq(sm_registry_plugin_count(reg), 0);
@@ -109,7 +109,7 @@ START_TEST(test_missing_entry_and_descriptor)
 {
     sm_error e;
     ck_assert_int_eq(load_one("sm_fx_no_entry", &e, NULL), SM_EPLUGIN);
-    ck_assert_str_eq(e.file, real(fixture("sm_fx_no_entry")));
+    ck_assert_str_eq(e.file, sm_test_err_file(real(fixture("sm_fx_no_entry"))));
     ck_assert_str_eq(e.text, "not a simmim plugin: no entry symbol 'simmim_plugin_describe'");
     ck_assert_int_eq(load_one("sm_fx_null_desc", &e, NULL), SM_EPLUGIN);
     ck_assert_str_eq(e.text, "plugin entry 'simmim_plugin_describe' returned no descriptor");
@@ -122,7 +122,7 @@ START_TEST(test_unresolved_symbol)
 {
     sm_error e;
     ck_assert_int_eq(load_one("sm_fx_unresolved", &e, NULL), SM_EPLUGIN);
-    ck_assert_str_eq(e.file, real(fixture("sm_fx_unresolved")));
+    ck_assert_str_eq(e.file, sm_test_err_file(real(fixture("sm_fx_unresolved"))));
     ASSERT_HAS(e.text, "cannot load plugin: ");
     ASSERT_HAS(e.text, "sm_fixture_symbol_that_does_not_exist");
     ASSERT_HAS(e.text, "(check its dependencies with ldd)");
@@ -142,7 +142,7 @@ START_TEST(test_duplicate_names_both_files)
              "registered twice: by %s and by %s",
              real(fixture("sm_fx_dup_a")), real(fixture("sm_fx_dup_b")));
     ck_assert_str_eq(e.text, want);
-    ck_assert_str_eq(e.file, real(fixture("sm_fx_dup_b")));
+    ck_assert_str_eq(e.file, sm_test_err_file(real(fixture("sm_fx_dup_b"))));
     const sm_component *c = sm_registry_find(reg, SM_KIND_OPTIMIZER, "fx_dup");
     ck_assert_str_eq(sm_registry_source(reg, c), real(fixture("sm_fx_dup_a")));
     ck_assert_uint_eq(sm_registry_plugin_count(reg), 1);
@@ -191,7 +191,7 @@ START_TEST(test_writable_file_refused)
     snprintf(path, sizeof path, "%s/sm_fx_gw.so", dir);
     sm_error_clear(&e);
     ck_assert_int_eq(sm_plugin_load(reg, path, &e), SM_EPERM);
-    ck_assert_str_eq(e.file, real(path));
+    ck_assert_str_eq(e.file, sm_test_err_file(real(path)));
     ck_assert_str_eq(e.text, "refusing plugin: file is group-writable (mode 0664); run chmod "
                              "go-w on it");
     snprintf(path, sizeof path, "%s/sm_fx_ww.so", dir);
@@ -221,7 +221,7 @@ START_TEST(test_writable_directory_refused)
     ck_assert_int_eq(sm_plugin_load_dir(reg, dir, d), SM_EPERM);
     ck_assert_uint_eq(sm_diag_count(d), 1);
     const sm_error *e = sm_diag_get(d, 0, NULL);
-    ck_assert_str_eq(e->file, real(dir));
+    ck_assert_str_eq(e->file, sm_test_err_file(real(dir)));
     ck_assert_str_eq(e->text, "refusing plugin directory: it is group-writable (mode 0770)");
     ck_assert_uint_eq(sm_registry_plugin_count(reg), 0);
     sm_diag_free(d);

@@ -241,6 +241,34 @@ START_TEST(test_nwpu_split_file)
 END_TEST
 
 /* Pipeline and loader settings from a RingMo-style config. */
+/* A data_path of 4000 bytes that does not exist: the error names it by its tail after "..."
+ * and says which section of which file asked. */
+START_TEST(test_long_missing_data_path)
+{
+    char *yaml = malloc(4200), *p = yaml;
+    p += sprintf(p, "pretrain_dataset:\n  reader: aircas\n  data_path: /nonexistent/");
+    for (int i = 0; i < 20; i++) p += sprintf(p, "%0199d/", i);
+    sprintf(p, "end\n");
+    ck_assert_uint_gt(strlen(yaml), 4000);
+    sm_diag *d = sm_diag_new();
+    sm_config_free(cfg);
+    cfg = NULL;
+    ck_assert_int_eq(sm_config_read_string(yaml, strlen(yaml), "long.yaml", NULL, 0, &cfg, d), 0);
+    sm_diag_free(d);
+    sm_dataset ds;
+    sm_dataset_opts o = {.split = SM_SPLIT_TRAIN};
+    sm_error e;
+    sm_error_clear(&e);
+    ck_assert_int_ne(sm_dataset_open(&ds, reg, sm_config_root(cfg), "pretrain_dataset", &o, &e), 0);
+    ck_assert_str_eq(e.text, "cannot read folder: No such file or directory (pretrain_dataset, "
+                             "long.yaml:2)");
+    size_t n = strlen(e.file);
+    ck_assert_msg(strncmp(e.file, "...", 3) == 0 && strcmp(e.file + n - 8, "0019/end") == 0, "%s",
+                  e.file);
+    free(yaml);
+}
+END_TEST
+
 START_TEST(test_pipeline_from_config)
 {
     const char *y = "seed: 7\n"
@@ -310,6 +338,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_imagenet);
     tcase_add_test(tc, test_nwpu_split_file);
     tcase_add_test(tc, test_pipeline_from_config);
+    tcase_add_test(tc, test_long_missing_data_path);
     suite_add_tcase(s, tc);
     return s;
 }

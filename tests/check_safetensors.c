@@ -318,7 +318,45 @@ static const hostile cases[] = {
     {"nul_escape", "{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
      "header is not valid JSON"},
     {"tiny_header", "{", 0, "too short for a JSON object"},
+    /* the JSON reader itself (core/io/json_read.c) */
+    {"lone_low_surrogate", "{\"\\udc00\":{}}", 0, "invalid escape in a string"},
+    {"lone_high_surrogate", "{\"\\ud800x\":{}}", 0, "invalid escape in a string"},
+    {"bad_escape", "{\"\\q\":{}}", 0, "invalid escape in a string"},
+    {"control_char", "{\"a\tb\":{}}", 0, "control character in a string"},
+    {"trailing_text", "{}  {}", 0, "end of the text expected"},
+    {"trailing_comma", "{\"__metadata__\":{\"k\":\"v\",}}", 0, "string key expected"},
+    {"missing_colon", "{\"__metadata__\" {}}", 0, "':' expected"},
+    {"bad_literal", "{\"__metadata__\":nul}", 0, "invalid token"},
+    {"bad_number", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-],\"data_offsets\":[0,4]}}", 4,
+     "invalid number"},
+    {"deep_nesting",
+     "{\"__metadata__\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+     0, "nesting too deep"},
+    {"duplicate_meta", "{\"__metadata__\":{\"k\":\"v\",\"k\":\"w\"}}", 0,
+     "(line 1, column 26 of the header): duplicate object key"},
+    {"duplicate_escaped", "{\"__metadata__\":{\"k\":\"v\",\"\\u006b\":\"w\"}}", 0,
+     "duplicate object key"},
 };
+
+/* JSON escapes decode as RFC 8259 says: \uXXXX (with surrogate pairs), \n, \", \/ in names and
+ * metadata; numbers with an exponent or a fraction are not integers; whitespace anywhere. */
+START_TEST(test_json_escapes)
+{
+    const char *p = tpath("escapes");
+    write_st(p,
+             " {\n\t\"__metadata__\" : {\"n\\u00e9e\":\"a\\nb\\\"c\\/\\ud83d\\ude00\"},\r\n"
+             "  \"caf\\u00e9\" : {\"shape\":[ 2 ],\"dtype\":\"F32\",\"data_offsets\":[0, 8]} } ",
+             8);
+    sm_st_file *f = NULL;
+    sm_error err = {0};
+    ck_assert_msg(sm_st_open(p, &f, &err) == 0, "%s", err.text);
+    ck_assert_str_eq(sm_st_meta(f, "n\xc3\xa9" "e"), "a\nb\"c/\xf0\x9f\x98\x80");
+    ck_assert_ptr_nonnull(sm_st_find(f, "caf\xc3\xa9"));
+    ck_assert_int_eq(sm_st_find(f, "caf\xc3\xa9")->shape[0], 2);
+    sm_st_close(f);
+}
+END_TEST
 
 START_TEST(test_hostile)
 {
@@ -534,6 +572,7 @@ static Suite *safetensors_suite(void)
     tcase_add_test(tc, test_writer_errors);
     tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, test_truncated);
+    tcase_add_test(tc, test_json_escapes);
     tcase_add_test(tc, test_huge_length);
     suite_add_tcase(s, tc);
     tc = tcase_create("inspect");

@@ -13,9 +13,11 @@ EXTRA_DIST += tests/golden/README.md \
 	tests/golden/cls_vit_meanpool.safetensors \
 	tests/golden/cls_vit_clstoken.safetensors
 
-# The example backbone, built out of tree against the installed headers and pkg-config.
+# The example backbone and the embedding example (examples/classify.c), built out of tree
+# against the installed headers and pkg-config.
 TESTS += tests/check_oot_backbone.sh
 EXTRA_DIST += tests/check_oot_backbone.sh tests/oot_adapt.c docs/writing-a-backbone.md \
+	examples/classify.c docs/embedding.md \
 	docs/examples/toy_backbone/toy.c docs/examples/toy_backbone/Makefile \
 	docs/examples/toy_backbone/toy.yaml
 EXTRA_DIST += tests/reference/README.md \
@@ -42,6 +44,9 @@ tests_check_train_LDADD = $(TEST_LIBS)
 
 TESTS += tests/check_run.sh
 EXTRA_DIST += tests/check_run.sh
+# simmimctl eval, extract --block and probe on a tiny fine-tuned ViT
+TESTS += tests/check_eval.sh
+EXTRA_DIST += tests/check_eval.sh tests/run/tiny_finetune.yaml
 
 TESTS += tests/check_shipped_configs.sh
 EXTRA_DIST += tests/check_shipped_configs.sh
@@ -49,6 +54,13 @@ EXTRA_DIST += tests/check_shipped_configs.sh
 TESTS += tests/check_diskfull.sh
 EXTRA_DIST += tests/check_diskfull.sh tests/run/tiny.yaml docs/outputs.md docs/reproducibility.md \
 	docs/evaluate.md
+
+# tests/stdump prints a row of a tensor of a safetensors file, for the scripts that compare
+# features (a helper, not a test)
+check_PROGRAMS += tests/stdump
+tests_stdump_SOURCES = tests/stdump.c
+tests_stdump_CFLAGS = $(AM_CFLAGS)
+tests_stdump_LDADD = core/libsimmim.la
 
 # tests/mkimages writes the small JPEG datasets of check_ringmo_run.sh (a helper, not a test)
 check_PROGRAMS += tests/mkimages

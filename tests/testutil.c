@@ -19,6 +19,19 @@ static const char *sm__join(const char *env, const char *fallback, const char *r
 const char *sm_test_src(const char *rel) { return sm__join("SM_TEST_SRCDIR", ".", rel); }
 const char *sm_test_build(const char *rel) { return sm__join("SM_TEST_BUILDDIR", ".", rel); }
 
+const char *sm_test_err_file(const char *path)
+{
+    static char buf[4][sizeof((sm_error *)0)->file];
+    static int slot;
+    char *b = buf[slot++ % 4];
+    size_t n = sizeof buf[0], len = strlen(path);
+    if (len < n)
+        memcpy(b, path, len + 1);
+    else
+        snprintf(b, n, "...%s", path + len - (n - 4));
+    return b;
+}
+
 char *sm_test_tmpdir(void)
 {
     const char *base = getenv("TMPDIR");

@@ -17,6 +17,9 @@ const char *sm_test_build(const char *rel);
 char *sm_test_tmpdir(void);
 /* rm -rf path. */
 void sm_test_rmtree(const char *path);
+/* What an sm_error's file field holds for `path`: the path itself, or "..." and its tail when it
+ * is longer than the field (a build tree at a deep path). Static buffer per call slot. */
+const char *sm_test_err_file(const char *path);
 /* Writes len bytes to path; returns 0 or -1. */
 int sm_test_write_file(const char *path, const void *data, size_t len);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL on error. */

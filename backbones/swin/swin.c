@@ -404,6 +404,7 @@ static void swin_info(const void *self, sm_backbone_info *out)
     out->encoder_stride = s->patch << (s->n_stages - 1);
     out->num_features = s->num_features;
     out->num_layers = s->total_depth + 2;
+    out->num_blocks = s->total_depth;
 }
 
 /* ---- initialisation (spec §4.2) ------------------------------------------------------------ */
@@ -516,6 +517,45 @@ static sm_tensor *swin_forward(void *self, sm_ctx *ctx, sm_tensor *images, const
         return sm_reshape(ctx, x, 4, SM_SHAPE(B, s->num_features, last->H, last->W));
     }
     return sm_mean(ctx, x, 1); /* avgpool over tokens: (B, F) */
+}
+
+/* ---- intermediate features (plugin ABI 1.1) ------------------------------------------------- */
+
+/* forward_features: images (B, C, H, W) -> (B, C_k), the mean over the tokens of what block
+ * `block` outputs, with no norm after it. Blocks are counted through the stages, 1-based (Swin-B
+ * [2, 2, 18, 2]: 1-2 in stage 0, 3-4 in stage 1, 5-22 in stage 2, 23-24 in stage 3); the last
+ * block of a stage is taken before the patch merging that follows it, so the width C_k is that
+ * of the block's stage, embed_dim·2^k. Block 0: the embedded patches (after the patch norm and
+ * the absolute position embedding), width embed_dim. */
+static sm_tensor *swin_forward_features(void *self, sm_ctx *ctx, sm_tensor *images, int block)
+{
+    const swin *s = self;
+    sm_tensor *none;
+    if (sm_ctx_status(ctx) || !images) return NULL;
+    if (block < 0 || block > s->total_depth) {
+        sm_ctx_fail(ctx, SM_EINVAL, "swin: block %d is not in 0..%d", block, s->total_depth);
+        return NULL;
+    }
+    if (sm_backbone_check_input(ctx, "swin", images, NULL, s->in_chans, s->patch, s->hp, s->wp,
+                                false, &none))
+        return NULL;
+    int64_t B = images->shape[0];
+    sm_tensor *x = sm_patch_embed(ctx, images, s->patch_w, s->patch_b, s->patch); /* (B, L, C) */
+    if (s->patch_norm) x = sm_layernorm(ctx, x, s->patch_norm_w, s->patch_norm_b, (float)s->eps);
+    if (s->abs_pos) x = sm_add(ctx, x, s->abs_pos);
+    int done = 0;
+    for (int k = 0; k < s->n_stages && done < block; k++) {
+        const swin_stage *st = &s->stages[k];
+        for (int b = 0; b < st->depth && done < block; b++, done++)
+            x = swin_block_forward(ctx, &st->blocks[b], &x); /* (B, H_k·W_k, C_k) */
+        if (done < block && st->down_red_w) {
+            x = sm_reshape(ctx, x, 4, SM_SHAPE(B, st->H, st->W, st->dim));
+            x = sm_patch_merge(ctx, x); /* (B, H/2·W/2, 4C) */
+            x = sm_layernorm(ctx, x, st->down_norm_w, st->down_norm_b, (float)s->eps);
+            x = sm_linear(ctx, x, st->down_red_w, NULL); /* (B, H/2·W/2, 2C) */
+        }
+    }
+    return sm_mean(ctx, x, 1); /* (B, C_k) */
 }
 
 /* ---- layer decay, weight decay, buffers ------------------------------------------------------ */
@@ -634,6 +674,7 @@ static const sm_backbone_vtbl swin_vtbl = {
     .buffer_count = swin_buffer_count,
     .buffer_get = swin_buffer_get,
     .adapt_weight = swin_adapt_weight,
+    .forward_features = swin_forward_features,
 };
 
 static int swin_register(sm_registry *reg, sm_error *err)

@@ -302,6 +302,7 @@ static void vit_info(const void *self, sm_backbone_info *out)
     out->encoder_stride = v->patch;
     out->num_features = v->dim;
     out->num_layers = v->depth + 2;
+    out->num_blocks = v->depth;
 }
 
 /* ---- initialisation (spec §4.1) ------------------------------------------------------------ */
@@ -442,6 +443,37 @@ static sm_tensor *vit_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
     return sm_reshape(ctx, x, 2, SM_SHAPE(B, D));
 }
 
+/* ---- intermediate features (plugin ABI 1.1) ------------------------------------------------- */
+
+/* forward_features: images (B, C, H, W) -> (B, D), the mean of the patch tokens (the class
+ * token left out) as block `block` outputs them, with no norm after it (0: as they enter the
+ * first block). This is the linear probe of the SimMIM authors (microsoft/SimMIM#14: block 8
+ * of ViT-B, average pooling of the patch tokens, no [CLS]; the repository has no probe code)
+ * and BEiT's (unilm beit/run_linear_eval.py reads the raw block outputs). */
+static sm_tensor *vit_forward_features(void *self, sm_ctx *ctx, sm_tensor *images, int block)
+{
+    const vit *v = self;
+    sm_tensor *none;
+    if (sm_ctx_status(ctx) || !images) return NULL;
+    if (block < 0 || block > v->depth) {
+        sm_ctx_fail(ctx, SM_EINVAL, "vit: block %d is not in 0..%d", block, v->depth);
+        return NULL;
+    }
+    if (sm_backbone_check_input(ctx, "vit", images, NULL, v->in_chans, v->patch, v->hp, v->wp,
+                                false, &none))
+        return NULL;
+    int64_t L = v->tokens;
+    sm_tensor *x = sm_patch_embed(ctx, images, v->patch_w, v->patch_b, v->patch); /* (B, L, D) */
+    x = sm_cls_concat(ctx, v->cls_token, x);                                      /* (B, L+1, D) */
+    if (v->pos_embed) x = sm_add(ctx, x, v->pos_embed);
+    sm_tensor *shared = v->shared_rpb ? sm_relpos_bias(ctx, v->shared_rpb, v->rp_index, L + 1) : NULL;
+    sm_tensor *zeros = v->qkv_bias ? sm_ctx_zeros(ctx, 1, SM_SHAPE(v->dim)) : NULL;
+    for (int i = 0; i < block; i++)
+        x = vit_block_forward(ctx, &v->blocks[i], (sm_tensor *[]){x, shared, zeros});
+    x = sm_slice(ctx, x, 1, 1, L); /* the patch tokens: (B, L, D) */
+    return sm_mean(ctx, x, 1);     /* (B, D) */
+}
+
 /* ---- layer decay, weight decay, buffers ------------------------------------------------------ */
 
 static int vit_layer_id(const void *self, const char *name)
@@ -547,6 +579,7 @@ static const sm_backbone_vtbl vit_vtbl = {
     .buffer_get = vit_buffer_get,
     .init_head = vit_init_head,
     .adapt_weight = vit_adapt_weight,
+    .forward_features = vit_forward_features,
 };
 
 static int vit_register(sm_registry *reg, sm_error *err)

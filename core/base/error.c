@@ -35,6 +35,77 @@ void sm__path_copy(char *dst, size_t n, const char *path)
     dst[n - 1] = '\0';
 }
 
+/* Bytes of s[0..k) that end on a UTF-8 character boundary (k itself, or less when s[k] is a
+ * continuation byte of a character that starts before k). */
+static size_t sm__utf8_head(const char *s, size_t k)
+{
+    size_t j = k;
+    while (j > 0 && j + 4 > k && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
+    return ((unsigned char)s[j] & 0xC0) == 0x80 ? k : j;
+}
+
+void sm__text_fit(char *dst, size_t n, const char *src)
+{
+    if (n == 0) return;
+    size_t len = src ? strlen(src) : 0;
+    if (len < n) {
+        if (len) memmove(dst, src, len);
+        dst[len] = '\0';
+        return;
+    }
+    static const char mid[] = " ... ";
+    size_t m = sizeof mid - 1;
+    if (n < m + 3) { /* no room for both ends: the head, its end marked */
+        sm__strlcpy(dst, src, n);
+        sm__mark_cut(dst, n);
+        return;
+    }
+    size_t room = n - 1 - m, head = sm__utf8_head(src, room / 2);
+    size_t tail = room - room / 2, from = len - tail;
+    while (tail > 0 && ((unsigned char)src[from] & 0xC0) == 0x80) from++, tail--;
+    if (dst != src) memmove(dst, src, head);
+    memmove(dst + head + m, src + from, tail);
+    memcpy(dst + head, mid, m);
+    dst[head + m + tail] = '\0';
+}
+
+void sm__mark_cut(char *buf, size_t n)
+{
+    if (n >= 4) memcpy(buf + sm__utf8_head(buf, n - 4), "...", 4);
+}
+
+size_t sm__vformat_fit(char *dst, size_t n, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int r = vsnprintf(dst, n, fmt, ap);
+    if (r < 0) {
+        va_end(again);
+        return sm__strlcpy(dst, "(message could not be formatted)", n);
+    }
+    if ((size_t)r >= n && n > 0) {
+        char *full = malloc((size_t)r + 1);
+        if (full) {
+            vsnprintf(full, (size_t)r + 1, fmt, again);
+            sm__text_fit(dst, n, full);
+            free(full);
+        } else { /* out of memory: keep what vsnprintf wrote, its end marked */
+            sm__mark_cut(dst, n);
+        }
+    }
+    va_end(again);
+    return (size_t)r;
+}
+
+size_t sm__format_fit(char *dst, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t r = sm__vformat_fit(dst, n, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
 char *sm__strdup(const char *s)
 {
     if (!s) return NULL;
@@ -126,9 +197,9 @@ int sm_error_setv(sm_error *err, int code, const char *file, int line, int colum
     err->line = line > 0 ? line : 0;
     err->column = column > 0 ? column : 0;
     sm__path_copy(err->file, sizeof err->file, file);
-    sm__strlcpy(err->path, path ? path : "", sizeof err->path);
+    sm__text_fit(err->path, sizeof err->path, path);
     if (fmt)
-        vsnprintf(err->text, sizeof err->text, fmt, ap);
+        sm__vformat_fit(err->text, sizeof err->text, fmt, ap);
     else
         sm__strlcpy(err->text, sm_status_str(code), sizeof err->text);
     return code;

@@ -14,10 +14,26 @@
 #define SM__MAX(a, b) ((a) > (b) ? (a) : (b))
 #define SM__UNUSED(x) ((void)(x))
 
+/* Sizes of the fields of sm_error, for the buffers that build them. */
+#define SM__ERR_FILE_MAX sizeof(((sm_error *)0)->file)
+#define SM__ERR_PATH_MAX sizeof(((sm_error *)0)->path)
+#define SM__ERR_TEXT_MAX sizeof(((sm_error *)0)->text)
+/* Holds any shape as sm_tensor_shape_str writes it: "(" + 8 dims of 20 digits + ", "s + ")". */
+#define SM__SHAPE_STR_MAX 192
+
 /* Copies at most n-1 bytes and always terminates (n > 0). Returns strlen(src). */
 size_t sm__strlcpy(char *dst, const char *src, size_t n);
 /* Copies a path; if it does not fit, keeps its tail prefixed with "...". */
 void sm__path_copy(char *dst, size_t n, const char *path);
+/* Copies text that may be too long for dst[n]: whole when it fits, else its head and its tail
+ * around " ... " (never cut inside a UTF-8 character). src may equal dst. */
+void sm__text_fit(char *dst, size_t n, const char *src);
+/* buf[n] holds text that was cut to n-1 bytes (snprintf): ends it with "..." instead. */
+void sm__mark_cut(char *buf, size_t n);
+/* vsnprintf into dst[n], shortening an over-long result like sm__text_fit (messages are never
+ * cut silently). Returns the length of the whole result. */
+size_t sm__vformat_fit(char *dst, size_t n, const char *fmt, va_list ap);
+size_t sm__format_fit(char *dst, size_t n, const char *fmt, ...) SM_PRINTF(3, 4);
 /* malloc'd copy, NULL on ENOMEM or NULL input. */
 char *sm__strdup(const char *s);
 /* Case-insensitive ASCII comparison. */

@@ -32,11 +32,20 @@ const char *sm_log_level_name(sm_log_level level)
 void sm_logv(sm_log_level level, const char *fmt, va_list ap)
 {
     if (level < sm__log_min) return;
-    char msg[2048];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* whole, however long (paths can be 4096 bytes); shortened visibly only without memory */
+    char small[2048], *msg = small;
+    va_list again;
+    va_copy(again, ap);
+    size_t need = sm__vformat_fit(small, sizeof small, fmt, ap);
+    if (need >= sizeof small && (msg = malloc(need + 1)) != NULL)
+        vsnprintf(msg, need + 1, fmt, again);
+    else
+        msg = small;
+    va_end(again);
     size_t n = strlen(msg);
     while (n > 0 && msg[n - 1] == '\n') msg[--n] = '\0';
     sm__log_fn(level, msg, sm__log_user);
+    if (msg != small) free(msg);
 }
 
 void sm_log(sm_log_level level, const char *fmt, ...)

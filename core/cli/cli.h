@@ -36,6 +36,9 @@ typedef struct sm_cli_opts {
  * SM_EXIT_USAGE (message printed to stderr). */
 int sm_cli_parse(int argc, char **argv, sm_cli_opts *o, const char *usage);
 void sm_cli_opts_free(sm_cli_opts *o);
+/* Appends the override key='value' (value quoted for YAML, so any path stays a string) after
+ * the user's --options, so it wins over them. Returns 0 or -1 (out of memory). */
+int sm_cli_add_option(sm_cli_opts *o, const char *key, const char *value);
 /* Removes "--name VALUE" or "--name=VALUE" from argv (argc updated), for command options that
  * take a value; call it before sm_cli_parse. Returns 1 and sets *value if found (the last
  * occurrence wins), 0 if absent, SM_EXIT_USAGE (message printed) if the value is missing. */
@@ -163,6 +166,7 @@ int sm_cmd_model(int argc, char **argv);
 int sm_cmd_reconstruct(int argc, char **argv);
 int sm_cmd_extract(int argc, char **argv);
 int sm_cmd_probe(int argc, char **argv);
+int sm_cmd_eval(int argc, char **argv);
 int sm_cmd_plot(int argc, char **argv);
 int sm_cmd_convert(int argc, char **argv);
 

@@ -14,6 +14,7 @@ core_cli_simmimctl_SOURCES = \
 	core/cli/cmd_reconstruct.c \
 	core/cli/cmd_extract.c \
 	core/cli/cmd_probe.c \
+	core/cli/cmd_eval.c \
 	core/cli/cmd_data.c \
 	core/cli/cmd_plot.c \
 	core/cli/plot.h \

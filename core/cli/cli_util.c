@@ -80,6 +80,24 @@ int sm_cli_parse(int argc, char **argv, sm_cli_opts *o, const char *usage)
     return 0;
 }
 
+int sm_cli_add_option(sm_cli_opts *o, const char *key, const char *value)
+{
+    size_t len = strlen(key) + 2 * strlen(value) + 4, k = 0;
+    char *kv = malloc(len);
+    if (!kv) return -1;
+    k = (size_t)snprintf(kv, len, "%s='", key);
+    for (const char *c = value; *c; c++) { /* YAML single quotes: ' is written '' */
+        if (*c == '\'') kv[k++] = '\'';
+        kv[k++] = *c;
+    }
+    memcpy(kv + k, "'", 2);
+    if (push((const char ***)&o->owned, &o->n_owned, kv)) {
+        free(kv);
+        return -1;
+    }
+    return push(&o->options, &o->n_options, kv);
+}
+
 void sm_cli_opts_free(sm_cli_opts *o)
 {
     for (size_t i = 0; i < o->n_owned; i++) free(o->owned[i]);

@@ -1,8 +1,9 @@
 /* core/cli/cmd_extract.c - `simmimctl extract CONFIG --checkpoint FILE`: the pooled backbone
  * features of every image of a configured dataset split, for k-NN, retrieval or a linear probe
  * outside the tool. The images go through the evaluation transform; the backbone pools as the
- * classifier does (the config's model section: mean pooling + fc_norm, or the class token), the
- * head is not used. One safetensors file: features (N, F) float32 and labels and indices (N)
+ * classifier does (the config's model section: mean pooling + fc_norm, or the class token), or
+ * with --block N the mean of the patch tokens after block N (sm_model_features), the head is
+ * not used. One safetensors file: features (N, F) float32 and labels and indices (N)
  * int64 in the loader's (dataset) order, with a text file of the sample names beside it. */
 #include "cli.h"
 
@@ -15,7 +16,7 @@
 
 static const char extract_usage[] =
     "usage: simmimctl extract CONFIG --checkpoint FILE [--output FILE.safetensors]\n"
-    "                      [--split train|eval] [--batch N] [--backend NAME]\n"
+    "                      [--split train|eval] [--block N] [--batch N] [--backend NAME]\n"
     "                      [--options key=value ...] [--plugin-dir DIR]\n\n"
     "Writes the pooled backbone features of every image of a dataset split of CONFIG\n"
     "(finetune_dataset if the config has one, else pretrain_dataset), computed with the\n"
@@ -28,6 +29,10 @@ static const char extract_usage[] =
     "FILE.names.txt, the sample (file) of each row. Images that cannot be read are left out\n"
     "(on_bad_image / max_bad_fraction of the section apply) and listed on stderr.\n\n"
     "  --split    train or eval (default: eval for finetune_dataset, train for pretraining)\n"
+    "  --block N  the features after block N instead: the mean of the patch tokens as block N\n"
+    "             outputs them, no norm (SimMIM's ViT-B linear probe: --block 8); 0 = the\n"
+    "             embedded patches. Blocks count 1..depth (Swin: through all stages; the width\n"
+    "             is that of the block's stage). Needs a backbone with forward_features\n"
     "  --batch N  images per forward (default train_config.batch_size)\n";
 
 /* The dataset's class names as a JSON array (malloc'd), "[]" when unlabeled. */
@@ -45,16 +50,17 @@ static char *class_names_json(const sm_dataset *ds)
 }
 
 static const char *const extract_values[] = {"--checkpoint", "--output", "--split", "--batch",
-                                             "--backend"};
-static const char *const extract_defaults[] = {NULL, "features.safetensors", NULL, NULL, NULL};
+                                             "--backend",    "--block"};
+static const char *const extract_defaults[] = {NULL, "features.safetensors", NULL, NULL, NULL, NULL};
 static const sm_cli_command extract_cmd = {"extract", extract_usage, extract_values,
-                                           extract_defaults, 5, NULL, 1, 1};
-enum { V_CKPT, V_OUTPUT, V_SPLIT, V_BATCH, V_BACKEND };
+                                           extract_defaults, 6, NULL, 1, 1};
+enum { V_CKPT, V_OUTPUT, V_SPLIT, V_BATCH, V_BACKEND, V_BLOCK };
 
 /* The features of the images read so far, in loader order. */
 typedef struct extract_rows {
     int64_t n, rows; /* images in the split; rows filled */
-    int F;
+    int block;       /* --block, or -1: the classifier's pooling */
+    int F;           /* the width, known from the first batch */
     float *feat;     /* (n, F) */
     int64_t *labels, *indices;
     unsigned char *seen;
@@ -88,34 +94,42 @@ static int extract_where(sm_cli_session *s, const char **section, sm_split *spli
 
 /* The model: the head as the trainer builds it (train_config.num_classes, else the dataset's),
  * so that a fine-tuned checkpoint loads; its output is not used. */
-static int extract_model(sm_cli_session *s, int K)
+static int extract_model(sm_cli_session *s, int K, int block)
 {
     const sm_cfg *nc = sm_cfg_get(s->root, "train_config.num_classes");
     bool cfg_k = nc && sm_cfg_kind_of(nc) != SM_CFG_NULL;
     uint64_t seed = sm_cfg_get(s->root, "seed") ? (uint64_t)sm_cfg_int(s->root, "seed") : 0;
     int rc = sm_cli_session_model(s, SM_TASK_CLASSIFY, cfg_k ? 0 : K > 0 ? K : 1, seed,
                                   s->values[V_CKPT]);
+    if (!rc && block >= 0 && sm_model_check_block(s->model, block, &s->err)) /* --block */
+        rc = sm_cli_session_fail(s, SM_EXIT_USAGE);
     return rc ? rc : sm_cli_session_backend(s, s->values[V_BACKEND]);
 }
 
-static int rows_alloc(extract_rows *x, int64_t n, int F)
+/* Room for n rows; the features themselves once their width is known (rows_features). */
+static int rows_alloc(extract_rows *x, int64_t n)
 {
     x->n = n;
-    x->F = F;
-    x->feat = malloc((size_t)n * (size_t)F * sizeof *x->feat);
     x->labels = malloc((size_t)n * sizeof *x->labels);
     x->indices = malloc((size_t)n * sizeof *x->indices);
     x->seen = calloc((size_t)n, 1);
-    if (x->feat && x->labels && x->indices && x->seen) return 0;
-    fprintf(stderr, "simmimctl: out of memory for %lld x %d features\n", (long long)n, F);
+    if (x->labels && x->indices && x->seen) return 0;
+    fprintf(stderr, "simmimctl: out of memory for %lld images\n", (long long)n);
+    return SM_EXIT_FAILURE;
+}
+
+/* The features of n rows of width F (the first batch's). */
+static int rows_features(extract_rows *x, int F)
+{
+    x->F = F;
+    if ((x->feat = malloc((size_t)x->n * (size_t)F * sizeof *x->feat))) return 0;
+    fprintf(stderr, "simmimctl: out of memory for %lld x %d features\n", (long long)x->n, F);
     return SM_EXIT_FAILURE;
 }
 
 /* Pooled backbone features of every batch of the loader into x. */
 static int extract_features(sm_cli_session *s, extract_rows *x)
 {
-    void *bself = NULL;
-    const sm_backbone_vtbl *bvt = sm_model_backbone(s->model, &bself);
     const sm_batch *b = NULL;
     int64_t next_log = x->n / 10;
     int rc;
@@ -125,12 +139,13 @@ static int extract_features(sm_cli_session *s, extract_rows *x)
         sm_ctx_set_train(s->ctx, false);
         sm_tensor *in =
             sm_ctx_wrap(s->ctx, b->images, 4, SM_SHAPE(b->size, b->channels, b->height, b->width));
-        sm_tensor *f = bvt->forward(bself, s->ctx, in, NULL);
+        sm_tensor *f = sm_model_features(s->model, s->ctx, in, x->block); /* (B, F) */
         if (!f || sm_ctx_status(s->ctx)) {
             s->err = *sm_ctx_error(s->ctx);
             rc = s->err.code ? s->err.code : SM_EINVAL;
             break;
         }
+        if (!x->feat && rows_features(x, (int)f->shape[1])) return SM_EXIT_FAILURE;
         for (int i = 0; i < b->size; i++) {
             int64_t idx = b->indices[i];
             if (idx < 0 || idx >= x->n || x->seen[idx]) continue; /* a bad image's stand-in */
@@ -189,7 +204,8 @@ static int extract_write(sm_cli_session *s, const extract_rows *x, const char *s
                          sm_split split)
 {
     const char *out = s->values[V_OUTPUT], *split_name = split == SM_SPLIT_EVAL ? "eval" : "train";
-    char *classes = class_names_json(&s->ds);
+    char *classes = class_names_json(&s->ds), block[32];
+    if (x->block >= 0) snprintf(block, sizeof block, "%d", x->block);
     sm_st_writer *w = sm_st_writer_new();
     int rc = !w || !classes ||
              sm_st_writer_add(w, "features", SM_DTYPE_F32, 2, SM_SHAPE(x->rows, x->F), x->feat,
@@ -203,8 +219,12 @@ static int extract_write(sm_cli_session *s, const extract_rows *x, const char *s
              sm_st_writer_meta(w, "dataset", section, &s->err) ||
              sm_st_writer_meta(w, "split", split_name, &s->err) ||
              sm_st_writer_meta(w, "classes", classes, &s->err) ||
+             sm_st_writer_meta(w, "block", x->block >= 0 ? block : "classifier", &s->err) ||
              sm_st_writer_meta(w, "layout",
-                               "features[i] = pooled backbone features of sample indices[i]",
+                               x->block >= 0 ? "features[i] = mean of the patch tokens of sample "
+                                               "indices[i] after block `block`"
+                                             : "features[i] = pooled backbone features of sample "
+                                               "indices[i]",
                                &s->err)
                  ? sm_cli_session_fail(s, SM_EXIT_FAILURE)
                  : 0;
@@ -226,16 +246,21 @@ static int extract_write(sm_cli_session *s, const extract_rows *x, const char *s
     return rc;
 }
 
-static int extract_check_args(const sm_cli_session *s, long *batch)
+static int extract_check_args(const sm_cli_session *s, long *batch, int *block)
 {
     const char *ckpt = s->values[V_CKPT], *split = s->values[V_SPLIT], *b = s->values[V_BATCH];
-    if (ckpt && (!split || !strcmp(split, "train") || !strcmp(split, "eval")) &&
-        (!b || !sm_cli_parse_long(b, 1, 4096, batch)))
-        return 0;
+    const char *bl = s->values[V_BLOCK];
+    long n = -1;
+    bool split_ok = !split || !strcmp(split, "train") || !strcmp(split, "eval");
+    bool batch_ok = !b || !sm_cli_parse_long(b, 1, 4096, batch);
+    bool block_ok = !bl || !sm_cli_parse_long(bl, 0, 100000, &n);
+    *block = (int)n;
+    if (ckpt && split_ok && batch_ok && block_ok) return 0;
     fprintf(stderr, "simmimctl extract: %s (see --help)\n",
-            !ckpt ? "--checkpoint FILE is required"
-            : b   ? "--batch takes 1..4096"
-                  : "--split takes train or eval");
+            !ckpt       ? "--checkpoint FILE is required"
+            : !batch_ok ? "--batch takes 1..4096"
+            : !block_ok ? "--block takes a block number, 0 or more"
+                        : "--split takes train or eval");
     return SM_EXIT_USAGE;
 }
 
@@ -247,25 +272,27 @@ int sm_cmd_extract(int argc, char **argv)
     const char *section = NULL;
     sm_split split = SM_SPLIT_EVAL;
     int rc = sm_cli_session_begin(&s, &argc, argv, &extract_cmd);
-    if (!rc) rc = extract_check_args(&s, &batch);
+    if (!rc) rc = extract_check_args(&s, &batch, &x.block);
     if (!rc) rc = sm_cli_session_config(&s, false);
     if (!rc) rc = extract_where(&s, &section, &split);
     if (!rc) rc = sm_cli_session_data(&s, section, split, SM_PIPELINE_EVAL);
     int K = rc ? 0 : s.ds.vt->num_classes(s.ds.self);
-    if (!rc) rc = extract_model(&s, K);
+    if (!rc) rc = extract_model(&s, K, x.block);
     if (!rc) {
         s.pipe.mixup_alpha = s.pipe.cutmix_alpha = 0;
         s.pipe.num_classes = K;
         sm_loader_opts_from_config(&s.lo, s.root, section, SM_SPLIT_EVAL); /* in order, all */
         s.lo.repeat = 1;
         if (batch) s.lo.batch_size = (int)batch;
-        rc = rows_alloc(&x, s.ds.vt->count(s.ds.self), sm_model_info(s.model)->num_features);
+        rc = rows_alloc(&x, s.ds.vt->count(s.ds.self));
     }
     if (!rc) rc = sm_cli_session_loader(&s);
     if (!rc) {
-        fprintf(stderr, "extracting %lld %s images of %s (%s split), %d features each\n",
+        char where[48] = "the classifier's pooling";
+        if (x.block >= 0) snprintf(where, sizeof where, "after block %d", x.block);
+        fprintf(stderr, "extracting %lld %s images of %s (%s split), features %s\n",
                 (long long)x.n, section, s.o.config, split == SM_SPLIT_EVAL ? "eval" : "train",
-                x.F);
+                where);
         rc = extract_features(&s, &x);
     }
     if (!rc) rc = extract_write(&s, &x, section, split);

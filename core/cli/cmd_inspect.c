@@ -99,7 +99,7 @@ int sm_cmd_inspect(int argc, char **argv)
     int rc = SM_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
         const sm_st_info *t = sm_st_at(f, i);
-        char shape[96];
+        char shape[192]; /* "[" + 8 dims of up to 20 digits, ", " between, "]" */
         shape_str(t, shape, sizeof shape);
         sm_st_stats s;
         if (sm_st_read_stats(f, t->name, &s, &err) != 0) {

@@ -31,6 +31,7 @@ typedef struct probe_set {
     int f;
     float *x;
     int64_t *y;
+    char block[32]; /* extract's "block" metadata: a block number or "classifier" */
 } probe_set;
 
 static void set_free(probe_set *s)
@@ -56,6 +57,8 @@ static int set_load(const char *path, probe_set *s, sm_error *e)
     }
     s->n = fi->shape[0];
     s->f = (int)fi->shape[1];
+    const char *block = sm_st_meta(f, "block"); /* absent before --block: the classifier's */
+    snprintf(s->block, sizeof s->block, "%s", block ? block : "classifier");
     s->x = malloc((size_t)s->n * (size_t)s->f * sizeof *s->x + 1);
     s->y = malloc((size_t)s->n * sizeof *s->y + 1);
     if (!s->x || !s->y) rc = sm_error_set(e, SM_ENOMEM, path, 0, 0, NULL, "out of memory");
@@ -218,9 +221,13 @@ static int probe_load(sm_cli_session *s, probe_set *tr, probe_set *ev)
     const char *a = s->o.positional[0], *b = s->o.positional[1];
     if (set_load(a, tr, &s->err) || set_load(b, ev, &s->err))
         return sm_cli_session_fail(s, SM_EXIT_FAILURE);
-    if (tr->f == ev->f && tr->n > 0 && ev->n > 0) return 0;
-    fprintf(stderr, "simmimctl: %s and %s: %s\n", a, b,
-            tr->f != ev->f ? "features of different widths" : "an empty set");
+    if (tr->f == ev->f && tr->n > 0 && ev->n > 0 && !strcmp(tr->block, ev->block)) return 0;
+    if (tr->f == ev->f && tr->n > 0 && ev->n > 0)
+        fprintf(stderr, "simmimctl: %s and %s: features of different blocks (%s and %s)\n", a, b,
+                tr->block, ev->block);
+    else
+        fprintf(stderr, "simmimctl: %s and %s: %s\n", a, b,
+                tr->f != ev->f ? "features of different widths" : "an empty set");
     return SM_EXIT_FAILURE;
 }
 
@@ -378,8 +385,9 @@ int sm_cmd_probe(int argc, char **argv)
         probe_train(s.be, &m, &tr, &ev, &a, &top1, &top5, &mca);
         probe_eval(s.be, &tr, m.w, m.b, m.K, m.z, &ttop1, &ttop5, &tmca);
         printf("probe: eval top-1 %.2f %%, top-5 %.2f %%, mean class accuracy %.2f %% on %lld "
-               "examples (train top-1 %.2f %%; %d features, %d classes)\n",
-               top1, top5, mca, (long long)ev.n, ttop1, m.F, m.K);
+               "examples (train top-1 %.2f %%; %d features %s%s, %d classes)\n",
+               top1, top5, mca, (long long)ev.n, ttop1, m.F,
+               strcmp(tr.block, "classifier") ? "after block " : "of the ", tr.block, m.K);
         if (a.knn >= 1) {
             int kk = (int)a.knn < tr.n ? (int)a.knn : (int)tr.n;
             printf("probe: %d-NN (cosine, weighted) eval top-1 %.2f %%\n", kk,

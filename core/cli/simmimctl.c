@@ -13,6 +13,7 @@ static int sm_cmd_version(int argc, char **argv);
 
 static const sm_command commands[] = {
     {"run", sm_cmd_run, "run the job a config describes (pretraining, fine-tuning, evaluation)"},
+    {"eval", sm_cmd_eval, "evaluate a checkpoint: top-1, top-5, mean class accuracy, confusion"},
     {"check-config", sm_cmd_check_config, "validate a config; print the effective merged YAML"},
     {"plugins", sm_cmd_plugins, "list every component: kind, name, file, version, config keys"},
     {"data", sm_cmd_data, "scan the configured dataset: counts, sizes, formats, bad files"},

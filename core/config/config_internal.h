@@ -13,6 +13,7 @@
 #define SM__CFG_MAX_BYTES (1024 * 1024) /* one file                                    */
 #define SM__CFG_MAX_DEPTH 64            /* nested maps/lists                            */
 #define SM__CFG_MAX_FILES 256           /* files read through base_config              */
+#define SM__KEY_NAME_MAX 120            /* a declared key's full dotted name, bytes     */
 
 /* Pseudo file names of nodes that did not come from a file. */
 #define SM__CFG_DEFAULT "<default>"
@@ -64,6 +65,9 @@ void sm__cfg_replace(sm_cfg *old, sm_cfg *repl);
 void sm__cfg_remove(sm_cfg *child);
 /* Sets a node's location (and that of all its descendants) to file/0/0. */
 void sm__cfg_relocate(sm_cfg *node, const char *file);
+/* The key path of node, with ".key" appended when key is not NULL, for a message: whole when
+ * it fits in buf[n], else shortened in the middle with " ... ". */
+void sm__cfg_keypath_fit(const sm_cfg *node, const char *key, char *buf, size_t n);
 /* "a scalar 'x'", "null", "a list", "a map": what a value is, for messages. */
 size_t sm__cfg_describe(const sm_cfg *node, char *buf, size_t n);
 

@@ -50,12 +50,10 @@ static void sm__berr(sm__builder *b, int line, int column, const char *path, con
     b->errors++;
 }
 
-/* Key path of the value about to be attached (parent path + pending key). */
+/* Key path of the value about to be attached (parent path + pending key), for a message. */
 static void sm__pending_path(const sm__builder *b, const char *key, char *buf, size_t n)
 {
-    size_t len = b->depth ? sm_cfg_keypath(b->stack[b->depth - 1].node, buf, n) : 0;
-    if (n) buf[SM__MIN(len, n - 1)] = '\0';
-    if (key && len < n) snprintf(buf + len, n - len, "%s%s", len ? "." : "", key);
+    sm__cfg_keypath_fit(b->depth ? b->stack[b->depth - 1].node : NULL, key, buf, n);
 }
 
 /* libyaml's message, with its 0-based marks made 1-based, and a hint for tab indentation. */
@@ -152,7 +150,7 @@ static bool sm__attach_new(sm__builder *b, sm_cfg *node, int line, int col)
 /* A scalar in key position of a map. */
 static void sm__take_key(sm__builder *b, sm__frame *f, const char *text, int line, int col)
 {
-    char path[128];
+    char path[SM__ERR_PATH_MAX];
     sm__pending_path(b, text, path, sizeof path);
     f->key = sm__pool_strdup(b->pool, text);
     f->key_line = line;
@@ -176,6 +174,103 @@ static void sm__take_key(sm__builder *b, sm__frame *f, const char *text, int lin
     }
 }
 
+/* Where the builder stands when an event arrives. */
+typedef struct {
+    sm__frame *top; /* the open map or list, NULL at the document level */
+    bool key_slot;  /* a map waiting for its next key */
+    int line, col;  /* the event's position, 1-based */
+} sm__at;
+
+/* An alias: refused (anchors and aliases are not part of a config); a null takes its place so
+ * that later errors keep their paths. Returns true when parsing must stop. */
+static bool sm__on_alias(sm__builder *b, const sm__at *a, const yaml_event_t *ev)
+{
+    char path[SM__ERR_PATH_MAX];
+    sm__pending_path(b, a->key_slot ? NULL : a->top ? a->top->key : NULL, path, sizeof path);
+    sm__berr(b, a->line, a->col, path,
+             "aliases (*%s) and anchors are not allowed: write the value out",
+             ev->data.alias.anchor);
+    if (a->key_slot) return true;
+    sm_cfg *node = sm__cfg_new(b->pool, SM_CFG_NULL, b->file, a->line, a->col);
+    return !sm__attach_new(b, node, a->line, a->col);
+}
+
+/* A scalar: the next key of a map, or a value (null for a plain null spelling). */
+static bool sm__on_scalar(sm__builder *b, const sm__at *a, const yaml_event_t *ev)
+{
+    char path[SM__ERR_PATH_MAX];
+    const char *text = (const char *)ev->data.scalar.value;
+    bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    sm__pending_path(b, a->key_slot ? text : a->top ? a->top->key : NULL, path, sizeof path);
+    sm__check_props(b, ev->data.scalar.anchor, ev->data.scalar.tag,
+                    ev->data.scalar.plain_implicit || ev->data.scalar.quoted_implicit, a->line,
+                    a->col, path);
+    if (a->key_slot) {
+        sm__take_key(b, a->top, text, a->line, a->col);
+        return false;
+    }
+    bool null = plain && sm__scalar_is_null_text(text);
+    sm_cfg *node = sm__cfg_new(b->pool, null ? SM_CFG_NULL : SM_CFG_SCALAR, b->file, a->line,
+                               a->col);
+    if (node && !null) {
+        node->text = sm__pool_strndup(b->pool, text, ev->data.scalar.length);
+        node->quoted = !plain;
+        if (!node->text) node = NULL;
+    }
+    return !sm__attach_new(b, node, a->line, a->col);
+}
+
+/* The start of a map or a list: a new open frame, within the depth limit. */
+static bool sm__on_open(sm__builder *b, const sm__at *a, const yaml_event_t *ev)
+{
+    char path[SM__ERR_PATH_MAX];
+    bool map = ev->type == YAML_MAPPING_START_EVENT;
+    sm__pending_path(b, a->top ? a->top->key : NULL, path, sizeof path);
+    if (a->key_slot) {
+        sm__berr(b, a->line, a->col, path, "a key must be a plain value, not a %s",
+                 map ? "map" : "list");
+        return true;
+    }
+    if (map)
+        sm__check_props(b, ev->data.mapping_start.anchor, ev->data.mapping_start.tag,
+                        ev->data.mapping_start.implicit, a->line, a->col, path);
+    else
+        sm__check_props(b, ev->data.sequence_start.anchor, ev->data.sequence_start.tag,
+                        ev->data.sequence_start.implicit, a->line, a->col, path);
+    if (b->depth == SM__CFG_MAX_DEPTH) {
+        sm__berr(b, a->line, a->col, NULL, "nesting deeper than %d levels", SM__CFG_MAX_DEPTH);
+        return true;
+    }
+    sm_cfg *node = sm__cfg_new(b->pool, map ? SM_CFG_MAP : SM_CFG_SEQ, b->file, a->line, a->col);
+    if (!sm__attach_new(b, node, a->line, a->col)) return true;
+    b->stack[b->depth++] = (sm__frame){.node = node};
+    return false;
+}
+
+/* One parser event into the tree. Returns true when parsing must stop (the stream's end, a
+ * second document, or an error that leaves no sensible tree to continue). */
+static bool sm__on_event(sm__builder *b, const yaml_event_t *ev, int *docs)
+{
+    sm__at a = {.top = b->depth ? &b->stack[b->depth - 1] : NULL,
+                .line = (int)ev->start_mark.line + 1, .col = (int)ev->start_mark.column + 1};
+    a.key_slot = a.top && a.top->node->kind == SM_CFG_MAP && !a.top->key && !a.top->skip;
+    switch (ev->type) {
+    case YAML_STREAM_END_EVENT: return true;
+    case YAML_DOCUMENT_START_EVENT:
+        if (++*docs == 1) return false;
+        sm__berr(b, a.line, a.col, NULL,
+                 "a second YAML document starts here: a config is one document");
+        return true;
+    case YAML_ALIAS_EVENT: return sm__on_alias(b, &a, ev);
+    case YAML_SCALAR_EVENT: return sm__on_scalar(b, &a, ev);
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: return sm__on_open(b, &a, ev);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT: b->depth--; return false;
+    default: return false;
+    }
+}
+
 static int sm__build(sm__builder *b)
 {
     yaml_parser_t p;
@@ -185,98 +280,13 @@ static int sm__build(sm__builder *b)
     }
     yaml_parser_set_input_string(&p, b->buf, b->len);
     int docs = 0;
-    bool done = false;
-    while (!done) {
+    for (bool done = false; !done;) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
             sm__yaml_error(b, &p);
             break;
         }
-        int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
-        sm__frame *top = b->depth ? &b->stack[b->depth - 1] : NULL;
-        bool key_slot = top && top->node->kind == SM_CFG_MAP && !top->key && !top->skip;
-        char path[128];
-        sm_cfg *node = NULL;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++docs > 1) {
-                sm__berr(b, line, col, NULL,
-                         "a second YAML document starts here: a config is one document");
-                done = true;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            sm__pending_path(b, key_slot ? NULL : top ? top->key : NULL, path, sizeof path);
-            sm__berr(b, line, col, path,
-                     "aliases (*%s) and anchors are not allowed: write the value out",
-                     ev.data.alias.anchor);
-            if (key_slot) {
-                done = true;
-            } else {
-                node = sm__cfg_new(b->pool, SM_CFG_NULL, b->file, line, col);
-                if (!sm__attach_new(b, node, line, col)) done = true;
-            }
-            break;
-        case YAML_SCALAR_EVENT: {
-            const char *text = (const char *)ev.data.scalar.value;
-            bool plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-            sm__pending_path(b, key_slot ? text : top ? top->key : NULL, path, sizeof path);
-            sm__check_props(b, ev.data.scalar.anchor, ev.data.scalar.tag,
-                            ev.data.scalar.plain_implicit || ev.data.scalar.quoted_implicit, line,
-                            col, path);
-            if (key_slot) {
-                sm__take_key(b, top, text, line, col);
-                break;
-            }
-            bool null = plain && sm__scalar_is_null_text(text);
-            node = sm__cfg_new(b->pool, null ? SM_CFG_NULL : SM_CFG_SCALAR, b->file, line, col);
-            if (node && !null) {
-                node->text = sm__pool_strndup(b->pool, text, ev.data.scalar.length);
-                node->quoted = !plain;
-                if (!node->text) node = NULL;
-            }
-            if (!sm__attach_new(b, node, line, col)) done = true;
-            break;
-        }
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT: {
-            bool map = ev.type == YAML_MAPPING_START_EVENT;
-            sm__pending_path(b, top ? top->key : NULL, path, sizeof path);
-            if (key_slot) {
-                sm__berr(b, line, col, path, "a key must be a plain value, not a %s",
-                         map ? "map" : "list");
-                done = true;
-                break;
-            }
-            if (map)
-                sm__check_props(b, ev.data.mapping_start.anchor, ev.data.mapping_start.tag,
-                                ev.data.mapping_start.implicit, line, col, path);
-            else
-                sm__check_props(b, ev.data.sequence_start.anchor, ev.data.sequence_start.tag,
-                                ev.data.sequence_start.implicit, line, col, path);
-            if (b->depth == SM__CFG_MAX_DEPTH) {
-                sm__berr(b, line, col, NULL, "nesting deeper than %d levels", SM__CFG_MAX_DEPTH);
-                done = true;
-                break;
-            }
-            node = sm__cfg_new(b->pool, map ? SM_CFG_MAP : SM_CFG_SEQ, b->file, line, col);
-            if (!sm__attach_new(b, node, line, col)) {
-                done = true;
-                break;
-            }
-            b->stack[b->depth++] = (sm__frame){.node = node};
-            break;
-        }
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            b->depth--;
-            break;
-        default:
-            break;
-        }
+        done = sm__on_event(b, &ev, &docs);
         yaml_event_delete(&ev);
     }
     yaml_parser_delete(&p);
@@ -295,7 +305,7 @@ int sm__cfg_parse_value(sm__pool *pool, const char *text, const char *file, sm_c
     sm_error_clear(&b.first);
     *out = NULL;
     if (sm__build(&b) != 0) {
-        sm__strlcpy(why, b.first.text, why_n);
+        sm__text_fit(why, why_n, b.first.text);
         return -1;
     }
     sm__cfg_relocate(b.root, file);
@@ -388,6 +398,35 @@ static int sm__load_text(sm__reader *r, const char *file, const char *dir,
                          const unsigned char *buf, size_t len, const sm__chain *chain,
                          sm_cfg **out);
 
+/* "include cycle: a.yaml -> b.yaml -> a.yaml", the chain named from the outermost file. When
+ * the whole chain is too long for an error message (deep paths), each name keeps its tail
+ * (".../cfg/a.yaml"), so that every link stays visible. */
+static void sm__cycle_error(sm__reader *r, const sm_cfg *from, const sm__chain *chain,
+                            const char *path)
+{
+    const sm__chain *order[SM__CFG_MAX_FILES + 1];
+    size_t n = 0, total = strlen(path) + 1;
+    for (const sm__chain *d = chain; d && n < SM__CFG_MAX_FILES; d = d->up) {
+        order[n++] = d;
+        total += strlen(d->name) + 4;
+    }
+    static const char head[] = "include cycle: ";
+    size_t room = SM__ERR_TEXT_MAX - sizeof head; /* for the names and arrows */
+    size_t each = total <= room ? total : room / (n + 1) > 16 ? room / (n + 1) - 4 : total;
+    char *msg = malloc(total), *at = msg;
+    if (!msg) {
+        SM__FROM_ERR(r, from, path, "%sback to %s", head, path);
+        return;
+    }
+    for (size_t i = n + 1; i-- > 0;) {
+        sm__path_copy(at, each, i ? order[i - 1]->name : path);
+        at += strlen(at);
+        if (i) memcpy(at, " -> ", 5), at += 4;
+    }
+    SM__FROM_ERR(r, from, path, "%s%s", head, msg);
+    free(msg);
+}
+
 /* Reads one file (and its bases, recursively) into *out. `from` is the include entry that
  * named it (NULL for the main file). */
 static int sm__load_file(sm__reader *r, const char *path, const sm_cfg *from,
@@ -406,16 +445,7 @@ static int sm__load_file(sm__reader *r, const char *path, const sm_cfg *from,
     }
     for (const sm__chain *c = chain; c; c = c->up) {
         if (!c->real || strcmp(c->real, real) != 0) continue;
-        /* name the chain from the outermost file: a.yaml -> b.yaml -> a.yaml */
-        char msg[400];
-        size_t k = 0;
-        const sm__chain *order[SM__CFG_MAX_FILES];
-        size_t n = 0;
-        for (const sm__chain *d = chain; d && n < SM__CFG_MAX_FILES; d = d->up) order[n++] = d;
-        for (size_t i = n; i-- > 0 && k < sizeof msg;)
-            k += (size_t)snprintf(msg + k, sizeof msg - k, "%s -> ", order[i]->name);
-        if (k < sizeof msg) snprintf(msg + k, sizeof msg - k, "%s", path);
-        SM__FROM_ERR(r, from, path, "include cycle: %s", msg);
+        sm__cycle_error(r, from, chain, path);
         return -1;
     }
     if (++r->n_files > SM__CFG_MAX_FILES) {
@@ -429,7 +459,11 @@ static int sm__load_file(sm__reader *r, const char *path, const sm_cfg *from,
     const char *file = sm__pool_strdup(&r->cfg->pool, path);
     char *dir = sm__dirname(path);
     sm__chain self = {.real = real, .name = file, .up = chain};
-    int rc = file && dir ? sm__load_text(r, file, dir, buf, len, &self, out) : -1;
+    int rc = -1;
+    if (file && dir)
+        rc = sm__load_text(r, file, dir, buf, len, &self, out);
+    else
+        SM__FROM_ERR(r, from, path, "out of memory");
     free(dir);
     free(buf);
     return rc;
@@ -540,7 +574,7 @@ static void sm__apply_override(sm__reader *r, sm_cfg *root, const char *opt)
         return;
     }
     sm_cfg *value = NULL;
-    char why[256];
+    char why[SM__ERR_TEXT_MAX];
     if (sm__cfg_parse_value(pool, eq + 1, SM__CFG_OPTIONS, &value, why, sizeof why) != 0) {
         sm__rerr(r, SM__CFG_OPTIONS, 0, 0, key, "cannot parse the value '%s': %s", eq + 1, why);
         return;
@@ -565,9 +599,9 @@ static void sm__apply_override(sm__reader *r, sm_cfg *root, const char *opt)
             if (!c) return;
             sm__cfg_append(cur, c, name);
         } else if (c->kind != SM_CFG_MAP) {
-            char what[96], at[128];
+            char what[96], at[SM__ERR_TEXT_MAX / 2];
             sm__cfg_describe(c, what, sizeof what);
-            sm_cfg_keypath(c, at, sizeof at);
+            sm__cfg_keypath_fit(c, NULL, at, sizeof at);
             sm__rerr(r, SM__CFG_OPTIONS, 0, 0, key,
                      "cannot set a key inside '%s': it is %s, not a map", at, what);
             return;

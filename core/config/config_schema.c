@@ -309,6 +309,7 @@ static void sm__choices_text(const char *choices, char *buf, size_t n)
         k += (size_t)r;
         p = bar ? bar + 1 : NULL;
     }
+    if (k >= n) sm__mark_cut(buf, n);
 }
 
 static sm_key_type sm__item_type(sm_key_type t)
@@ -326,36 +327,37 @@ static int sm__check_scalar(sm_key_type t, const char *range, const sm_cfg *node
     const char *desc = sm__key_type_desc(t);
     bool scalar = node->kind == SM_CFG_SCALAR;
     if (t == SM_KEY_STRING) {
-        if (!scalar) return snprintf(why, n, "expected a string, got %s", got), -1;
+        if (!scalar) return sm__format_fit(why, n, "expected a string, got %s", got), -1;
         size_t len;
         if (range && !sm__choice_find(range, node->text, &len)) {
-            char c[200];
+            char c[SM__ERR_TEXT_MAX / 2];
             sm__choices_text(range, c, sizeof c);
-            return snprintf(why, n, "expected %s, got %s", c, got), -1;
+            return sm__format_fit(why, n, "expected %s, got %s", c, got), -1;
         }
         return 0;
     }
     const char *hint = scalar && node->quoted ? " (remove the quotes)" : "";
     if (!scalar || node->quoted)
-        return snprintf(why, n, "expected %s, got %s%s", desc, got, hint), -1;
+        return sm__format_fit(why, n, "expected %s, got %s%s", desc, got, hint), -1;
     double v = 0;
     if (t == SM_KEY_BOOL) {
         bool b;
         if (sm__parse_bool(node->text, &b) == 0) return 0;
-        return snprintf(why, n, "expected a boolean (true or false), got %s", got), -1;
+        return sm__format_fit(why, n, "expected a boolean (true or false), got %s", got), -1;
     }
     if (t == SM_KEY_INT) {
         int64_t i;
         bool overflow;
         if (sm__parse_int(node->text, &i, &overflow) != 0)
-            return snprintf(why, n, "expected an integer, got %s%s", got,
-                            overflow ? " (too large)" : ""), -1;
+            return sm__format_fit(why, n, "expected an integer, got %s%s", got,
+                                  overflow ? " (too large)" : ""),
+                   -1;
         v = (double)i;
     } else if (sm__parse_float(node->text, &v) != 0) {
-        return snprintf(why, n, "expected a number, got %s", got), -1;
+        return sm__format_fit(why, n, "expected a number, got %s", got), -1;
     }
     if (!sm__in_range(v, range))
-        return snprintf(why, n, "expected %s in %s, got %s", desc, range, node->text), -1;
+        return sm__format_fit(why, n, "expected %s in %s, got %s", desc, range, node->text), -1;
     return 0;
 }
 
@@ -366,7 +368,7 @@ int sm__key_check_value(const sm_key *k, const sm_cfg *node, const sm_cfg **at, 
     if (k->type == SM_KEY_IGNORED) return 0;
     if (node->kind == SM_CFG_NULL) {
         if (k->flags & SM_KEY_NULLABLE) return 0;
-        return snprintf(why, n, "expected %s, got null", sm__key_type_desc(k->type)), -1;
+        return sm__format_fit(why, n, "expected %s, got null", sm__key_type_desc(k->type)), -1;
     }
     switch (k->type) {
     case SM_KEY_MAP:
@@ -388,7 +390,7 @@ int sm__key_check_value(const sm_key *k, const sm_cfg *node, const sm_cfg **at, 
     }
     char got[96];
     sm__cfg_describe(node, got, sizeof got);
-    return snprintf(why, n, "expected %s, got %s", sm__key_type_desc(k->type), got), -1;
+    return sm__format_fit(why, n, "expected %s, got %s", sm__key_type_desc(k->type), got), -1;
 }
 
 /* ---- component key tables ------------------------------------------------------------- */
@@ -409,15 +411,16 @@ static int sm__check_default(const sm_key *k, char *why, size_t n)
     if (!k->def || k->type == SM_KEY_MAP || k->type == SM_KEY_IGNORED) return 0;
     sm__pool pool = {0};
     sm_cfg *node = NULL;
-    char inner[200];
+    char inner[SM__ERR_TEXT_MAX];
     int rc = 0;
     if (sm__cfg_parse_value(&pool, k->def, SM__CFG_DEFAULT, &node, inner, sizeof inner) != 0) {
-        snprintf(why, n, "key '%s': default '%s' is not valid YAML: %s", k->name, k->def, inner);
+        sm__format_fit(why, n, "key '%s': default '%s' is not valid YAML: %s", k->name, k->def,
+                       inner);
         rc = -1;
     } else {
         const sm_cfg *at;
         if (sm__key_check_value(k, node, &at, inner, sizeof inner) != 0) {
-            snprintf(why, n, "key '%s': default '%s': %s", k->name, k->def, inner);
+            sm__format_fit(why, n, "key '%s': default '%s': %s", k->name, k->def, inner);
             rc = -1;
         }
     }
@@ -428,22 +431,30 @@ static int sm__check_default(const sm_key *k, char *why, size_t n)
 int sm__key_table_check(const sm_key *keys, int kind, char *why, size_t n)
 {
     for (const sm_key *k = keys; k && k->name; k++) {
+        if (k->name && strlen(k->name) > SM__KEY_NAME_MAX)
+            return sm__format_fit(why, n, "key name '%s' is longer than %d bytes", k->name,
+                                  SM__KEY_NAME_MAX),
+                   -1;
         if (!sm__valid_key_name(k->name))
-            return snprintf(why, n, "key name '%s' is invalid (use [a-z0-9_], dots for nesting)",
-                            k->name), -1;
+            return sm__format_fit(why, n,
+                                  "key name '%s' is invalid (use [a-z0-9_], dots for nesting)",
+                                  k->name),
+                   -1;
         if (k->type <= SM_KEY_END || k->type > SM_KEY_IGNORED)
-            return snprintf(why, n, "key '%s' has an invalid type %d", k->name, (int)k->type), -1;
+            return sm__format_fit(why, n, "key '%s' has an invalid type %d", k->name, (int)k->type),
+                   -1;
         for (const sm_key *j = keys; j < k; j++)
             if (strcmp(j->name, k->name) == 0)
-                return snprintf(why, n, "key '%s' is declared twice", k->name), -1;
+                return sm__format_fit(why, n, "key '%s' is declared twice", k->name), -1;
         const char *dot = strrchr(k->name, '.');
         if (dot) {
-            char parent[128];
+            char parent[SM__KEY_NAME_MAX + 1];
             snprintf(parent, sizeof parent, "%.*s", (int)(dot - k->name), k->name);
             const sm_key *p = sm__key_find(keys, parent);
             if (!p || p->type != SM_KEY_MAP)
-                return snprintf(why, n, "key '%s' needs a map entry '%s' declared before it",
-                                k->name, parent), -1;
+                return sm__format_fit(why, n, "key '%s' needs a map entry '%s' declared before it",
+                                      k->name, parent),
+                       -1;
         }
         if (k->range) {
             double a, b;
@@ -452,21 +463,24 @@ int sm__key_table_check(const sm_key *keys, int kind, char *why, size_t n)
                            k->type == SM_KEY_INT_LIST || k->type == SM_KEY_FLOAT_LIST;
             bool strings = k->type == SM_KEY_STRING || k->type == SM_KEY_STRING_LIST;
             if (numeric && sm__range_parse(k->range, &a, &x, &ha, &b, &y, &hb) != 0)
-                return snprintf(why, n, "key '%s': range '%s' is not an interval like [0,1)",
-                                k->name, k->range), -1;
+                return sm__format_fit(why, n, "key '%s': range '%s' is not an interval like [0,1)",
+                                      k->name, k->range),
+                       -1;
             if (strings && !*k->range)
-                return snprintf(why, n, "key '%s': empty list of choices", k->name), -1;
+                return sm__format_fit(why, n, "key '%s': empty list of choices", k->name), -1;
             if (!numeric && !strings)
-                return snprintf(why, n, "key '%s': a %s key takes no range", k->name,
-                                sm_key_type_name(k->type)), -1;
+                return sm__format_fit(why, n, "key '%s': a %s key takes no range", k->name,
+                                      sm_key_type_name(k->type)),
+                       -1;
         }
         if (sm__check_default(k, why, n) != 0) return -1;
         size_t ns;
         const sm__section *secs = sm__config_sections(&ns);
         for (size_t i = 0; i < ns; i++)
             if (secs[i].kind == kind && sm__key_find(secs[i].keys, k->name))
-                return snprintf(why, n, "key '%s' is already a core key of section '%s'",
-                                k->name, secs[i].name), -1;
+                return sm__format_fit(why, n, "key '%s' is already a core key of section '%s'",
+                                      k->name, secs[i].name),
+                       -1;
     }
     return 0;
 }

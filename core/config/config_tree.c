@@ -274,12 +274,29 @@ size_t sm_cfg_keypath(const sm_cfg *node, char *buf, size_t n)
     return len + (r > 0 ? (size_t)r : 0);
 }
 
+void sm__cfg_keypath_fit(const sm_cfg *node, const char *key, char *buf, size_t n)
+{
+    if (n == 0) return;
+    size_t len = sm_cfg_keypath(node, NULL, 0);
+    size_t need = len + (key ? strlen(key) + 1 : 0) + 1;
+    char small[256], *full = need <= sizeof small ? small : malloc(need);
+    if (!full) { /* out of memory: the head, its end marked */
+        sm_cfg_keypath(node, buf, n);
+        if (len >= n) sm__mark_cut(buf, n);
+        return;
+    }
+    sm_cfg_keypath(node, full, need);
+    if (key) snprintf(full + len, need - len, "%s%s", len ? "." : "", key);
+    sm__text_fit(buf, n, full);
+    if (full != small) free(full);
+}
+
 /* ---- conversions ---------------------------------------------------------------------- */
 
 static int sm__convert_error(const sm_cfg *node, sm_error *err, const char *what)
 {
-    char path[128], got[96];
-    sm_cfg_keypath(node, path, sizeof path);
+    char path[SM__ERR_PATH_MAX], got[96];
+    sm__cfg_keypath_fit(node, NULL, path, sizeof path);
     sm__cfg_describe(node, got, sizeof got);
     return sm_error_set(err, SM_ECONFIG, node ? node->file : NULL, node ? node->line : 0,
                         node ? node->column : 0, path, "expected %s, got %s", what, got);
@@ -390,17 +407,15 @@ int sm_cfg_error(sm_diag *diag, const sm_cfg *section, const char *key, const ch
 {
     const sm_cfg *node = key ? sm_cfg_get(section, key) : NULL;
     const sm_cfg *at = node ? node : section;
-    char path[160] = "";
-    if (at) sm_cfg_keypath(at, path, sizeof path);
-    if (!node && key && at) {
-        size_t len = strlen(path);
-        snprintf(path + len, sizeof path - len, "%s%s", len ? "." : "", key);
-    }
-    char msg[sizeof ((sm_error *)0)->text];
+    char path[SM__ERR_PATH_MAX] = "";
+    if (at) sm__cfg_keypath_fit(at, !node ? key : NULL, path, sizeof path);
+    sm_error e;
+    sm_error_clear(&e);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sm_error_setv(&e, SM_ECONFIG, at ? sm_cfg_file(at) : NULL, at ? sm_cfg_line(at) : 0,
+                  at ? sm_cfg_column(at) : 0, path, fmt, ap);
     va_end(ap);
-    return sm_diag_addf(diag, SM_SEV_ERROR, SM_ECONFIG, at ? sm_cfg_file(at) : NULL,
-                        at ? sm_cfg_line(at) : 0, at ? sm_cfg_column(at) : 0, path, "%s", msg);
+    sm_diag_add(diag, SM_SEV_ERROR, &e);
+    return SM_ECONFIG;
 }

@@ -426,7 +426,7 @@ static int sm__take(sm_loader *l, sm__slot *s, sm_error *err)
         if (err) *err = s->err;
         return s->rc;
     }
-    char msg[600];
+    char msg[SM_ERROR_LINE_MAX];
     sm_error_format(&s->err, msg, sizeof msg);
     if (l->o.on_bad == SM_BAD_FAIL) {
         if (err) *err = s->err;

@@ -49,7 +49,7 @@ static int sm__cfg_err(sm_error *err, const sm_cfg *s, const char *key, const ch
                        const char *what)
 {
     const sm_cfg *n = sm_cfg_get(s, key);
-    char path[128] = "";
+    char path[SM__ERR_PATH_MAX] = ""; /* declared keys: the whole path fits */
     if (n) sm_cfg_keypath(n, path, sizeof path);
     return sm_error_set(err, SM_ECONFIG, n ? sm_cfg_file(n) : NULL, n ? sm_cfg_line(n) : 0,
                         n ? sm_cfg_column(n) : 0, path[0] ? path : key, fmt, what);
@@ -265,11 +265,11 @@ int sm_dataset_open(sm_dataset *ds, const sm_registry *reg, const sm_cfg *root,
     if (rc) {
         ds->self = NULL;
         /* a data file the reader could not use: say which section of which config asked */
-        if (err && !err->path[0] && sm_cfg_file(s)) {
-            size_t len = strlen(err->text);
-            snprintf(err->text + len, sizeof err->text - len, " (%s, %s:%d)", section,
-                     sm_cfg_file(s), sm_cfg_line(s));
-        }
+        char *text = err && !err->path[0] && sm_cfg_file(s) ? sm__strdup(err->text) : NULL;
+        if (text) /* shortened in the middle if the whole does not fit, never cut at the end */
+            sm__format_fit(err->text, sizeof err->text, "%s (%s, %s:%d)", text, section,
+                           sm_cfg_file(s), sm_cfg_line(s));
+        free(text);
         return rc;
     }
     ds->vt = vt;

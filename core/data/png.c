@@ -30,7 +30,7 @@ static void sm__png_read(png_structp png, png_bytep dst, size_t n)
 static void sm__png_error(png_structp png, png_const_charp msg)
 {
     sm__png_ctx *c = png_get_error_ptr(png);
-    snprintf(c->msg, sizeof c->msg, "%s", msg);
+    sm__text_fit(c->msg, sizeof c->msg, msg);
     png_longjmp(png, 1);
 }
 

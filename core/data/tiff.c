@@ -11,7 +11,7 @@ typedef struct sm__tiff_io {
     const uint8_t *buf;
     size_t len;
     toff_t pos;
-    char msg[256];
+    char msg[512];
     const char *name;
 } sm__tiff_io;
 
@@ -46,9 +46,12 @@ static int sm__tiff_on_error(TIFF *t, void *user, const char *module, const char
     (void)t;
     sm__tiff_io *io = user;
     if (!io->msg[0]) {
-        char m[200];
-        vsnprintf(m, sizeof m, fmt, ap);
-        snprintf(io->msg, sizeof io->msg, "%s%s%s", module ? module : "", module ? ": " : "", m);
+        char m[sizeof io->msg];
+        sm__vformat_fit(m, sizeof m, fmt, ap);
+        /* libtiff's module is often the file name, which the error names already */
+        if (module && io->name && strcmp(module, io->name) == 0) module = NULL;
+        sm__format_fit(io->msg, sizeof io->msg, "%s%s%s", module ? module : "", module ? ": " : "",
+                       m);
     }
     return 1;
 }
@@ -58,8 +61,8 @@ static int sm__tiff_on_warning(TIFF *t, void *user, const char *module, const ch
     (void)t;
     (void)module;
     sm__tiff_io *io = user;
-    char m[200];
-    vsnprintf(m, sizeof m, fmt, ap);
+    char m[sizeof io->msg];
+    sm__vformat_fit(m, sizeof m, fmt, ap);
     sm_log(SM_LOG_DEBUG, "%s: libtiff warning: %s", io->name ? io->name : "tiff", m);
     return 1;
 }
@@ -74,7 +77,7 @@ static int sm__tiff_fail(sm__tiff_io *io, const char *name, sm_error *err, const
  * planes) or all bands (contiguous). */
 static void sm__tiff_put(sm_image *out, const uint8_t *src, int bits, int spp, int x0, int y0,
                          int cols, int rows, int stride_px, int plane, bool invert,
-                         const uint16_t *cmap[3])
+                         const uint16_t *const cmap[3])
 {
     int nb = plane < 0 ? spp : 1;  /* samples per pixel in src */
     int oc = out->channels;
@@ -97,6 +100,166 @@ static void sm__tiff_put(sm_image *out, const uint8_t *src, int bits, int spp, i
     }
 }
 
+/* What the header says about the pixels, as the readers below need it. */
+typedef struct {
+    uint32_t w, h;
+    uint16_t spp, bits, planar, comp, photo;
+    bool invert, palette;
+    int nc;               /* channels of the decoded image */
+    const uint16_t *cm[3]; /* the colormap of a palette image, else NULLs */
+} sm__tiff_layout;
+
+/* Colour interpretation: fills invert/palette/nc/cm and info->color, or fails naming what is not
+ * supported. */
+static int sm__tiff_color(TIFF *t, sm__tiff_layout *l, const char *name, sm_image_info *info,
+                          sm_error *err)
+{
+    l->nc = l->spp;
+    switch (l->photo) {
+    case PHOTOMETRIC_MINISWHITE: l->invert = true; /* fall through */
+    case PHOTOMETRIC_MINISBLACK: info->color = l->spp == 1 ? "gray" : "multiband"; return 0;
+    case PHOTOMETRIC_RGB:
+    case PHOTOMETRIC_YCBCR: {
+        if (l->spp < 3)
+            return sm_error_set(err, SM_EFORMAT, name, 0, 0, NULL, "RGB TIFF with %u samples",
+                                l->spp);
+        uint16_t nextra = 0, *extra = NULL;
+        TIFFGetField(t, TIFFTAG_EXTRASAMPLES, &nextra, &extra);
+        bool alpha = l->spp == 4 && nextra == 1 && extra &&
+                     (extra[0] == EXTRASAMPLE_ASSOCALPHA || extra[0] == EXTRASAMPLE_UNASSALPHA);
+        l->nc = alpha ? 3 : l->spp;
+        info->color = alpha ? "rgba" : l->spp == 3 ? "rgb" : "multiband";
+        if (l->photo != PHOTOMETRIC_YCBCR) return 0;
+        if (l->comp != COMPRESSION_JPEG)
+            return sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                                "YCbCr TIFF is supported only with JPEG compression");
+        TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+        return 0;
+    }
+    case PHOTOMETRIC_PALETTE: {
+        uint16_t *cmap[3] = {NULL, NULL, NULL};
+        if (l->spp != 1 || l->bits != 8 ||
+            !TIFFGetField(t, TIFFTAG_COLORMAP, &cmap[0], &cmap[1], &cmap[2]))
+            return sm_error_set(err, SM_EFORMAT, name, 0, 0, NULL,
+                                "palette TIFF without an 8-bit colormap");
+        for (int c = 0; c < 3; c++) l->cm[c] = cmap[c];
+        l->palette = true;
+        l->nc = 3;
+        info->color = "palette";
+        return 0;
+    }
+    default:
+        return sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                            "TIFF photometric interpretation %u is not supported (gray, RGB, "
+                            "palette, YCbCr/JPEG and multi-band MinIsBlack are)",
+                            l->photo);
+    }
+}
+
+/* Reads the header fields into l and info; refuses sample formats and counts we do not decode. */
+static int sm__tiff_header(TIFF *t, sm__tiff_io *io, sm__tiff_layout *l, const char *name,
+                           sm_image_info *info, sm_error *err)
+{
+    uint16_t fmt = SAMPLEFORMAT_UINT;
+    *l = (sm__tiff_layout){.spp = 1, .bits = 1, .planar = PLANARCONFIG_CONTIG,
+                           .comp = COMPRESSION_NONE};
+    if (!TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &l->w) || !TIFFGetField(t, TIFFTAG_IMAGELENGTH, &l->h))
+        return sm__tiff_fail(io, name, err, "no image size");
+    TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &l->spp);
+    TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &l->bits);
+    TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLEFORMAT, &fmt);
+    TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &l->planar);
+    TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &l->comp);
+    if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &l->photo))
+        l->photo = l->spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
+    info->format = SM_IMAGE_FORMAT_TIFF;
+    info->width = (int)(l->w > INT32_MAX ? INT32_MAX : l->w);
+    info->height = (int)(l->h > INT32_MAX ? INT32_MAX : l->h);
+    info->bits = l->bits;
+    if (fmt != SAMPLEFORMAT_UINT || (l->bits != 8 && l->bits != 16))
+        return sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                            "TIFF with %u-bit %s samples (supported: 8- and 16-bit unsigned)",
+                            l->bits,
+                            fmt == SAMPLEFORMAT_IEEEFP ? "floating-point"
+                            : fmt == SAMPLEFORMAT_INT  ? "signed"
+                                                       : "unsigned");
+    if (l->spp < 1 || l->spp > SM_MAX_BANDS)
+        return sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
+                            "TIFF with %u samples per pixel (supported: 1..%d)", l->spp,
+                            SM_MAX_BANDS);
+    int rc = sm__tiff_color(t, l, name, info, err);
+    if (!rc) info->channels = l->nc;
+    return rc;
+}
+
+/* Decodes a tiled image through the buffer tb of bsize bytes. */
+static int sm__tiff_tiles(TIFF *t, sm__tiff_io *io, const sm__tiff_layout *l, uint8_t *tb,
+                          tmsize_t bsize, sm_image *out, const char *name, sm_error *err)
+{
+    int nplanes = l->planar == PLANARCONFIG_SEPARATE ? l->spp : 1;
+    uint32_t tw = 0, th = 0;
+    TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+    if (tw == 0 || th == 0) return sm__tiff_fail(io, name, err, "zero tile size");
+    for (int p = 0; p < nplanes; p++)
+        for (uint32_t y = 0; y < l->h; y += th)
+            for (uint32_t x = 0; x < l->w; x += tw) {
+                ttile_t tile = TIFFComputeTile(t, x, y, 0, (uint16_t)p);
+                if (TIFFReadEncodedTile(t, tile, tb, bsize) < 0)
+                    return sm__tiff_fail(io, name, err, "cannot read a tile");
+                sm__tiff_put(out, tb, l->bits, l->spp, (int)x, (int)y, (int)tw, (int)th, (int)tw,
+                             nplanes > 1 ? p : -1, l->invert, l->cm);
+            }
+    return 0;
+}
+
+/* Decodes an image in strips through the buffer tb of bsize bytes; a strip shorter than its rows
+ * is an error, not zeros. */
+static int sm__tiff_strips(TIFF *t, sm__tiff_io *io, const sm__tiff_layout *l, uint8_t *tb,
+                           tmsize_t bsize, sm_image *out, const char *name, sm_error *err)
+{
+    int nplanes = l->planar == PLANARCONFIG_SEPARATE ? l->spp : 1;
+    uint32_t rps = 0, h = l->h, w = l->w;
+    TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &rps);
+    if (rps == 0 || rps > h) rps = h;
+    for (int p = 0; p < nplanes; p++)
+        for (uint32_t y = 0; y < h; y += rps) {
+            tstrip_t s = TIFFComputeStrip(t, y, (uint16_t)p);
+            uint32_t nrows = rps < h - y ? rps : h - y;
+            tmsize_t need =
+                (tmsize_t)nrows * (tmsize_t)w * (nplanes > 1 ? 1 : l->spp) * (l->bits / 8);
+            tmsize_t got = TIFFReadEncodedStrip(t, s, tb, bsize);
+            if (got < need)
+                return sm__tiff_fail(io, name, err,
+                                     got < 0 ? "cannot read a strip" : "truncated strip");
+            sm__tiff_put(out, tb, l->bits, l->spp, 0, (int)y, (int)w, (int)nrows, (int)w,
+                         nplanes > 1 ? p : -1, l->invert, l->cm);
+        }
+    return 0;
+}
+
+/* The header, then (when out is set) the pixels of an open TIFF. */
+static int sm__tiff_load(TIFF *t, sm__tiff_io *io, const char *name, const sm_decode_opts *o,
+                         sm_image *out, sm_image_info *info, sm_error *err)
+{
+    sm__tiff_layout l;
+    int rc = sm__tiff_header(t, io, &l, name, info, err);
+    if (!rc) rc = sm__pixels_check(l.w, l.h, o->max_pixels, name, err);
+    if (rc || !out) return rc;
+    rc = sm_image_reserve(out, (int)l.w, (int)l.h, l.nc,
+                          l.palette || l.bits == 8 ? 255.0f : 65535.0f, o->max_pixels, err);
+    if (rc) return rc;
+    bool tiled = TIFFIsTiled(t);
+    tmsize_t bsize = tiled ? TIFFTileSize(t) : TIFFStripSize(t);
+    if (bsize <= 0) return sm__tiff_fail(io, name, err, "bad strip/tile size");
+    uint8_t *tb = malloc((size_t)bsize);
+    if (!tb) return sm_error_set(err, SM_ENOMEM, name, 0, 0, NULL, "out of memory");
+    rc = tiled ? sm__tiff_tiles(t, io, &l, tb, bsize, out, name, err)
+               : sm__tiff_strips(t, io, &l, tb, bsize, out, name, err);
+    free(tb);
+    return rc;
+}
+
 int sm__tiff_decode(const uint8_t *buf, size_t len, const char *name, const sm_decode_opts *o,
                     sm_image *out, sm_image_info *info, sm_error *err)
 {
@@ -111,142 +274,7 @@ int sm__tiff_decode(const uint8_t *buf, size_t len, const char *name, const sm_d
                                 sm__tiff_unmap, opts);
     TIFFOpenOptionsFree(opts);
     if (!t) return sm__tiff_fail(&io, name, err, "cannot read the header");
-    uint32_t w = 0, h = 0;
-    uint16_t spp = 1, bits = 1, fmt = SAMPLEFORMAT_UINT, photo = 0, planar = PLANARCONFIG_CONTIG;
-    uint16_t comp = COMPRESSION_NONE;
-    int rc = 0;
-    uint16_t *cmap[3] = {NULL, NULL, NULL};
-    uint8_t *tb = NULL;
-    if (!TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h)) {
-        rc = sm__tiff_fail(&io, name, err, "no image size");
-        goto done;
-    }
-    TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
-    TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &bits);
-    TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLEFORMAT, &fmt);
-    TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
-    TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &comp);
-    if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo))
-        photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
-    info->format = SM_IMAGE_FORMAT_TIFF;
-    info->width = (int)(w > INT32_MAX ? INT32_MAX : w);
-    info->height = (int)(h > INT32_MAX ? INT32_MAX : h);
-    info->bits = bits;
-    if (fmt != SAMPLEFORMAT_UINT || (bits != 8 && bits != 16)) {
-        rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
-                          "TIFF with %u-bit %s samples (supported: 8- and 16-bit unsigned)", bits,
-                          fmt == SAMPLEFORMAT_IEEEFP ? "floating-point"
-                          : fmt == SAMPLEFORMAT_INT  ? "signed"
-                                                     : "unsigned");
-        goto done;
-    }
-    if (spp < 1 || spp > SM_MAX_BANDS) {
-        rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
-                          "TIFF with %u samples per pixel (supported: 1..%d)", spp, SM_MAX_BANDS);
-        goto done;
-    }
-    bool invert = false, palette = false;
-    int nc = spp;
-    switch (photo) {
-    case PHOTOMETRIC_MINISWHITE: invert = true; /* fall through */
-    case PHOTOMETRIC_MINISBLACK: info->color = spp == 1 ? "gray" : "multiband"; break;
-    case PHOTOMETRIC_RGB:
-    case PHOTOMETRIC_YCBCR: {
-        if (spp < 3) {
-            rc = sm_error_set(err, SM_EFORMAT, name, 0, 0, NULL, "RGB TIFF with %u samples", spp);
-            goto done;
-        }
-        uint16_t nextra = 0, *extra = NULL;
-        TIFFGetField(t, TIFFTAG_EXTRASAMPLES, &nextra, &extra);
-        bool alpha = spp == 4 && nextra == 1 && extra &&
-                     (extra[0] == EXTRASAMPLE_ASSOCALPHA || extra[0] == EXTRASAMPLE_UNASSALPHA);
-        nc = alpha ? 3 : spp;
-        info->color = alpha ? "rgba" : spp == 3 ? "rgb" : "multiband";
-        if (photo == PHOTOMETRIC_YCBCR) {
-            if (comp != COMPRESSION_JPEG) {
-                rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
-                                  "YCbCr TIFF is supported only with JPEG compression");
-                goto done;
-            }
-            TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
-        }
-        break;
-    }
-    case PHOTOMETRIC_PALETTE:
-        if (spp != 1 || bits != 8 ||
-            !TIFFGetField(t, TIFFTAG_COLORMAP, &cmap[0], &cmap[1], &cmap[2])) {
-            rc = sm_error_set(err, SM_EFORMAT, name, 0, 0, NULL, "palette TIFF without an 8-bit colormap");
-            goto done;
-        }
-        palette = true;
-        nc = 3;
-        info->color = "palette";
-        break;
-    default:
-        rc = sm_error_set(err, SM_EUNSUPPORTED, name, 0, 0, NULL,
-                          "TIFF photometric interpretation %u is not supported (gray, RGB, "
-                          "palette, YCbCr/JPEG and multi-band MinIsBlack are)", photo);
-        goto done;
-    }
-    info->channels = nc;
-    rc = sm__pixels_check(w, h, o->max_pixels, name, err);
-    if (rc || !out) goto done;
-    rc = sm_image_reserve(out, (int)w, (int)h, nc, palette || bits == 8 ? 255.0f : 65535.0f,
-                          o->max_pixels, err);
-    if (rc) goto done;
-    bool tiled = TIFFIsTiled(t);
-    int nplanes = planar == PLANARCONFIG_SEPARATE ? spp : 1;
-    tmsize_t bsize = tiled ? TIFFTileSize(t) : TIFFStripSize(t);
-    if (bsize <= 0) {
-        rc = sm__tiff_fail(&io, name, err, "bad strip/tile size");
-        goto done;
-    }
-    tb = malloc((size_t)bsize);
-    if (!tb) {
-        rc = sm_error_set(err, SM_ENOMEM, name, 0, 0, NULL, "out of memory");
-        goto done;
-    }
-    const uint16_t *cm[3] = {cmap[0], cmap[1], cmap[2]};
-    if (!palette) cm[0] = NULL;
-    if (tiled) {
-        uint32_t tw = 0, th = 0;
-        TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
-        TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
-        if (tw == 0 || th == 0) {
-            rc = sm__tiff_fail(&io, name, err, "zero tile size");
-            goto done;
-        }
-        for (int p = 0; p < nplanes; p++)
-            for (uint32_t y = 0; y < h; y += th)
-                for (uint32_t x = 0; x < w; x += tw) {
-                    ttile_t tile = TIFFComputeTile(t, x, y, 0, (uint16_t)p);
-                    if (TIFFReadEncodedTile(t, tile, tb, bsize) < 0) {
-                        rc = sm__tiff_fail(&io, name, err, "cannot read a tile");
-                        goto done;
-                    }
-                    sm__tiff_put(out, tb, bits, spp, (int)x, (int)y, (int)tw, (int)th, (int)tw,
-                                 nplanes > 1 ? p : -1, invert, cm);
-                }
-    } else {
-        uint32_t rps = 0;
-        TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &rps);
-        if (rps == 0 || rps > h) rps = h;
-        for (int p = 0; p < nplanes; p++)
-            for (uint32_t y = 0; y < h; y += rps) {
-                tstrip_t s = TIFFComputeStrip(t, y, (uint16_t)p);
-                uint32_t nrows = rps < h - y ? rps : h - y;
-                tmsize_t need = (tmsize_t)nrows * (tmsize_t)w * (nplanes > 1 ? 1 : spp) * (bits / 8);
-                tmsize_t got = TIFFReadEncodedStrip(t, s, tb, bsize);
-                if (got < need) {
-                    rc = sm__tiff_fail(&io, name, err, got < 0 ? "cannot read a strip" : "truncated strip");
-                    goto done;
-                }
-                sm__tiff_put(out, tb, bits, spp, 0, (int)y, (int)w, (int)nrows, (int)w,
-                             nplanes > 1 ? p : -1, invert, cm);
-            }
-    }
-done:
-    free(tb);
+    int rc = sm__tiff_load(t, &io, name, o, out, info, err);
     TIFFClose(t);
     return rc;
 }

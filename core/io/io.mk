@@ -4,6 +4,7 @@
 core_libsimmim_la_SOURCES += \
 	core/io/io_internal.h \
 	core/io/safetensors.c \
+	core/io/json_read.c \
 	core/io/zip.c \
 	core/io/pickle.c \
 	core/io/torch_ckpt.c \

@@ -22,6 +22,49 @@ int sm__grow(void *arr, size_t *cap, size_t need, size_t es);
 /* pread of exactly n bytes at off: 0, or -errno (-EIO when the file ends first). */
 int sm__read_at(int fd, void *buf, size_t n, uint64_t off);
 
+/* ---- JSON (core/io/json_read.c): safetensors headers --------------------------------------- */
+
+typedef enum {
+    SM__J_OBJ, SM__J_ARR, SM__J_STR, SM__J_INT, SM__J_REAL, SM__J_TRUE, SM__J_FALSE, SM__J_NULL
+} sm__jtype;
+
+/* One value. Members of an object or array follow their container in the node array and are
+ * chained by `next` (an object's members alternate key, value). */
+typedef struct sm__jnode {
+    sm__jtype type;
+    size_t next;     /* index of the next member of the same container, 0 for none */
+    size_t count;    /* OBJ: members (key-value pairs), ARR: elements */
+    size_t off;      /* byte offset in the text */
+    const char *str; /* STR: NUL-terminated UTF-8 (no NUL inside) */
+    size_t len;      /* STR: bytes */
+    int64_t ival;    /* INT */
+} sm__jnode;
+
+typedef struct sm__jdoc {
+    sm__jnode *nodes; /* nodes[0] is the root */
+    char *pool;
+    size_t n;
+} sm__jdoc;
+
+typedef struct sm__jerror {
+    int line, column; /* 1-based position of a syntax error */
+    const char *text; /* what is wrong (static) */
+} sm__jerror;
+
+/* Parses text[0..len) (valid UTF-8) into doc: 0, SM_EFORMAT with je filled (syntax, nesting
+ * beyond max_depth, an integer beyond int64, a duplicate key), or SM_ENOMEM. Two allocations
+ * plus one per object while checking duplicates; nothing is left allocated on failure. */
+int sm__json_parse(const char *text, size_t len, int max_depth, sm__jdoc *doc, sm__jerror *je);
+void sm__json_free(sm__jdoc *doc);
+/* The first member of a container (an object's first key), or NULL. */
+const sm__jnode *sm__json_first(const sm__jdoc *d, const sm__jnode *n);
+/* The member after n in its container, or NULL. */
+const sm__jnode *sm__json_next(const sm__jdoc *d, const sm__jnode *n);
+/* The value of key in an object, or NULL (also when obj is not an object). */
+const sm__jnode *sm__json_get(const sm__jdoc *d, const sm__jnode *obj, const char *key);
+/* Element i of an array, or NULL. */
+const sm__jnode *sm__json_at(const sm__jdoc *d, const sm__jnode *arr, size_t i);
+
 /* ---- zip archives (core/io/zip.c) ----------------------------------------------------------- */
 
 typedef struct sm__zip_entry {

@@ -1,5 +1,5 @@
-/* core/io/safetensors.c - safetensors files (checkpoints, golden files), read and written with
- * Jansson. Format: u64 little-endian header length N, N bytes of UTF-8 JSON, then raw
+/* core/io/safetensors.c - safetensors files (checkpoints, golden files): headers read by our
+ * JSON reader (json_read.c, clean on out-of-memory) and written with Jansson. Format: u64 little-endian header length N, N bytes of UTF-8 JSON, then raw
  * little-endian data; see include/simmim/io.h and docs/tensor-format.md.
  *
  * Reading validates the whole header before anything is allocated for tensor data: the only
@@ -134,51 +134,30 @@ static int cmp_info(const void *pa, const void *pb)
     return strcmp(a->name, b->name);
 }
 
-/* Validates one tensor entry; fills *info (name is set by the caller). */
-static int parse_entry(const char *path, const char *name, json_t *v, sm_st_info *info,
-                       sm_error *err)
+/* A non-negative INT node's value, or -1. */
+static int64_t nonneg_int(const sm__jnode *v)
 {
-    if (!json_is_object(v))
-        return fmt_err(err, path, name, "header: tensor '%s': entry is not a JSON object",
-                       name);
-    const char *key;
-    json_t *val;
-    json_object_foreach(v, key, val)
-    {
-        if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
-            return fmt_err(err, path, name,
-                           "header: tensor '%s': unexpected key '%s' (expected dtype, shape, "
-                           "data_offsets)",
-                           name, key);
-    }
-    json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"),
-           *jo = json_object_get(v, "data_offsets");
-    if (!jd || !js || !jo)
-        return fmt_err(err, path, name, "header: tensor '%s': missing key '%s'", name,
-                       !jd ? "dtype" : !js ? "shape" : "data_offsets");
-    if (!json_is_string(jd) || dtype_parse(json_string_value(jd), &info->dtype) != 0)
-        return fmt_err(err, path, name,
-                       "header: tensor '%s': unknown dtype %s%s%s (known: F32, F64, F16, BF16, "
-                       "I64, I32, I16, I8, U8, BOOL)",
-                       name, json_is_string(jd) ? "'" : "",
-                       json_is_string(jd) ? json_string_value(jd) : "(not a string)",
-                       json_is_string(jd) ? "'" : "");
-    if (!json_is_array(js))
+    return v && v->type == SM__J_INT && v->ival >= 0 ? v->ival : -1;
+}
+
+/* The shape array of an entry into info (ndim, shape, numel), checking the byte count. */
+static int parse_shape(const char *path, const char *name, const sm__jdoc *d,
+                       const sm__jnode *js, sm_st_info *info, sm_error *err)
+{
+    if (js->type != SM__J_ARR)
         return fmt_err(err, path, name, "header: tensor '%s': shape is not an array", name);
-    size_t nd = json_array_size(js);
-    if (nd > SM_ST_MAX_DIMS)
+    if (js->count > SM_ST_MAX_DIMS)
         return fmt_err(err, path, name, "header: tensor '%s': %zu dimensions (at most %d)", name,
-                       nd, SM_ST_MAX_DIMS);
-    info->ndim = (int)nd;
-    size_t esize = sm_dtype_size(info->dtype);
+                       js->count, SM_ST_MAX_DIMS);
+    info->ndim = (int)js->count;
+    size_t esize = sm_dtype_size(info->dtype), i = 0;
     int64_t numel = 1;
-    for (size_t i = 0; i < nd; i++) {
-        json_t *d = json_array_get(js, i);
-        if (!json_is_integer(d) || json_integer_value(d) < 0)
+    for (const sm__jnode *d_ = sm__json_first(d, js); d_; d_ = sm__json_next(d, d_), i++) {
+        int64_t di = nonneg_int(d_);
+        if (di < 0)
             return fmt_err(err, path, name,
                            "header: tensor '%s': shape[%zu] is not a non-negative integer", name,
                            i);
-        int64_t di = (int64_t)json_integer_value(d);
         info->shape[i] = di;
         if (di != 0 && numel > INT64_MAX / (int64_t)esize / di)
             return fmt_err(err, path, name,
@@ -188,17 +167,45 @@ static int parse_entry(const char *path, const char *name, json_t *v, sm_st_info
         numel *= di;
     }
     info->numel = numel;
-    if (!json_is_array(jo) || json_array_size(jo) != 2 ||
-        !json_is_integer(json_array_get(jo, 0)) || !json_is_integer(json_array_get(jo, 1)) ||
-        json_integer_value(json_array_get(jo, 0)) < 0 ||
-        json_integer_value(json_array_get(jo, 1)) < 0)
+    return 0;
+}
+
+/* Validates one tensor entry; fills *info (name is set by the caller). */
+static int parse_entry(const char *path, const char *name, const sm__jdoc *d, const sm__jnode *v,
+                       sm_st_info *info, sm_error *err)
+{
+    if (v->type != SM__J_OBJ)
+        return fmt_err(err, path, name, "header: tensor '%s': entry is not a JSON object",
+                       name);
+    for (const sm__jnode *k = sm__json_first(d, v); k; k = sm__json_next(d, sm__json_next(d, k)))
+        if (strcmp(k->str, "dtype") && strcmp(k->str, "shape") && strcmp(k->str, "data_offsets"))
+            return fmt_err(err, path, name,
+                           "header: tensor '%s': unexpected key '%s' (expected dtype, shape, "
+                           "data_offsets)",
+                           name, k->str);
+    const sm__jnode *jd = sm__json_get(d, v, "dtype"), *js = sm__json_get(d, v, "shape"),
+                    *jo = sm__json_get(d, v, "data_offsets");
+    if (!jd || !js || !jo)
+        return fmt_err(err, path, name, "header: tensor '%s': missing key '%s'", name,
+                       !jd ? "dtype" : !js ? "shape" : "data_offsets");
+    bool str = jd->type == SM__J_STR;
+    if (!str || dtype_parse(jd->str, &info->dtype) != 0)
+        return fmt_err(err, path, name,
+                       "header: tensor '%s': unknown dtype %s%s%s (known: F32, F64, F16, BF16, "
+                       "I64, I32, I16, I8, U8, BOOL)",
+                       name, str ? "'" : "", str ? jd->str : "(not a string)", str ? "'" : "");
+    int rc = parse_shape(path, name, d, js, info, err);
+    if (rc) return rc;
+    int64_t b = jo->type == SM__J_ARR && jo->count == 2 ? nonneg_int(sm__json_at(d, jo, 0)) : -1;
+    int64_t e = jo->type == SM__J_ARR && jo->count == 2 ? nonneg_int(sm__json_at(d, jo, 1)) : -1;
+    if (b < 0 || e < 0)
         return fmt_err(err, path, name,
                        "header: tensor '%s': data_offsets is not [begin, end] of non-negative "
                        "integers",
                        name);
-    info->begin = (uint64_t)json_integer_value(json_array_get(jo, 0));
-    info->end = (uint64_t)json_integer_value(json_array_get(jo, 1));
-    uint64_t bytes = (uint64_t)numel * esize;
+    info->begin = (uint64_t)b;
+    info->end = (uint64_t)e;
+    uint64_t bytes = (uint64_t)info->numel * sm_dtype_size(info->dtype);
     if (info->end < info->begin || info->end - info->begin != bytes)
         return fmt_err(err, path, name,
                        "header: tensor '%s': data_offsets [%llu, %llu] do not match shape x %s "
@@ -208,27 +215,48 @@ static int parse_entry(const char *path, const char *name, json_t *v, sm_st_info
     return 0;
 }
 
-static int parse_metadata(sm_st_file *f, json_t *meta, sm_error *err)
+static int parse_metadata(sm_st_file *f, const sm__jdoc *d, const sm__jnode *meta, sm_error *err)
 {
-    if (!json_is_object(meta))
+    if (meta->type != SM__J_OBJ)
         return fmt_err(err, f->path, "__metadata__", "header: __metadata__ is not an object");
-    size_t n = json_object_size(meta);
+    size_t n = meta->count;
     f->meta_keys = calloc(n ? n : 1, sizeof *f->meta_keys);
     f->meta_values = calloc(n ? n : 1, sizeof *f->meta_values);
     if (!f->meta_keys || !f->meta_values)
         return sm_error_set(err, SM_ENOMEM, f->path, 0, 0, NULL, "out of memory");
-    const char *key;
-    json_t *val;
-    json_object_foreach(meta, key, val)
-    {
-        if (!json_is_string(val))
-            return fmt_err(err, f->path, key,
-                           "header: __metadata__ entry '%s' is not a string", key);
-        f->meta_keys[f->n_meta] = sm__strdup(key);
-        f->meta_values[f->n_meta] = sm__strdup(json_string_value(val));
+    for (const sm__jnode *k = sm__json_first(d, meta); k; k = sm__json_next(d, sm__json_next(d, k))) {
+        const sm__jnode *val = sm__json_next(d, k);
+        if (val->type != SM__J_STR)
+            return fmt_err(err, f->path, k->str,
+                           "header: __metadata__ entry '%s' is not a string", k->str);
+        f->meta_keys[f->n_meta] = sm__strdup(k->str);
+        f->meta_values[f->n_meta] = sm__strdup(val->str);
         f->n_meta++;
         if (!f->meta_keys[f->n_meta - 1] || !f->meta_values[f->n_meta - 1])
             return sm_error_set(err, SM_ENOMEM, f->path, 0, 0, NULL, "out of memory");
+    }
+    return 0;
+}
+
+/* The tensor entries and the metadata of the root object, in the order of the text. */
+static int parse_members(sm_st_file *f, const sm__jdoc *d, sm_error *err)
+{
+    const sm__jnode *root = &d->nodes[0];
+    if (root->type != SM__J_OBJ) return fmt_err(err, f->path, NULL, "header is not a JSON object");
+    f->infos = calloc(root->count ? root->count : 1, sizeof *f->infos);
+    if (!f->infos) return sm_error_set(err, SM_ENOMEM, f->path, 0, 0, NULL, "out of memory");
+    for (const sm__jnode *k = sm__json_first(d, root); k; k = sm__json_next(d, sm__json_next(d, k))) {
+        const sm__jnode *val = sm__json_next(d, k);
+        int rc;
+        if (strcmp(k->str, "__metadata__") == 0) {
+            if ((rc = parse_metadata(f, d, val, err))) return rc;
+            continue;
+        }
+        sm_st_info *info = &f->infos[f->count];
+        if ((rc = parse_entry(f->path, k->str, d, val, info, err))) return rc;
+        if (!(info->name = sm__strdup(k->str)))
+            return sm_error_set(err, SM_ENOMEM, f->path, 0, 0, NULL, "out of memory");
+        f->count++;
     }
     return 0;
 }
@@ -239,39 +267,17 @@ static int parse_header(sm_st_file *f, const char *text, size_t len, sm_error *e
     if (bad < len)
         return fmt_err(err, f->path, NULL, "header is not valid UTF-8 (byte %zu of the header)",
                        bad);
-    json_error_t je;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!root)
+    sm__jdoc d;
+    sm__jerror je;
+    int rc = sm__json_parse(text, len, 64, &d, &je);
+    if (rc == SM_ENOMEM) return sm_error_set(err, SM_ENOMEM, f->path, 0, 0, NULL, "out of memory");
+    if (rc)
         return fmt_err(err, f->path, NULL,
                        "header is not valid JSON (line %d, column %d of the header): %s",
                        je.line, je.column, je.text);
-    int rc = 0;
-    if (!json_is_object(root)) {
-        rc = fmt_err(err, f->path, NULL, "header is not a JSON object");
-        goto out;
-    }
-    size_t n = json_object_size(root);
-    f->infos = calloc(n ? n : 1, sizeof *f->infos);
-    if (!f->infos) {
-        rc = sm_error_set(err, SM_ENOMEM, f->path, 0, 0, NULL, "out of memory");
-        goto out;
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val)
-    {
-        if (strcmp(key, "__metadata__") == 0) {
-            if ((rc = parse_metadata(f, val, err))) goto out;
-            continue;
-        }
-        sm_st_info *info = &f->infos[f->count];
-        if ((rc = parse_entry(f->path, key, val, info, err))) goto out;
-        if (!(info->name = sm__strdup(key))) {
-            rc = sm_error_set(err, SM_ENOMEM, f->path, 0, 0, NULL, "out of memory");
-            goto out;
-        }
-        f->count++;
-    }
+    rc = parse_members(f, &d, err);
+    sm__json_free(&d);
+    if (rc) return rc;
     qsort(f->infos, f->count, sizeof *f->infos, cmp_info);
     uint64_t pos = 0;
     for (size_t i = 0; i < f->count; i++) {
@@ -283,19 +289,17 @@ static int parse_header(sm_st_file *f, const char *text, size_t len, sm_error *e
                          t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
                          t->begin > pos ? "leave a gap" : "overlap the previous tensor",
                          (unsigned long long)pos);
-            goto out;
+            return rc;
         }
         pos = t->end;
     }
     if (pos != f->data_size)
-        rc = fmt_err(err, f->path, NULL,
+        return fmt_err(err, f->path, NULL,
                      "tensors cover %llu bytes of data but the file has %llu bytes after the "
                      "header (%s)",
                      (unsigned long long)pos, (unsigned long long)f->data_size,
                      pos < f->data_size ? "trailing bytes" : "file truncated");
-out:
-    json_decref(root);
-    return rc;
+    return 0;
 }
 
 int sm_st_open(const char *path, sm_st_file **out, sm_error *err)

@@ -40,6 +40,16 @@ int sm_model_new(const sm_registry *reg, const sm_cfg *root, sm_task task, sm_mo
     return sm_model_new_classes(reg, root, task, 0, out, err);
 }
 
+/* The backbone's info; intermediate blocks only through the ABI 1.1 slot (a count without it
+ * is ignored). */
+static void sm__model_info(sm_model *m)
+{
+    m->bb->info(m->bb_self, &m->info);
+    if (!SM_HAS_SLOT(m->bb, sm_backbone_vtbl, forward_features) || !m->bb->forward_features ||
+        m->info.num_blocks < 0)
+        m->info.num_blocks = 0;
+}
+
 int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task task, int num_classes,
                          sm_model **out, sm_error *err)
 {
@@ -64,7 +74,7 @@ int sm_model_new_classes(const sm_registry *reg, const sm_cfg *root, sm_task tas
     sm_backbone_opts opts = {.task = task, .img_h = img, .img_w = img, .prefix = m->prefix};
     int rc = m->bb->create(msec, &opts, m->params, &m->bb_self, err);
     if (rc) goto fail;
-    m->bb->info(m->bb_self, &m->info);
+    sm__model_info(m);
     int64_t F = m->info.num_features;
     if (task == SM_TASK_SIMMIM) {
         int64_t s = m->info.encoder_stride, C = m->info.in_chans;
@@ -162,6 +172,38 @@ sm_tensor *sm_model_logits(sm_model *m, sm_ctx *ctx, sm_tensor *images)
     return sm_linear(ctx, f, m->head_w, m->head_b);               /* (B, K) */
 }
 
+sm_tensor *sm_model_features(sm_model *m, sm_ctx *ctx, sm_tensor *images, int block)
+{
+    if (sm_ctx_status(ctx)) return NULL;
+    if (block < 0) {
+        if (m->task == SM_TASK_CLASSIFY) return m->bb->forward(m->bb_self, ctx, images, NULL);
+        sm_ctx_fail(ctx, SM_EINVAL, "model: the classifier's pooled features of a SimMIM model");
+        return NULL;
+    }
+    sm_error e;
+    sm_error_clear(&e);
+    if (sm_model_check_block(m, block, &e)) {
+        sm_ctx_fail(ctx, e.code, "%s", e.text);
+        return NULL;
+    }
+    return m->bb->forward_features(m->bb_self, ctx, images, block); /* (B, F_block) */
+}
+
+int sm_model_check_block(const sm_model *m, int block, sm_error *err)
+{
+    const char *name = m->bb->hdr.name;
+    if (m->info.num_blocks == 0)
+        return sm_error_set(err, SM_EUNSUPPORTED, NULL, 0, 0, NULL,
+                            "backbone '%s' cannot give the features of an intermediate block (it "
+                            "has no forward_features, plugin ABI 1.1)",
+                            name);
+    if (block < 0 || block > m->info.num_blocks)
+        return sm_error_set(err, SM_EINVAL, NULL, 0, 0, NULL,
+                            "block %d: backbone '%s' has blocks 0..%d", block, name,
+                            m->info.num_blocks);
+    return 0;
+}
+
 /* Strips the backbone prefix; NULL if the name is not the backbone's. */
 static const char *sm__backbone_name(const sm_model *m, const char *name)
 {
@@ -196,7 +238,7 @@ int sm_backbone_check_input(sm_ctx *ctx, const char *who, const sm_tensor *image
 {
     *mask_flat = NULL;
     if (sm_ctx_status(ctx)) return sm_ctx_status(ctx);
-    char s[96];
+    char s[SM__SHAPE_STR_MAX];
     if (!images || images->ndim != 4 || images->shape[1] != in_chans ||
         images->shape[2] != hp * patch || images->shape[3] != wp * patch) {
         if (images) sm_tensor_shape_str(images, s, sizeof s);

@@ -180,7 +180,7 @@ static bool sm__same_shape(const sm_tensor *t, const sm_st_info *in)
 static int sm__shape_mismatch(const sm_tensor *t, const sm_st_info *in, const char *path,
                               sm_error *err)
 {
-    char want[96], got[96] = "(";
+    char want[SM__SHAPE_STR_MAX], got[SM__SHAPE_STR_MAX] = "(";
     sm_tensor_shape_str(t, want, sizeof want);
     for (int d = 0; d < in->ndim; d++)
         snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
@@ -228,7 +228,7 @@ static int sm__load_param(sm_model *m, sm_tensor *t, const sm_weight_source *src
         return 0;
     }
     if (in) return sm__shape_mismatch(t, in, sm_st_path(src->f), err);
-    if (!n->kept++) snprintf(n->first_kept, sizeof n->first_kept, "%s", t->name);
+    if (!n->kept++) sm__text_fit(n->first_kept, sizeof n->first_kept, t->name);
     return 0;
 }
 
@@ -252,13 +252,11 @@ int sm_model_load_weights(sm_model *m, const char *path, char *note, size_t note
                           "no tensor of the file matches the model's parameters "
                           "(is it a checkpoint of another backbone?)");
     if (!rc && note)
-        snprintf(note, note_len,
-                 "%s: %zu tensors loaded (%zu copied from a shared tensor, %zu resized), %zu "
-                 "kept their initialisation%s%s%s",
-                 path, n.loaded, n.copied, n.resized, n.kept, n.kept ? " (" : "", n.first_kept,
-                 n.kept > 1 ? ", ...)"
-                 : n.kept   ? ")"
-                            : "");
+        sm__format_fit(note, note_len,
+                       "%s: %zu tensors loaded (%zu copied from a shared tensor, %zu resized), "
+                       "%zu kept their initialisation%s%s%s",
+                       path, n.loaded, n.copied, n.resized, n.kept, n.kept ? " (" : "",
+                       n.first_kept, n.kept > 1 ? ", ...)" : n.kept ? ")" : "");
     sm_st_close(f);
     return rc;
 }

@@ -57,13 +57,27 @@ static int sm__check_file(const char *real, sm_error *err)
     return 0;
 }
 
+/* In an AddressSanitizer build (--enable-sanitizers) a plugin stays mapped after dlclose:
+ * LeakSanitizer can then name the functions of a plugin (or of a library it loaded, BLIS) in a
+ * report, and does not walk the thread-local storage of a library that is gone. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SM__DLOPEN_KEEP RTLD_NODELETE
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SM__DLOPEN_KEEP RTLD_NODELETE
+#endif
+#endif
+#ifndef SM__DLOPEN_KEEP
+#define SM__DLOPEN_KEEP 0
+#endif
+
 static int sm__load_resolved(sm_registry *reg, const char *real, const char *stem, sm_error *err)
 {
     int rc = sm__check_file(real, err);
     if (rc) return rc;
 
     dlerror();
-    void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL | SM__DLOPEN_KEEP);
     if (!h) {
         const char *e = dlerror();
         return sm_error_set(err, SM_EPLUGIN, real, 0, 0, NULL,
@@ -181,7 +195,11 @@ static int sm__load_in_dir(sm_registry *reg, const char *real_dir, const char *n
 int sm_plugin_load_dir(sm_registry *reg, const char *dir, sm_diag *diag)
 {
     char real_dir[PATH_MAX];
-    if (!realpath(dir, real_dir)) return 0; /* a missing directory is not an error */
+    if (!realpath(dir, real_dir)) { /* a missing directory is not an error */
+        if (errno == ENOENT || errno == ENOTDIR) return 0;
+        return sm_diag_addf(diag, SM_SEV_ERROR, SM_EPLUGIN, dir, 0, 0, NULL,
+                            "cannot open plugin directory: %s", strerror(errno));
+    }
     struct stat st;
     if (stat(real_dir, &st) != 0) return 0;
     if (!S_ISDIR(st.st_mode))
@@ -244,7 +262,13 @@ static int sm__load_list(sm_registry *reg, const char *list, sm_diag *diag, int 
     while (p && *p) {
         const char *colon = strchr(p, ':');
         size_t len = colon ? (size_t)(colon - p) : strlen(p);
-        if (len > 0 && len < PATH_MAX) {
+        if (len >= PATH_MAX) {
+            int rc = sm_diag_addf(diag, SM_SEV_ERROR, SM_EPLUGIN, NULL, 0, 0, NULL,
+                                  "SIMMIM_PLUGIN_PATH: an entry of %zu bytes is longer than "
+                                  "PATH_MAX (%d): %.*s",
+                                  len, PATH_MAX, (int)len, p);
+            if (!first) first = rc;
+        } else if (len > 0) {
             char dir[PATH_MAX];
             memcpy(dir, p, len);
             dir[len] = '\0';

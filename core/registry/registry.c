@@ -176,7 +176,7 @@ static int sm__registry_add(sm_registry *reg, const sm_component *comp, sm_error
     if (!comp->description)
         return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL, "%s '%s' has no description",
                             sm_kind_name(comp->kind), comp->name);
-    char why[256];
+    char why[SM__ERR_TEXT_MAX];
     if (sm__key_table_check(comp->keys, comp->kind, why, sizeof why) != 0)
         return sm_error_set(err, SM_EINVAL, file, 0, 0, NULL, "%s '%s': bad config key table: %s",
                             sm_kind_name(comp->kind), comp->name, why);
@@ -227,16 +227,24 @@ size_t sm_registry_names(const sm_registry *reg, sm_kind kind, char *buf, size_t
     return len;
 }
 
+char *sm__registry_names_dup(const sm_registry *reg, sm_kind kind)
+{
+    size_t n = sm_registry_names(reg, kind, NULL, 0) + 1;
+    char *names = malloc(n);
+    if (names) sm_registry_names(reg, kind, names, n);
+    return names;
+}
+
 const sm_component *sm_registry_lookup(const sm_registry *reg, sm_kind kind, const char *name,
                                        sm_error *err)
 {
     const sm_component *c = sm_registry_find(reg, kind, name);
     if (c) return c;
-    char names[512];
-    sm_registry_names(reg, kind, names, sizeof names);
+    char *names = sm__registry_names_dup(reg, kind);
     sm_error_set(err, SM_ENOTFOUND, NULL, 0, 0, NULL, "unknown %s '%s' (available: %s)",
                  sm_kind_name(kind) ? sm_kind_name(kind) : "component", name ? name : "",
-                 names);
+                 names ? names : "?");
+    free(names);
     return NULL;
 }
 

@@ -16,5 +16,7 @@ int sm__registry_failed(const sm_registry *reg, sm_error *err);
 void sm__registry_commit(sm_registry *reg, void *handle, const char *name, const char *version);
 /* Removes everything added since begin. */
 void sm__registry_rollback(sm_registry *reg);
+/* sm_registry_names, whole, malloc'd (NULL on ENOMEM). */
+char *sm__registry_names_dup(const sm_registry *reg, sm_kind kind);
 
 #endif

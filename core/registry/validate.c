@@ -38,8 +38,8 @@ static void sm__verr(sm__val *v, sm_cfg *node, bool at_key, const char *fmt, ...
     SM_PRINTF(4, 5);
 static void sm__verr(sm__val *v, sm_cfg *node, bool at_key, const char *fmt, ...)
 {
-    char path[128];
-    sm_cfg_keypath(node, path, sizeof path);
+    char path[SM__ERR_PATH_MAX];
+    sm__cfg_keypath_fit(node, NULL, path, sizeof path);
     sm_error e;
     sm_error_clear(&e);
     va_list ap;
@@ -73,8 +73,6 @@ static void sm__missing(sm__val *v, const sm_cfg *map, const char *path, const c
 static void sm__record_ignored(sm__val *v, const sm_cfg *node)
 {
     sm_config *c = v->cfg;
-    char path[128];
-    sm_cfg_keypath(node, path, sizeof path);
     if (c->n_ignored == c->cap_ignored) {
         size_t cap = c->cap_ignored ? 2 * c->cap_ignored : 16;
         const char **a = realloc(c->ignored, cap * sizeof *a);
@@ -85,11 +83,13 @@ static void sm__record_ignored(sm__val *v, const sm_cfg *node)
         c->ignored = a;
         c->cap_ignored = cap;
     }
-    const char *s = sm__pool_strdup(&c->pool, path);
+    size_t len = sm_cfg_keypath(node, NULL, 0);
+    char *s = sm__pool_alloc(&c->pool, len + 1);
     if (!s) {
         v->oom = 1;
         return;
     }
+    sm_cfg_keypath(node, s, len + 1);
     c->ignored[c->n_ignored++] = s;
 }
 
@@ -99,8 +99,9 @@ static void sm__record_ignored(sm__val *v, const sm_cfg *node)
 static const sm_key *sm__lookup(const sm_key *const *tables, size_t nt, const char *prefix,
                                 const char *name)
 {
-    char full[160];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
+    char full[SM__KEY_NAME_MAX + 1];
+    if ((size_t)snprintf(full, sizeof full, "%s%s", prefix, name) >= sizeof full)
+        return NULL; /* longer than any declared key */
     for (size_t t = 0; t < nt; t++) {
         const sm_key *k = sm__key_find(tables[t], full);
         if (k) return k;
@@ -180,7 +181,7 @@ static sm_cfg *sm__default_node(sm__val *v, const sm_key *k)
 static bool sm__check_key(sm__val *v, const sm_key *k, sm_cfg *c)
 {
     const sm_cfg *at;
-    char why[300];
+    char why[SM__ERR_TEXT_MAX];
     if (sm__key_check_value(k, c, &at, why, sizeof why) != 0) {
         sm__verr(v, (sm_cfg *)at, false, "%s", why);
         return false;
@@ -226,7 +227,7 @@ static void sm__validate_map(sm__val *v, sm_cfg *map, const char *prefix,
         }
         if (!sm__check_key(v, k, c)) continue;
         if (k->type == SM_KEY_MAP) {
-            char sub[160];
+            char sub[SM__KEY_NAME_MAX + 2];
             snprintf(sub, sizeof sub, "%s%s.", prefix, c->key);
             sm__validate_map(v, c, sub, tables, nt);
         }
@@ -236,9 +237,8 @@ static void sm__validate_map(sm__val *v, sm_cfg *map, const char *prefix,
             const char *name = sm__direct_child(k, prefix);
             if (!name || k->type == SM_KEY_IGNORED || sm__cfg_child(map, name)) continue;
             if (!k->def && k->type != SM_KEY_MAP) {
-                char path[160];
-                size_t len = SM__MIN(sm_cfg_keypath(map, path, sizeof path), sizeof path - 1);
-                snprintf(path + len, sizeof path - len, "%s%s", len ? "." : "", name);
+                char path[SM__ERR_PATH_MAX];
+                sm__cfg_keypath_fit(map, name, path, sizeof path);
                 sm__missing(v, map, path, "missing required key");
                 continue;
             }
@@ -250,7 +250,7 @@ static void sm__validate_map(sm__val *v, sm_cfg *map, const char *prefix,
             }
             sm__cfg_append(map, d, key);
             if (k->type == SM_KEY_MAP) {
-                char sub[160];
+                char sub[SM__KEY_NAME_MAX + 2];
                 snprintf(sub, sizeof sub, "%s%s.", prefix, name);
                 sm__validate_map(v, d, sub, tables, nt);
             }
@@ -287,17 +287,17 @@ static void sm__validate_section(sm__val *v, sm_cfg *node, const sm__section *se
         }
         comp = sm_registry_find(v->reg, (sm_kind)sec->kind, name);
         if (!comp) {
-            char names[256];
-            sm_registry_names(v->reg, (sm_kind)sec->kind, names, sizeof names);
+            char *names = sm__registry_names_dup(v->reg, (sm_kind)sec->kind);
             if (sel) {
                 sm__verr(v, sel, false, "unknown %s '%s' (available: %s)",
-                         sm_kind_name((sm_kind)sec->kind), name, names);
+                         sm_kind_name((sm_kind)sec->kind), name, names ? names : "?");
             } else {
                 char path[160];
                 snprintf(path, sizeof path, "%s.%s", sec->name, sec->selector);
                 sm__missing(v, node, path, "unknown %s '%s' (the default; available: %s)",
-                            sm_kind_name((sm_kind)sec->kind), name, names);
+                            sm_kind_name((sm_kind)sec->kind), name, names ? names : "?");
             }
+            free(names);
             return;
         }
         tables[nt++] = comp->keys;
@@ -455,7 +455,7 @@ static void sm__ignored_text(const sm_config *c, char *buf, size_t n)
                !strchr(c->ignored[j] + plen + 1, '.'))
             j++;
         char item[400];
-        size_t k = 0;
+        size_t k = 0; /* the whole item's length */
         if (!dot || j == i + 1) {
             k = (size_t)snprintf(item, sizeof item, "%s", c->ignored[i]);
         } else {
@@ -465,6 +465,7 @@ static void sm__ignored_text(const sm_config *c, char *buf, size_t n)
                                       c->ignored[m] + plen + 1);
             if (k < sizeof item) k += (size_t)snprintf(item + k, sizeof item - k, "}");
         }
+        if (k >= sizeof item) sm__mark_cut(item, sizeof item);
         char tail[40];
         snprintf(tail, sizeof tail, " and %zu more", c->n_ignored - i);
         if (len + 2 + k + (j < c->n_ignored ? strlen(tail) : 0) >= n) {

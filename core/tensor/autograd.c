@@ -175,7 +175,7 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
 int sm_backward(sm_ctx *ctx, sm_tensor *loss)
 {
     if (ctx && !ctx->err.code && loss && sm_tensor_numel(loss) != 1) {
-        char shape[128];
+        char shape[SM__SHAPE_STR_MAX];
         sm_tensor_shape_str(loss, shape, sizeof shape);
         return sm_ctx_fail(ctx, SM_ESHAPE, "backward: the loss must have one element (got %s)",
                            shape);

@@ -120,7 +120,7 @@ static sm_tensor *tensor_header(sm_ctx *ctx, int ndim, const int64_t *shape)
     if (!t) return NULL;
     memset(t, 0, sizeof *t);
     if (!sm__set_shape(t, ndim, shape)) {
-        char buf[160] = "";
+        char buf[SM__SHAPE_STR_MAX] = "";
         size_t len = 0;
         for (int i = 0; i < ndim && i < SM_MAX_DIMS && len < sizeof buf; i++)
             len += (size_t)snprintf(buf + len, sizeof buf - len, i ? ", %lld" : "%lld",
@@ -176,7 +176,7 @@ void *sm__shape_error(sm_ctx *ctx, const char *op, const char *msg, ...)
     const char *name;
     while ((name = va_arg(ap, const char *)) != NULL) {
         const sm_tensor *t = va_arg(ap, const sm_tensor *);
-        char shape[128];
+        char shape[SM__SHAPE_STR_MAX];
         sm_tensor_shape_str(t, shape, sizeof shape);
         if (len < sizeof text)
             len += (size_t)snprintf(text + len, sizeof text - len, "%s%s %s", sep, name, shape);

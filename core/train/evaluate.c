@@ -95,6 +95,7 @@ static int sm__eval_report(sm__run *r, int64_t epoch, const sm__eval_counts *c,
                            sm_error *err)
 {
     double loss = c->n ? c->loss_sum / (double)c->n : NAN, mean_acc = sm__confusion_mean_acc(conf);
+    r->last_mean_class = isfinite(mean_acc) ? mean_acc : -1;
     char when[48] = "", lowest[512]; /* epochs count from 1 in the log, from 0 in metrics.jsonl */
     if (r->set.task != SM__RUN_EVAL)
         snprintf(when, sizeof when, " after epoch %lld", (long long)epoch + 1);

@@ -140,6 +140,10 @@ int sm__write_summary(sm__run *r, const sm_train_result *res, int status, const 
                           sm__jnum(secs > 0 ? (double)r->images_seen / secs : 0.0), "bad_images",
                           (json_int_t)(r->loader ? sm_loader_bad_count(r->loader) : 0), "ranks",
                           r->ranks);
+    if (o)
+        json_object_set_new(o, "eval_mean_class_top1",
+                            res->eval_mean_class >= 0 ? sm__jnum(res->eval_mean_class)
+                                                      : json_null());
     if (o && status) json_object_set_new(o, "error", json_string(line));
     char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
     json_decref(o);

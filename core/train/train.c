@@ -191,11 +191,11 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
 {
     sm_comm *comm = opts ? opts->comm : NULL;
     sm__run r = {.cfg = cfg, .reg = reg, .opts = opts, .lock_fd = -1, .t_start = sm__now(),
-                 .best_top1 = -1, .best_epoch = -1, .comm = comm, .rank = sm_comm_rank(comm),
-                 .ranks = sm_comm_size(comm)};
+                 .best_top1 = -1, .best_epoch = -1, .last_mean_class = -1, .comm = comm,
+                 .rank = sm_comm_rank(comm), .ranks = sm_comm_size(comm)};
     r.writer = r.rank == 0;
     sm_train_result res = {.eval_top1 = -1, .eval_top5 = -1, .last_loss = NAN, .best_top1 = -1,
-                           .best_epoch = -1};
+                           .best_epoch = -1, .eval_mean_class = -1};
     int rc = sm__settings_read(cfg, &r.set, err);
     sm__settings_set_ranks(&r.set, r.ranks);
     if (!rc && !(r.positions = calloc((size_t)r.ranks, sizeof *r.positions)))
@@ -218,6 +218,7 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     if (!rc) rc = sm__run_job(&r, &st, resumed, &res, err);
     res.best_top1 = r.best_top1;
     res.best_epoch = r.best_epoch;
+    res.eval_mean_class = r.last_mean_class;
     if (r.best_epoch >= 0 && r.set.task == SM__RUN_FINETUNE)
         sm_log(SM_LOG_INFO, "best evaluation: top-1 %.2f %% after epoch %lld", r.best_top1,
                (long long)r.best_epoch + 1);

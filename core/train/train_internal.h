@@ -214,6 +214,7 @@ typedef struct sm__run {
     int64_t images_seen;
     double best_top1;   /* the best evaluation so far (kept records of a resumed run count)  */
     int64_t best_epoch;
+    double last_mean_class; /* the mean class accuracy of the last evaluation, else -1       */
     /* pretraining: the first images of the latest batch and their masks, for the
      * reconstruction figure written with each checkpoint */
     float *vis_images, *vis_mask;

@@ -103,6 +103,7 @@ void sm__census_format(const sm__census *c, char *buf, size_t n)
     if (c->images) k += (size_t)snprintf(buf + k, n - k, "%zu images", c->images);
     for (size_t i = 0; i < c->n && k < n; i++)
         k += (size_t)snprintf(buf + k, n - k, "%s%zu %s", k ? ", " : "", c->count[i], c->ext[i]);
+    if (k >= n && n >= 4) memcpy(buf + n - 4, "...", 4); /* cut: say so (ASCII text) */
 }
 
 static int sm__walk(const char *dir, int label, sm__strlist *out, sm__census *c, int depth,
@@ -161,7 +162,7 @@ int sm__ds_walk_images(const char *dir, int label, sm__strlist *out, const char 
     size_t before = out->n;
     int rc = sm__ds_walk(dir, label, out, &c, err);
     if (rc == 0 && out->n == before) {
-        char found[256];
+        char found[512];
         sm__census_format(&c, found, sizeof found);
         rc = sm_error_set(err, SM_EDATA, dir, 0, 0, NULL,
                           "%s has no images (.jpg .jpeg .png .tif .tiff); found %s", what, found);
@@ -210,7 +211,7 @@ int sm__ds_image_folder(const char *root, sm__strlist *classes, sm__strlist *fil
         sm__census c = {0};
         sm__strlist flat = {0};
         sm__walk(root, 0, &flat, &c, 0, NULL);
-        char what[256];
+        char what[512];
         sm__census_format(&c, what, sizeof what);
         sm__strlist_free(&flat);
         return sm_error_set(err, SM_EDATA, root, 0, 0, NULL,

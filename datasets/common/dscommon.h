@@ -24,7 +24,7 @@ typedef struct sm__census {
     size_t n, images, other;
 } sm__census;
 
-/* "12 .txt, 3 .bmp" (or "no files"). */
+/* "12 .txt, 3 .bmp" (or "no files"); ends with "..." when it does not fit. */
 void sm__census_format(const sm__census *c, char *buf, size_t n);
 
 /* True for .jpg .jpeg .png .tif .tiff, any case (the format is then decided by the bytes). */

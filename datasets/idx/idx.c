@@ -78,16 +78,18 @@ static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 1
 /* Finds "<dir>/<prefix>-<kind>" with or without ".gz". */
 static char *idx_find(const char *dir, const char *prefix, const char *kind)
 {
-    char rel[512];
+    size_t n = strlen(prefix) + strlen(kind) + 5;
+    char *rel = malloc(n), *p = NULL;
     struct stat st;
-    for (int gz = 1; gz >= 0; gz--) {
-        snprintf(rel, sizeof rel, "%s-%s%s", prefix, kind, gz ? ".gz" : "");
-        char *p = sm__ds_join(dir, rel);
-        if (p && stat(p, &st) == 0) return p;
+    for (int gz = 1; rel && gz >= 0; gz--) {
+        snprintf(rel, n, "%s-%s%s", prefix, kind, gz ? ".gz" : "");
+        p = sm__ds_join(dir, rel);
+        if (!p || gz == 0 || stat(p, &st) == 0) break;
         free(p);
+        p = NULL;
     }
-    snprintf(rel, sizeof rel, "%s-%s", prefix, kind);
-    return sm__ds_join(dir, rel);
+    free(rel);
+    return p; /* the plain name when neither exists (its open fails with a clear error) */
 }
 
 static void idx_close(void *self)

@@ -46,17 +46,29 @@ static const char *nwpu_rel(const char *root, const char *path)
 static int nwpu_write(const char *file, const char *root, const sm__lds *all, const uint8_t *is_train,
                       double ratio, long long seed, sm_error *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", file);
+    size_t n = strlen(file) + 5;
+    char *tmp = malloc(n);
+    if (!tmp) return sm_error_set(err, SM_ENOMEM, file, 0, 0, NULL, "out of memory");
+    snprintf(tmp, n, "%s.tmp", file);
     FILE *f = fopen(tmp, "w");
-    if (!f) return sm_error_set(err, SM_EIO, file, 0, 0, NULL, "cannot write the split: %s", strerror(errno));
+    if (!f) {
+        int e = errno;
+        free(tmp);
+        return sm_error_set(err, SM_EIO, file, 0, 0, NULL, "cannot write the split: %s",
+                            strerror(e));
+    }
     fprintf(f, NWPU_HEADER, ratio, seed);
     for (size_t i = 0; i < all->files.n; i++)
         fprintf(f, "%s\t%s\n", is_train[i] ? "train" : "eval", nwpu_rel(root, all->files.s[i]));
-    if (fclose(f) != 0 || rename(tmp, file) != 0) {
+    bool bad = ferror(f) != 0; /* a write failed (disk full): fclose alone may not say */
+    if ((fclose(f) != 0) | bad || rename(tmp, file) != 0) {
+        int e = errno;
         remove(tmp);
-        return sm_error_set(err, SM_EIO, file, 0, 0, NULL, "cannot write the split: %s", strerror(errno));
+        free(tmp);
+        return sm_error_set(err, SM_EIO, file, 0, 0, NULL, "cannot write the split: %s",
+                            strerror(e));
     }
+    free(tmp);
     sm_log(SM_LOG_INFO, "nwpu_resisc45: split written to %s", file);
     return 0;
 }

@@ -3,7 +3,10 @@
  * Every fallible function in libsimmim returns an int status: 0 (SM_OK) on success, a negative
  * SM_E* code on failure, and fills an optional `sm_error *` (may be NULL). The error record is
  * fixed-size (no allocation, so it works when memory has run out) and keeps the FIRST error set
- * into it. It prints in the GNU form that editors can jump to:
+ * into it. What is too long for a field is shortened visibly, never cut silently: a file keeps
+ * its tail after "...", a key path or message keeps its head and tail around " ... " (a 4096-byte
+ * path in a message still shows where it starts and which file it ends in). It prints in the GNU
+ * form that editors can jump to:
  *
  *     configs/vit.yaml:12:5: optimizer.optim_name: unknown optimizer 'adam' (available: adamw, sgd)
  *
@@ -70,8 +73,9 @@ typedef struct sm_error {
     int column;      /* column in `file`, 0 if none                                       */
     char file[256];  /* config, plugin, data or checkpoint file ("" if none); a longer  */
                      /* path keeps its tail, prefixed with "..."                          */
-    char path[128];  /* key path, e.g. "optimizer.beta1", or tensor name ("" if none)    */
-    char text[1024]; /* the human message                                                 */
+    char path[128];  /* key path, e.g. "optimizer.beta1", or tensor name ("" if none);   */
+                     /* a longer one keeps its head and tail around " ... "               */
+    char text[1024]; /* the human message; shortened like path when longer                */
 } sm_error;
 
 /* A buffer of this many bytes always holds what sm_error_format writes. */

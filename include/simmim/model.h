@@ -43,6 +43,9 @@ typedef struct sm_backbone_info {
     int encoder_stride; /* stride s of the SimMIM feature map (decoder pixel-shuffle factor)  */
     int num_features;   /* channels F of the feature map and of the pooled features           */
     int num_layers;     /* layer ids for layer-wise LR decay run 0..num_layers-1              */
+    /* ABI 1.1: the blocks forward_features can stop after, 1..num_blocks (0 without the slot).
+     * The host zeroes the struct before calling info, so a 1.0 plugin leaves it 0. */
+    int num_blocks;
 } sm_backbone_info;
 
 /* A constant buffer of the official module (relative_position_index, attn_mask), so tools can
@@ -104,6 +107,16 @@ typedef struct sm_backbone_vtbl {
      * keeps the initialisation, or reports the shape mismatch), a negative status on error. */
     int (*adapt_weight)(const void *self, const char *name, sm_tensor *t,
                         const sm_weight_source *src, sm_error *err);
+    /* Optional (ABI 1.1; set info's num_blocks with it). Pooled features of an intermediate
+     * block, for linear probes at the depth MIM papers probe (SimMIM's ViT-B: block 8 of 12):
+     * images (B, in_chans, H, W) constant, no mask; returns (B, F_block): the mean over the
+     * patch tokens (no class token) of what block `block` outputs, with no norm after it;
+     * block 0 pools the tokens entering the first block (after the embedding), block n the
+     * output of the n-th block (1-based, counted through the whole backbone). F_block is the
+     * width of the tokens there: num_features for a plain transformer, a stage's width for a
+     * hierarchical one. A block outside 0..num_blocks fails ctx with SM_EINVAL naming the
+     * range. On failure returns NULL with the error in ctx. */
+    sm_tensor *(*forward_features)(void *self, sm_ctx *ctx, sm_tensor *images, int block);
 } sm_backbone_vtbl;
 
 /* For backbones' forward: checks images (B, in_chans, hp·patch, wp·patch) and, when given, the
@@ -160,6 +173,17 @@ SM_API sm_tensor *sm_model_simmim(sm_model *m, sm_ctx *ctx, sm_tensor *images,
                                   const sm_tensor *mask, sm_tensor **x_rec);
 /* Classifier forward: images (B, C, H, W) -> logits (B, K). */
 SM_API sm_tensor *sm_model_logits(sm_model *m, sm_ctx *ctx, sm_tensor *images);
+/* Pooled backbone features of images (B, C, H, W). block < 0: as the classifier pools them
+ * (B, num_features), the input of the head (a classifier only); 0..num_blocks (info): the
+ * backbone's forward_features, the mean of the patch tokens after that block, unnormalised.
+ * Errors (in ctx): SM_EUNSUPPORTED when the backbone cannot stop at a block (num_blocks 0),
+ * SM_EINVAL for a block out of range (the message names the range) or a SimMIM model with
+ * block < 0. */
+SM_API sm_tensor *sm_model_features(sm_model *m, sm_ctx *ctx, sm_tensor *images, int block);
+/* Whether sm_model_features can stop after `block` (>= 0): 0, else SM_EUNSUPPORTED (the
+ * backbone has no forward_features) or SM_EINVAL ("block 13: backbone 'vit' has blocks
+ * 0..12"), the message naming the backbone. */
+SM_API int sm_model_check_block(const sm_model *m, int block, sm_error *err);
 
 /* Layer id / no-weight-decay of a full parameter name (with prefix), spec 7.3-7.4:
  * no decay if 1-D, name ends in ".bias", or the backbone's skip list says so. */

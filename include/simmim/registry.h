@@ -22,7 +22,8 @@ extern "C" {
 /* ABI version of the plugin interface (descriptor, component vtables, the types they use).
  * Major: bumped by any incompatible change (layout or meaning). Minor: bumped when slots are
  * appended at the end of a vtable; hosts check struct_size before using new slots.
- * 1.1: sm_backend_vtbl.set_precision, sm_backbone_vtbl.adapt_weight, sm_scheduler_vtbl.lr_peak. */
+ * 1.1: sm_backend_vtbl.set_precision, sm_backbone_vtbl.adapt_weight and .forward_features (with
+ * sm_backbone_info.num_blocks), sm_scheduler_vtbl.lr_peak. */
 #define SM_ABI_MAJOR 1
 #define SM_ABI_MINOR 1
 

@@ -58,6 +58,8 @@ typedef struct sm_train_result {
     char checkpoint[4096]; /* the last checkpoint written ("" if none)        */
     double best_top1;      /* the best evaluation of the run (resumed ones included), else -1 */
     int64_t best_epoch;    /* its epoch (0-based, as in metrics.jsonl), else -1               */
+    double eval_mean_class; /* the last evaluation's mean of the per-class top-1 accuracies
+                               (AA, percent), else -1                                       */
     bool abort_job;        /* several ranks: the error happened on this rank alone and the    */
                            /* others wait for it in a collective; end the job with            */
                            /* sm_comm_abort. Errors every rank knows of (a bad config, a stop,*/

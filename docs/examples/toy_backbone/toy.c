@@ -3,7 +3,8 @@
  * "toy": patch embedding (conv p×p, stride p) -> LayerNorm -> MLP with a residual -> features.
  * It shows every part a backbone needs: config keys, parameter declaration under official-style
  * names, initialisation, a forward pass built from ops (the tape gives the backward pass), the
- * SimMIM feature map and the pooled classifier features.
+ * SimMIM feature map and the pooled classifier features; and the optional plugin ABI 1.1 slots:
+ * adapting foreign weights, and the features of an intermediate block for linear probes.
  *
  * Build:  cc -shared -fPIC -o sm_toy.so toy.c $(pkg-config --cflags --libs simmim)
  * Use:    put sm_toy.so in a plugin directory (plugin_path in the YAML, --plugin-dir, or
@@ -85,6 +86,7 @@ static void toy_info(const void *self, sm_backbone_info *out)
     out->encoder_stride = t->patch; /* the feature map is the patch grid */
     out->num_features = t->dim;
     out->num_layers = 2;
+    out->num_blocks = 1; /* forward_features: 0 = the patch embedding, 1 = after the MLP block */
 }
 
 static int toy_init(void *self, sm_rng *rng, sm_error *err)
@@ -147,6 +149,26 @@ static int toy_adapt_weight(const void *self, const char *name, sm_tensor *t,
     return rc ? rc : SM_ADAPT_COPIED;
 }
 
+/* Optional (plugin ABI 1.1): pooled features of an intermediate block, for linear probes
+ * (`simmimctl extract --block N`): images (B, C, H, W) -> (B, D), the mean over the patch
+ * tokens after block `block` (0: the patch embedding; 1: after the residual MLP, which is what
+ * the classifier pools too). */
+static sm_tensor *toy_forward_features(void *self, sm_ctx *ctx, sm_tensor *images, int block)
+{
+    const toy *t = self;
+    sm_tensor *none;
+    if (block < 0 || block > 1) {
+        sm_ctx_fail(ctx, SM_EINVAL, "toy: block %d is not in 0..1", block);
+        return NULL;
+    }
+    if (sm_backbone_check_input(ctx, "toy", images, NULL, t->in_chans, t->patch, t->hp, t->wp,
+                                false, &none))
+        return NULL;
+    sm_tensor *x = sm_patch_embed(ctx, images, t->proj_w, t->proj_b, t->patch); /* (B, L, D) */
+    if (block == 1) x = sm_checkpoint(ctx, toy_block, self, 1, &x);
+    return sm_mean(ctx, x, 1); /* (B, D) */
+}
+
 static const sm_backbone_vtbl toy_vtbl = {
     .hdr =
         SM_COMPONENT_INIT(sm_backbone_vtbl, SM_KIND_BACKBONE, "toy",
@@ -157,6 +179,7 @@ static const sm_backbone_vtbl toy_vtbl = {
     .init = toy_init,
     .forward = toy_forward,
     .adapt_weight = toy_adapt_weight,
+    .forward_features = toy_forward_features,
 };
 
 static int toy_register(sm_registry *reg, sm_error *err)
