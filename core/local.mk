@@ -4,15 +4,16 @@
 lib_LTLIBRARIES += core/libsimmim.la
 core_libsimmim_la_SOURCES =
 core_libsimmim_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS) $(JANSSON_CFLAGS) $(JPEG_CFLAGS) \
-	$(PNG_CFLAGS) $(TIFF_CFLAGS) $(ZLIB_CFLAGS) $(CAIRO_CFLAGS)
+	$(PNG_CFLAGS) $(TIFF_CFLAGS) $(ZLIB_CFLAGS) $(CAIRO_CFLAGS) $(MPI_CFLAGS)
 core_libsimmim_la_LIBADD = $(YAML_LIBS) $(JANSSON_LIBS) $(JPEG_LIBS) $(PNG_LIBS) \
-	$(TIFF_LIBS) $(ZLIB_LIBS) $(CAIRO_LIBS) $(PTHREAD_LIBS) -lm
+	$(TIFF_LIBS) $(ZLIB_LIBS) $(CAIRO_LIBS) $(MPI_LIBS) $(PTHREAD_LIBS) -lm
 core_libsimmim_la_LDFLAGS = -no-undefined -version-info $(SM_LT_VERSION) \
 	-export-symbols-regex '^sm_[^_]' $(OPENMP_CFLAGS)
 
 simmiminclude_HEADERS += \
 	include/simmim/simmim.h \
 	include/simmim/common.h \
+	include/simmim/comm.h \
 	include/simmim/log.h \
 	include/simmim/config.h \
 	include/simmim/registry.h \

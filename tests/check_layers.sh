@@ -18,7 +18,7 @@ rank() { # layer name -> rank
 }
 public_layer() { # public header base name -> layer
     case $1 in
-    common | log | rng | version) echo base ;;
+    common | comm | log | rng | version) echo base ;;
     config) echo config ;;
     registry | plugin) echo registry ;;
     io) echo io ;;

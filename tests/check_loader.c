@@ -1,6 +1,7 @@
 /* tests/check_loader.c - the threaded loader over a small reader defined here: batches are
  * bit-identical with 0, 1 and 4 workers and after a resume; bad files are skipped (listed, never
- * trained on) or stop the run; too many bad files stop it; stop mid-epoch is clean. */
+ * trained on) or stop the run; too many bad files stop it; stop mid-epoch is clean; shards
+ * (data-parallel ranks) split each global batch and share their bad files. */
 #include "imgutil.h"
 #include "testutil.h"
 
@@ -403,6 +404,140 @@ START_TEST(test_repeat_and_dataset_classes)
 }
 END_TEST
 
+/* Shards (data-parallel ranks): shard r's batch k is chunk k x S + r of the epoch order, so the
+ * S shards' batch k together are the single loader's batch k of S x B (images, masks and indices
+ * bit-identical), Mixup is keyed by the chunk, and evaluation shares every sample out once. */
+START_TEST(test_shards_split_the_global_batch)
+{
+    make_dataset(23, NULL, 0);
+    sm_pipeline p;
+    sm_pipeline_defaults(&p, SM_PIPELINE_PRETRAIN, 32);
+    p.mask = (sm_mask_spec){32, 32, 16, 0.6};
+    size_t per = (size_t)3 * 32 * 32;
+    run whole = collect(&p, opts(6, 2), 1, 0, 0, NULL); /* batch 6: 3 batches */
+    ck_assert_int_eq(whole.nb, 3);
+    for (int r = 0; r < 3; r++) {
+        sm_loader_opts o = opts(2, r); /* 0, 1, 2 workers */
+        o.shard = r;
+        o.num_shards = 3;
+        run part = collect(&p, o, 1, 0, 0, NULL);
+        ck_assert_int_eq(part.nb, 3); /* floor(23 / 6) for every shard */
+        for (int k = 0; k < 3; k++) {
+            int at = k * 6 + r * 2; /* in the whole run: batch k, images 2r, 2r + 1 */
+            for (int i = 0; i < 2; i++) ck_assert_int_eq(part.idx[k * 2 + i], whole.idx[at + i]);
+            ck_assert(memcmp(part.img + per * (size_t)(k * 2), whole.img + per * (size_t)at,
+                             sizeof(float) * per * 2) == 0);
+            ck_assert(memcmp(part.mask + 4 * (k * 2), whole.mask + 4 * at, sizeof(float) * 4 * 2) == 0);
+        }
+        run_free(&part);
+    }
+    run_free(&whole);
+    /* Mixup/CutMix: shard r's batch k is the single loader's batch 2k + r of the same size */
+    sm_pipeline_defaults(&p, SM_PIPELINE_FINETUNE, 16);
+    p.num_classes = 4;
+    run one = collect(&p, opts(2, 1), 0, 0, 0, NULL);
+    for (int r = 0; r < 2; r++) {
+        sm_loader_opts o = opts(2, 1);
+        o.shard = r;
+        o.num_shards = 2;
+        run part = collect(&p, o, 0, 0, 0, NULL);
+        ck_assert_int_eq(part.nb, 5);
+        for (int k = 0; k < part.nb; k++)
+            ck_assert(memcmp(part.tgt + 4 * (k * 2), one.tgt + 4 * ((2 * k + r) * 2),
+                             sizeof(float) * 4 * 2) == 0);
+        run_free(&part);
+    }
+    run_free(&one);
+    /* evaluation: chunks of 4 shared out as they come, the last one short; every sample once */
+    sm_pipeline_defaults(&p, SM_PIPELINE_EVAL, 16);
+    int seen[23] = {0};
+    int64_t want_batches[3] = {2, 2, 2}; /* 6 chunks: 0,3 | 1,4 | 2,5 (chunk 5: 3 samples) */
+    for (int r = 0; r < 3; r++) {
+        sm_loader_opts o = opts(4, 1);
+        o.shuffle = false;
+        o.drop_last = false;
+        o.shard = r;
+        o.num_shards = 3;
+        sm_loader *l;
+        ck_assert_int_eq(sm_loader_new(&dset, &p, &o, &l, NULL), 0);
+        ck_assert_int_eq(sm_loader_num_batches(l), want_batches[r]);
+        sm_loader_start(l, 0, 0, 0, NULL);
+        const sm_batch *b;
+        int k = 0;
+        while (sm_loader_next(l, &b, NULL) == 0 && b) {
+            for (int i = 0; i < b->size; i++) {
+                ck_assert_int_eq(b->indices[i], ((k * 3 + r) * 4) + i);
+                seen[b->indices[i]]++;
+            }
+            k++;
+        }
+        ck_assert_int_eq(k, want_batches[r]);
+        sm_loader_free(l);
+    }
+    for (int i = 0; i < 23; i++) ck_assert_int_eq(seen[i], 1);
+    sm_loader_opts bad = opts(2, 0);
+    bad.shard = 3;
+    bad.num_shards = 3;
+    sm_loader *l;
+    ck_assert_int_eq(sm_loader_new(&dset, &p, &bad, &l, NULL), SM_EINVAL);
+    bad = opts(8, 0);
+    bad.num_shards = 3; /* 23 samples: not one batch of 8 on each of 3 ranks */
+    sm_error e;
+    sm_error_clear(&e);
+    ck_assert_int_eq(sm_loader_new(&dset, &p, &bad, &l, &e), SM_EDATA);
+    ck_assert_msg(strstr(e.text, "on each of the 3 ranks"), "%s", e.text);
+    teardown();
+}
+END_TEST
+
+/* With shards the loaders leave max_bad_fraction to the caller, who shares the bad files
+ * (sm_loader_add_bad) so that every shard counts them once and decides alike. */
+START_TEST(test_shards_share_bad_files)
+{
+    int bad[3] = {1, 2, 5};
+    make_dataset(12, bad, 3);
+    sm_pipeline p;
+    sm_pipeline_defaults(&p, SM_PIPELINE_PRETRAIN, 32);
+    p.mask = (sm_mask_spec){32, 32, 16, 0.6};
+    sm_loader *l[2];
+    for (int r = 0; r < 2; r++) {
+        sm_loader_opts o = opts(2, 1); /* max_bad_fraction 0.2: 3 of 12 is too many */
+        o.shard = r;
+        o.num_shards = 2;
+        ck_assert_int_eq(sm_loader_new(&dset, &p, &o, &l[r], NULL), 0);
+        sm_loader_start(l[r], 0, 0, 0, NULL);
+        const sm_batch *b;
+        sm_error e;
+        sm_error_clear(&e);
+        while (sm_loader_next(l[r], &b, &e) == 0 && b) {}
+        ck_assert_msg(e.code == 0, "shard %d: %s", r, e.text); /* no decision of its own */
+    }
+    size_t n0 = sm_loader_bad_count(l[0]), n1 = sm_loader_bad_count(l[1]);
+    ck_assert_uint_gt(n0 + n1, 0);
+    for (int r = 0; r < 2; r++) { /* each gets the other's list */
+        sm_loader *from = l[1 - r];
+        size_t n = r ? n0 : n1;
+        for (size_t i = 0; i < n; i++)
+            ck_assert_int_eq(sm_loader_add_bad(l[r], sm_loader_bad_index(from, i),
+                                               sm_loader_bad_name(from, i),
+                                               sm_loader_bad_reason(from, i), NULL),
+                             0);
+    }
+    sm_error e;
+    for (int r = 0; r < 2; r++) {
+        ck_assert_uint_eq(sm_loader_bad_count(l[r]), 3); /* all three, each once */
+        sm_error_clear(&e);
+        ck_assert_int_eq(sm_loader_check_bad(l[r], &e), SM_EDATA);
+        ck_assert_msg(strstr(e.text, "3 of 12 samples are bad"), "%s", e.text);
+    }
+    ck_assert_int_eq(sm_loader_add_bad(l[0], 12, "x", "y", NULL), SM_EINVAL);
+    ck_assert_int_eq(sm_loader_bad_index(l[0], 99), -1);
+    sm_loader_free(l[0]);
+    sm_loader_free(l[1]);
+    teardown();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("loader");
@@ -416,6 +551,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_stop_mid_epoch_and_errors);
     tcase_add_test(tc, test_eval_partial_batch);
     tcase_add_test(tc, test_repeat_and_dataset_classes);
+    tcase_add_test(tc, test_shards_split_the_global_batch);
+    tcase_add_test(tc, test_shards_share_bad_files);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -320,12 +320,95 @@ START_TEST(test_initialisers)
 }
 END_TEST
 
+/* The overlap hook of data parallelism: the first tape entry reading each parameter (views
+ * included), and a hook after every entry's backward, newest first, at which a parameter's
+ * gradient is final once its first reader has run. */
+typedef struct hook_log {
+    size_t calls, positions[8];
+    float w1_grad_at_1[4];
+    sm_tensor *w1;
+} hook_log;
+
+static void record_hook(void *user, size_t position)
+{
+    hook_log *h = user;
+    if (h->calls < 8) h->positions[h->calls] = position;
+    h->calls++;
+    if (position == 1) memcpy(h->w1_grad_at_1, h->w1->grad, sizeof h->w1_grad_at_1);
+}
+
+/* A block for the recomputation case: y = x * w (w: the parameter in the argument). */
+static sm_tensor *mul_block(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    return sm_mul(ctx, in[0], arg);
+}
+
+START_TEST(test_backward_hook_and_first_reads)
+{
+    sm_params *p = sm_params_new();
+    sm_tensor *w0 = sm_params_add(p, "w0", 1, SM_SHAPE(4), NULL);
+    sm_tensor *w1 = sm_params_add(p, "w1", 1, SM_SHAPE(4), NULL);
+    sm_tensor *w2 = sm_params_add(p, "w2", 1, SM_SHAPE(4), NULL); /* unused */
+    ck_assert_int_eq(sm_params_finalize(p, NULL), 0);
+    for (int i = 0; i < 4; i++) w0->data[i] = 1.0f + (float)i, w1->data[i] = 0.5f;
+    const float *base = sm_params_data(p);
+    int64_t ends[3];
+    for (int i = 0; i < 3; i++) {
+        sm_tensor *w = sm_params_at(p, (size_t)i);
+        ends[i] = (w->data - base) + sm_tensor_numel(w);
+    }
+    for (int recompute = 0; recompute < 2; recompute++) {
+        sm_params_zero_grad(p);
+        sm_ctx *ctx = sm_ctx_new(NULL);
+        sm_ctx_set_recompute(ctx, recompute);
+        size_t first[3];
+        sm_ctx_watch_reads(ctx, base, 3, ends, first);
+        sm_tensor *t0 = sm_scale(ctx, w0, 2.0f); /* entry 0 reads w0 */
+        sm_tensor *t1 = sm_add(ctx, t0, w1);     /* entry 1 reads w1 */
+        sm_tensor *v0 = sm_view(ctx, w0, 1, SM_SHAPE(4), SM_SHAPE(1), 0);
+        ck_assert_ptr_eq(v0->base, w0);
+        /* entry 2 reads w0 through a view; with recomputation it is the block's entry that
+         * reads w1 inside (the block's own tape is not the context's) */
+        sm_tensor *t2 = sm_mul(ctx, t1, v0);
+        sm_tensor *t3 = sm_checkpoint(ctx, mul_block, w1, 1, &t2); /* entry 3 */
+        ck_assert_uint_eq(sm_ctx_tape_size(ctx), 4);
+        ck_assert_uint_eq(first[0], 0);
+        ck_assert_uint_eq(first[1], 1);
+        ck_assert_uint_eq(first[2], SIZE_MAX);
+        /* the last reader of w1 is entry 3: a read from the block is noted at the block */
+        size_t late[3];
+        sm_ctx_watch_reads(ctx, base, 3, ends, late);
+        sm_tensor *t4 = sm_checkpoint(ctx, mul_block, w1, 1, &t3); /* entry 4 */
+        ck_assert_uint_eq(late[1], 4);
+        ck_assert_uint_eq(late[0], SIZE_MAX);
+        hook_log h = {.w1 = w1};
+        sm_ctx_set_backward_hook(ctx, record_hook, &h);
+        float ones[4] = {1, 1, 1, 1};
+        ck_assert_int_eq(sm_backward_from(ctx, t4, ones), 0);
+        ck_assert_uint_eq(h.calls, 5);
+        for (size_t k = 0; k < 5; k++) ck_assert_uint_eq(h.positions[k], 4 - k);
+        /* y = s w0 w1^2 with s = 2 w0 + w1; w1's gradient was complete when backward passed
+         * its first reader: dy/dw1 = w0 w1^2 + 2 s w0 w1, dy/dw0 = 2 w0 w1^2 + s w1^2 */
+        for (int i = 0; i < 4; i++) {
+            float a = w0->data[i], b = w1->data[i], s = 2 * a + b;
+            ck_assert_float_eq(h.w1_grad_at_1[i], w1->grad[i]);
+            ck_assert_float_eq_tol(w1->grad[i], a * b * b + 2 * s * a * b, 1e-5f);
+            ck_assert_float_eq_tol(w0->grad[i], 2 * a * b * b + s * b * b, 1e-5f);
+            ck_assert_float_eq(w2->grad[i], 0.0f);
+        }
+        sm_ctx_free(ctx);
+    }
+    sm_params_free(p);
+}
+END_TEST
+
 static Suite *tensor_suite(void)
 {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_tensor_basics);
     tcase_add_test(tc, test_views_share_data_and_grad);
+    tcase_add_test(tc, test_backward_hook_and_first_reads);
     tcase_add_test(tc, test_heap_tensor_grad_detached_on_reset);
     tcase_add_test(tc, test_params);
     tcase_add_test(tc, test_initialisers);

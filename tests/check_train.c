@@ -514,7 +514,9 @@ START_TEST(test_output_dir_ownership)
     c3 = load(yaml, "o3.yaml");
     sm_error_clear(&err);
     ck_assert_int_eq(sm_train(reg, c3, NULL, &res, &err), SM_ECONFIG);
-    ck_assert_msg(strstr(err.text, "changed from 4 to 8") && !strcmp(err.path, "train_config.batch_size"),
+    ck_assert_msg(strstr(err.text, "global batch (batch_size x ranks x accumulation_steps) "
+                                   "changed from 4 (4 x 1 ranks x 1) to 8 (8 x 1 ranks x 1)") &&
+                      !strcmp(err.path, "train_config.batch_size"),
                   "%s: %s", err.path, err.text);
     after = sm_test_read_file(out_file("own", "summary.json"), NULL);
     ck_assert_str_eq(summary, after);

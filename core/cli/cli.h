@@ -66,6 +66,11 @@ void sm_cli_print_error(const sm_error *e);
 void sm_cli_log_install(void);
 void sm_cli_log_finish(void);
 
+/* The job's ranks (simmimctl joins them in main, before any command): messages of every rank
+ * but 0 are prefixed "[rank r]", and only its warnings and errors are logged. NULL-safe. */
+void sm_cli_set_comm(sm_comm *comm);
+sm_comm *sm_cli_comm(void);
+
 /* Exit code for a status: 0 -> 0; SM_ECONFIG, SM_EINVAL -> 2; anything else -> 1. */
 int sm_cli_exit_code(int status);
 

@@ -140,6 +140,21 @@ bool sm_cli_has_flag(const sm_cli_opts *o, const char *name)
     return false;
 }
 
+static sm_comm *cli_comm;
+static char cli_rank_tag[64]; /* "rank 1 of 4: " on a job of several ranks, else "" */
+
+void sm_cli_set_comm(sm_comm *comm)
+{
+    cli_comm = comm;
+    cli_rank_tag[0] = '\0';
+    if (sm_comm_size(comm) < 2) return;
+    snprintf(cli_rank_tag, sizeof cli_rank_tag, "rank %d of %d: ", sm_comm_rank(comm),
+             sm_comm_size(comm));
+    if (sm_comm_rank(comm) > 0) sm_log_set_level(SM_LOG_WARN);
+}
+
+sm_comm *sm_cli_comm(void) { return cli_comm; }
+
 void sm_cli_print_diag(const sm_diag *d)
 {
     char line[SM_ERROR_LINE_MAX];
@@ -147,7 +162,7 @@ void sm_cli_print_diag(const sm_diag *d)
         sm_severity sev;
         const sm_error *e = sm_diag_get(d, i, &sev);
         sm_error_format(e, line, sizeof line);
-        fprintf(stderr, "%s%s\n",
+        fprintf(stderr, "%s%s%s\n", cli_rank_tag,
                 sev == SM_SEV_WARNING ? "warning: " : sev == SM_SEV_NOTE ? "note: " : "", line);
     }
 }
@@ -156,7 +171,7 @@ void sm_cli_print_error(const sm_error *e)
 {
     char line[SM_ERROR_LINE_MAX];
     sm_error_format(e, line, sizeof line);
-    fprintf(stderr, "simmimctl: %s\n", line);
+    fprintf(stderr, "simmimctl: %s%s\n", cli_rank_tag, line);
 }
 
 int sm_cli_exit_code(int status)
@@ -297,7 +312,11 @@ static void cli_log(sm_log_level level, const char *msg, void *user)
         fprintf(stderr, "\r[%s] %s\033[K", stamp, msg);
         log_progress_open = true;
     } else {
-        fprintf(stderr, "%s[%s] %s%s\n", log_progress_open ? "\n" : "", stamp, tag, msg);
+        /* several ranks: every line of ranks > 0 and rank 0's warnings say which rank */
+        bool ranked = (sm_comm_rank(cli_comm) > 0 || level >= SM_LOG_WARN) &&
+                      strncmp(msg, "rank ", 5) != 0;
+        fprintf(stderr, "%s[%s] %s%s%s\n", log_progress_open ? "\n" : "", stamp,
+                ranked ? cli_rank_tag : "", tag, msg);
         log_progress_open = false;
     }
     fflush(stderr);

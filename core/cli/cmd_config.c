@@ -40,8 +40,14 @@ static const char run_usage[] =
     "Everything is written to output_dir: config.yaml (the effective configuration),\n"
     "metrics.jsonl, checkpoints (<prefix>-<epoch>_<step>.safetensors), summary.json, and\n"
     "bad_images.txt when images were skipped. A run whose output_dir holds checkpoints of the\n"
-    "same model resumes from the newest. Ctrl-C (SIGINT) or SIGTERM stops after the current\n"
-    "step and writes a checkpoint; a second Ctrl-C aborts at once.\n"
+    "same model resumes from the newest. Ctrl-C (SIGINT), SIGTERM or SIGUSR1 stops after the\n"
+    "current step and writes a checkpoint; a second signal aborts at once.\n"
+    "\n"
+    "Under MPI (a build with ./configure --with-mpi), mpirun -np N simmimctl run CONFIG trains\n"
+    "data-parallel: each rank takes batch_size images of every global batch (batch_size x N x\n"
+    "accumulation_steps), rank 0 writes output_dir. Stop such a job with kill -USR1 on mpirun:\n"
+    "after Ctrl-C, Open MPI sends SIGTERM and then SIGKILL odls_base_sigkill_timeout seconds\n"
+    "apart (default 1); see docs/scaling.md.\n"
     "\n" SM_CONFIG_OPTIONS_HELP "\n"
     "exit status: 0 done, 2 usage or configuration error, 1 runtime failure\n";
 
@@ -71,7 +77,44 @@ int sm_cmd_check_config(int argc, char **argv)
     return sm_cli_session_end(&s, st ? SM_EXIT_FAILURE : SM_EXIT_OK);
 }
 
+/* Under MPI (mpirun -np N simmimctl run): a rank that could not read its configuration stops
+ * every rank before the job starts (the exit code of the first such rank), without MPI_Abort. */
+static int run_agree(int rc)
+{
+    sm_comm *comm = sm_cli_comm();
+    if (sm_comm_size(comm) < 2 || rc == SM_CLI_HELP) return rc;
+    double v[2] = {rc != 0, rc != 0 ? (double)rc : 0};
+    sm_error err;
+    if (sm_comm_allreduce_f64(comm, v, 2, SM_COMM_MAX, &err)) {
+        sm_cli_print_error(&err);
+        return SM_EXIT_FAILURE;
+    }
+    if (v[0] && !rc)
+        fprintf(stderr, "simmimctl run: rank %d of %d: another rank could not read the "
+                        "configuration (its message is above)\n",
+                sm_comm_rank(comm), sm_comm_size(comm));
+    return v[0] ? (rc ? rc : (int)v[1]) : 0;
+}
+
 static volatile int sm_stop_requested;
+
+/* Open MPI's mpirun answers Ctrl-C (SIGINT) by sending its ranks SIGTERM after
+ * odls_base_sigkill_timeout seconds (default 1) and SIGKILL as long again after that: with the
+ * default, a step and a checkpoint rarely fit in between. Rank 0 says so, and how to stop. */
+static void sm_cli_note_stop_grace(sm_comm *comm)
+{
+    if (sm_comm_size(comm) < 2 || sm_comm_rank(comm) != 0 || !getenv("OMPI_COMM_WORLD_SIZE"))
+        return;
+    const char *v = getenv("OMPI_MCA_odls_base_sigkill_timeout");
+    long grace = v ? atol(v) : 1;
+    if (grace >= 60) return;
+    fprintf(stderr,
+            "simmimctl run: note: Ctrl-C on mpirun gives the ranks %ld s between SIGTERM and "
+            "SIGKILL (Open MPI's odls_base_sigkill_timeout): maybe too short to save a "
+            "checkpoint. For a clean stop send SIGUSR1 to mpirun, or start it with "
+            "OMPI_MCA_odls_base_sigkill_timeout=120 in the environment (docs/scaling.md)\n",
+            grace);
+}
 
 static void on_signal(int sig)
 {
@@ -87,6 +130,7 @@ int sm_cmd_run(int argc, char **argv)
     sm_cli_session s;
     int rc = sm_cli_session_begin(&s, &argc, argv, &run_cmd);
     if (!rc) rc = sm_cli_session_config(&s, false);
+    rc = run_agree(rc);
     if (rc) return sm_cli_session_end(&s, rc);
 
     struct sigaction sa;
@@ -95,14 +139,22 @@ int sm_cmd_run(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    sm_train_opts opts = {.stop = &sm_stop_requested};
+    sigaction(SIGUSR1, &sa, NULL); /* mpirun forwards SIGUSR1 to every rank (docs/scaling.md) */
+    sm_comm *comm = sm_cli_comm();
+    sm_cli_note_stop_grace(comm);
+    sm_train_opts opts = {.stop = &sm_stop_requested, .comm = comm};
     sm_train_result res;
     sm_error err;
     sm_error_clear(&err);
     rc = sm_train(s.reg, s.cfg, &opts, &res, &err);
+    if (rc && res.abort_job) { /* the other ranks wait for this one: end the job */
+        char line[SM_ERROR_LINE_MAX];
+        sm_error_format(&err, line, sizeof line);
+        sm_comm_abort(comm, sm_cli_exit_code(rc == SM_ECONFIG ? SM_ECONFIG : SM_EDATA), line);
+    }
     if (rc) {
         sm_cli_print_error(&err);
-    } else {
+    } else if (sm_comm_rank(comm) == 0) {
         fprintf(stderr, "simmimctl run: done: %lld epochs, %lld steps", (long long)res.epochs,
                 (long long)res.steps);
         if (isfinite(res.last_loss)) fprintf(stderr, ", last loss %.5f", res.last_loss);

@@ -51,6 +51,12 @@ static int sm_cmd_version(int argc, char **argv)
     }
     printf("simmimctl %s (libsimmim %s, plugin ABI %d.%d)\n", SM_VERSION_STRING, sm_version(),
            SM_ABI_MAJOR, SM_ABI_MINOR);
+    sm_comm *c = sm_cli_comm();
+    if (sm_comm_mpi_built())
+        printf("MPI: %s (data-parallel: mpirun -np N simmimctl run); this process: rank %d of "
+               "%d\n", sm_comm_mpi_version(), sm_comm_rank(c), sm_comm_size(c));
+    else
+        printf("MPI: not built in (./configure --with-mpi for data-parallel training)\n");
     return SM_EXIT_OK;
 }
 
@@ -69,8 +75,18 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         sm_cli_log_install();
+        /* join the job's ranks when an MPI launcher started this process (simmim/comm.h) */
+        sm_comm *comm = NULL;
+        sm_error err;
+        sm_error_clear(&err);
+        if (sm_comm_init(NULL, NULL, &comm, &err)) {
+            sm_cli_print_error(&err);
+            if (commands[i].fn != sm_cmd_version) return SM_EXIT_USAGE;
+        }
+        sm_cli_set_comm(comm);
         int rc = commands[i].fn(argc - 1, argv + 1);
         sm_cli_log_finish();
+        sm_comm_finalize(comm);
         return rc;
     }
     fprintf(stderr, "simmimctl: unknown command '%s'\n\n", argv[1]);

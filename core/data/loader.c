@@ -6,7 +6,13 @@
  * claim pos only when pos < cursor + cap (its slot has been consumed) and pos < need_end (the
  * positions the rest of the epoch needs, grown by one per bad sample). The consumer takes
  * positions strictly in order, so which samples form a batch never depends on thread timing;
- * every random draw is keyed by (seed, epoch, dataset index) or (seed, epoch, batch). */
+ * every random draw is keyed by (seed, epoch, dataset index) or (seed, epoch, batch).
+ *
+ * Shards (data-parallel ranks): the epoch order is cut into chunks of batch_size positions and
+ * chunk c belongs to shard c % num_shards. A shard's loader walks its own stream of positions
+ * k = 0, 1, 2...: stream position k is global position ((k / B) x S + shard) x B + k % B. All
+ * of the above (cursor, claims, replacements of bad samples) is in stream positions; with one
+ * shard the stream is the epoch order itself. */
 #include "data/data_internal.h"
 
 #include <errno.h>
@@ -34,6 +40,7 @@ typedef struct sm__worker {
 } sm__worker;
 
 typedef struct sm__bad {
+    int64_t index;
     char *name, *reason;
 } sm__bad;
 
@@ -42,6 +49,7 @@ struct sm_loader {
     sm_pipeline p;
     sm_loader_opts o;
     int64_t n, len; /* samples; positions per epoch (repeat * n) */
+    int64_t shard, shards; /* this loader's share of the epoch order (shards >= 1)        */
     int64_t *order;
     int64_t epoch, batch, nbatches;
     int64_t cursor, claim, need_end;
@@ -65,6 +73,24 @@ static bool sm__is_data_error(int rc)
 {
     return rc == SM_EFORMAT || rc == SM_EUNSUPPORTED || rc == SM_ERANGE || rc == SM_EIO ||
            rc == SM_EDATA;
+}
+
+/* The epoch-order position of stream position k (see the top of this file). */
+static int64_t sm__global(const sm_loader *l, int64_t k)
+{
+    int64_t B = l->o.batch_size;
+    return ((k / B) * l->shards + l->shard) * B + k % B;
+}
+
+/* The dataset index at stream position k. */
+static int64_t sm__index_at(const sm_loader *l, int64_t k) { return l->order[sm__global(l, k) % l->len]; }
+
+/* How many positions of this shard's stream lie below epoch-order position `limit`. */
+static int64_t sm__stream_below(const sm_loader *l, int64_t limit)
+{
+    int64_t B = l->o.batch_size, full = limit / B, part = limit % B;
+    int64_t mine = full > l->shard ? (full - l->shard + l->shards - 1) / l->shards : 0;
+    return mine * B + (part && full % l->shards == l->shard ? part : 0);
 }
 
 /* Decodes and transforms position pos (dataset index idx) into slot s. No lock held. */
@@ -113,7 +139,7 @@ static void *sm__worker_main(void *arg)
         if (l->stop) break;
         int64_t pos = l->claim++;
         sm__slot *s = &l->slots[pos % l->cap];
-        int64_t idx = l->order[pos % l->len];
+        int64_t idx = sm__index_at(l, pos);
         s->state = SM__SLOT_BUSY;
         s->pos = pos;
         s->known = l->bad_flag[idx] != 0;
@@ -232,10 +258,16 @@ int sm_loader_new(const sm_dataset *ds, const sm_pipeline *p, const sm_loader_op
                             "Mixup/CutMix needs num_classes >= 1");
     int64_t n = ds->vt->count(ds->self);
     if (n < 1) return sm_error_set(err, SM_EDATA, NULL, 0, 0, NULL, "the dataset has no samples");
-    if (o->drop_last && n * (o->repeat > 1 ? o->repeat : 1) < o->batch_size)
+    int64_t shards = o->num_shards > 1 ? o->num_shards : 1;
+    if (o->shard < 0 || o->shard >= shards)
+        return sm_error_set(err, SM_EINVAL, NULL, 0, 0, NULL, "loader: shard %d of %d",
+                            o->shard, o->num_shards);
+    if (o->drop_last && n * (o->repeat > 1 ? o->repeat : 1) < o->batch_size * shards)
         return sm_error_set(err, SM_EDATA, NULL, 0, 0, "train_config.batch_size",
-                            "the dataset has %lld samples, fewer than one batch of %d",
-                            (long long)n, o->batch_size);
+                            shards > 1 ? "the dataset has %lld samples, fewer than one batch of %d "
+                                         "on each of the %lld ranks"
+                                       : "the dataset has %lld samples, fewer than one batch of %d",
+                            (long long)n, o->batch_size, (long long)shards);
     sm_loader *l = calloc(1, sizeof *l);
     if (!l) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     pthread_mutex_init(&l->mu, NULL);
@@ -248,8 +280,11 @@ int sm_loader_new(const sm_dataset *ds, const sm_pipeline *p, const sm_loader_op
     l->len = n * (o->repeat > 1 ? o->repeat : 1);
     l->nworkers = o->num_workers;
     l->p.num_classes = K;
+    l->shard = o->shard;
+    l->shards = shards;
     int B = o->batch_size, S = p->image_size, C = p->channels;
-    l->nbatches = o->drop_last ? l->len / B : (l->len + B - 1) / B;
+    /* every shard gets as many training batches; evaluation shares out the last, short one */
+    l->nbatches = o->drop_last ? l->len / (B * shards) : (sm__stream_below(l, l->len) + B - 1) / B;
     l->cap = l->nworkers ? B + (o->prefetch > l->nworkers ? o->prefetch : l->nworkers) : 1;
     l->img_floats = (size_t)C * S * S;
     int side = p->use_mask ? S / p->mask.model_patch_size : 0;
@@ -321,14 +356,16 @@ int sm_loader_start(sm_loader *l, int64_t epoch, int64_t batch, int64_t position
     l->epoch = epoch;
     l->batch = batch;
     l->cursor = l->claim = position;
-    l->need_end = l->o.drop_last ? position + (l->nbatches - batch) * l->o.batch_size : l->len;
+    l->need_end = l->o.drop_last ? position + (l->nbatches - batch) * l->o.batch_size
+                                 : sm__stream_below(l, l->len);
     l->failed = 0;
     pthread_cond_broadcast(&l->cv_work);
     pthread_mutex_unlock(&l->mu);
     return 0;
 }
 
-static int sm__add_bad(sm_loader *l, int64_t idx, const sm_error *e)
+/* Records dataset index idx as bad (lock held). */
+static int sm__add_bad(sm_loader *l, int64_t idx, const char *name, const char *reason)
 {
     if (l->nbad == l->bad_cap) {
         size_t cap = l->bad_cap ? 2 * l->bad_cap : 16;
@@ -337,8 +374,9 @@ static int sm__add_bad(sm_loader *l, int64_t idx, const sm_error *e)
         l->bad = nb;
         l->bad_cap = cap;
     }
-    l->bad[l->nbad].name = sm__strdup(e->file[0] ? e->file : "?");
-    l->bad[l->nbad].reason = sm__strdup(e->text);
+    l->bad[l->nbad].index = idx;
+    l->bad[l->nbad].name = sm__strdup(name && name[0] ? name : "?");
+    l->bad[l->nbad].reason = sm__strdup(reason ? reason : "");
     if (!l->bad[l->nbad].name || !l->bad[l->nbad].reason) {
         free(l->bad[l->nbad].name);
         free(l->bad[l->nbad].reason);
@@ -347,6 +385,11 @@ static int sm__add_bad(sm_loader *l, int64_t idx, const sm_error *e)
     l->nbad++;
     l->bad_flag[idx] = 1;
     return 0;
+}
+
+static bool sm__too_many_bad(const sm_loader *l)
+{
+    return l->nbad > 0 && (double)l->nbad > l->o.max_bad_fraction * (double)l->n;
 }
 
 /* Waits (lock held) until the slot of `pos` is done, reporting slow samples. */
@@ -360,7 +403,7 @@ static void sm__wait_slot(sm_loader *l, int64_t pos)
         ts.tv_sec += 30;
         if (pthread_cond_timedwait(&l->cv_done, &l->mu, &ts) == ETIMEDOUT) {
             waited += 30;
-            int64_t idx = l->order[pos % l->len];
+            int64_t idx = sm__index_at(l, pos);
             sm_sample smp = {0};
             sm_error e;
             sm_error_clear(&e);
@@ -394,16 +437,40 @@ static int sm__take(sm_loader *l, sm__slot *s, sm_error *err)
      * report it once. bad_flag is read by the workers under the lock, so it is written there. */
     pthread_mutex_lock(&l->mu);
     bool seen = l->bad_flag[s->index] != 0;
-    int added = seen ? 0 : sm__add_bad(l, s->index, &s->err);
+    int added = seen ? 0 : sm__add_bad(l, s->index, s->err.file, s->err.text);
     pthread_mutex_unlock(&l->mu);
     if (seen) return 0;
     if (added) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     sm_log(SM_LOG_WARN, "skipping bad image: %s", msg);
-    if ((double)l->nbad > l->o.max_bad_fraction * (double)l->n)
+    if (l->shards == 1 && sm__too_many_bad(l))
         return sm_error_set(err, SM_EDATA, NULL, 0, 0, "max_bad_fraction",
                             "%zu of %lld samples are bad (more than max_bad_fraction %g); the "
                             "last: %s", l->nbad, (long long)l->n, l->o.max_bad_fraction, msg);
     return 0;
+}
+
+int sm_loader_check_bad(const sm_loader *l, sm_error *err)
+{
+    if (!sm__too_many_bad(l)) return 0;
+    return sm_error_set(err, SM_EDATA, NULL, 0, 0, "max_bad_fraction",
+                        "%zu of %lld samples are bad (more than max_bad_fraction %g); the last: "
+                        "%s: %s", l->nbad, (long long)l->n, l->o.max_bad_fraction,
+                        l->bad[l->nbad - 1].name, l->bad[l->nbad - 1].reason);
+}
+
+int64_t sm_loader_bad_index(const sm_loader *l, size_t i) { return i < l->nbad ? l->bad[i].index : -1; }
+
+int sm_loader_add_bad(sm_loader *l, int64_t index, const char *name, const char *reason,
+                      sm_error *err)
+{
+    if (index < 0 || index >= l->n)
+        return sm_error_set(err, SM_EINVAL, NULL, 0, 0, NULL,
+                            "loader: bad sample index %lld outside the %lld samples",
+                            (long long)index, (long long)l->n);
+    pthread_mutex_lock(&l->mu);
+    int rc = l->bad_flag[index] ? 0 : sm__add_bad(l, index, name, reason);
+    pthread_mutex_unlock(&l->mu);
+    return rc ? sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory") : 0;
 }
 
 int sm_loader_next(sm_loader *l, const sm_batch **out, sm_error *err)
@@ -413,7 +480,8 @@ int sm_loader_next(sm_loader *l, const sm_batch **out, sm_error *err)
         return sm_error_set(err, l->failed, NULL, 0, 0, NULL, "the loader stopped after an error");
     if (l->batch >= l->nbatches) return 0;
     int B = l->o.batch_size, j = 0;
-    int64_t end_cap = l->o.drop_last ? 2 * l->len : l->len; /* wrap at most once */
+    /* wrap at most once */
+    int64_t end_cap = sm__stream_below(l, l->o.drop_last ? 2 * l->len : l->len);
     while (j < B) {
         pthread_mutex_lock(&l->mu);
         if (l->cursor >= l->need_end) {
@@ -429,7 +497,7 @@ int sm_loader_next(sm_loader *l, const sm_batch **out, sm_error *err)
             sm__wait_slot(l, pos);
             pthread_mutex_unlock(&l->mu);
         } else {
-            int64_t idx = l->order[pos % l->len];
+            int64_t idx = sm__index_at(l, pos);
             s->pos = pos;
             s->known = l->bad_flag[idx] != 0;
             pthread_mutex_unlock(&l->mu);
@@ -470,7 +538,9 @@ int sm_loader_next(sm_loader *l, const sm_batch **out, sm_error *err)
     b->size = j;
     if (b->targets) {
         sm_rng r;
-        sm_rng_init(&r, l->o.seed, (uint64_t)l->epoch, (uint64_t)l->batch, SM__RNG_MIXUP);
+        /* keyed by the batch's chunk of the epoch order, the same whatever the shards */
+        uint64_t chunk = (uint64_t)(l->batch * l->shards + l->shard);
+        sm_rng_init(&r, l->o.seed, (uint64_t)l->epoch, chunk, SM__RNG_MIXUP);
         sm_mixup_apply(b->images, j, b->channels, b->height, b->width, b->labels,
                        b->num_classes, l->p.mixup_alpha, l->p.cutmix_alpha, l->p.mix_prob,
                        l->p.switch_prob, l->p.smoothing, &r, b->targets);

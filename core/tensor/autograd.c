@@ -62,6 +62,27 @@ bool sm__wants_grad(const sm_ctx *ctx, int n, sm_tensor *const *in)
     return false;
 }
 
+/* Notes which watched ranges the inputs of an entry at position pos read (see
+ * sm_ctx_watch_reads): the lowest position is kept, the first reader in forward order. An input
+ * reads range i when its data pointer lies in it: views of a parameter point into the
+ * parameter, and their gradients land in its gradient. */
+static void sm__watch_note(sm_ctx *ctx, size_t pos, int n_in, sm_tensor *const *in)
+{
+    const sm__watch *w = &ctx->watch;
+    for (int k = 0; k < n_in; k++) {
+        const sm_tensor *t = in[k];
+        if (!t || t->data < w->base || t->data >= w->base + w->ends[w->n - 1]) continue;
+        int64_t off = t->data - w->base;
+        size_t lo = 0, hi = w->n - 1; /* the range holding off: first i with ends[i] > off */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (w->ends[mid] > off) hi = mid;
+            else lo = mid + 1;
+        }
+        if (pos < w->first[lo]) w->first[lo] = pos;
+    }
+}
+
 sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
                      const void *saved_data, size_t saved_bytes)
 {
@@ -85,6 +106,8 @@ sm_tensor *sm__record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tenso
     node->out = out;
     node->saved = saved;
     node->prev = ctx->tape;
+    if (ctx->watch.base) /* inside a checkpointed block: the block's own entry reads */
+        sm__watch_note(ctx, ctx->block_depth ? ctx->block_index : node->index, n_in, in);
     ctx->tape = node;
     ctx->tape_size++;
     out->flags |= SM_TENSOR_REQUIRES_GRAD;
@@ -94,15 +117,26 @@ sm_tensor *sm__record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tenso
 
 size_t sm_ctx_tape_size(const sm_ctx *ctx) { return ctx->tape_size; }
 
+void sm_ctx_watch_reads(sm_ctx *ctx, const float *base, size_t n, const int64_t *ends,
+                        size_t *first)
+{
+    for (size_t i = 0; i < n; i++) first[i] = SIZE_MAX;
+    ctx->watch = (sm__watch){n ? base : NULL, n, ends, first};
+}
+
+/* The backward of one entry, then its output's gradient goes back to the free list. */
+static void sm__backward_node(sm_ctx *ctx, sm__node *n)
+{
+    if (!n->out->grad) return;
+    sm__mark scratch = sm__arena_mark(&ctx->act);
+    op_table[n->op].backward(ctx, n);
+    sm__arena_rewind(&ctx->act, scratch);
+    if (!ctx->keep_grads) sm__grad_release(ctx, n->out);
+}
+
 void sm__backward_walk(sm_ctx *ctx, sm__node *newest)
 {
-    for (sm__node *n = newest; n && !ctx->err.code; n = n->prev) {
-        if (!n->out->grad) continue;
-        sm__mark scratch = sm__arena_mark(&ctx->act);
-        op_table[n->op].backward(ctx, n);
-        sm__arena_rewind(&ctx->act, scratch);
-        if (!ctx->keep_grads) sm__grad_release(ctx, n->out);
-    }
+    for (sm__node *n = newest; n && !ctx->err.code; n = n->prev) sm__backward_node(ctx, n);
 }
 
 int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
@@ -129,7 +163,11 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
     } else if (!sm_tensor_grad(ctx, out)) {
         return ctx->err.code;
     }
-    sm__backward_walk(ctx, ctx->tape);
+    ctx->watch.base = NULL; /* the forward is over */
+    for (sm__node *n = ctx->tape; n && !ctx->err.code; n = n->prev) {
+        sm__backward_node(ctx, n);
+        if (ctx->hook) ctx->hook(ctx->hook_user, n->index);
+    }
     ctx->backward_done = true;
     return ctx->err.code;
 }

@@ -9,8 +9,8 @@
  *     places are free memory now) and record one node {fn, arg, in} -> y with the forward's
  *     training mode, RNG keys and the kept data.
  *   backward: the walk has marked the activation arena; run fn(in) again the same way (the same
- *     ops on the same inputs give the same bits; drop path is keyed by (seed, step, key), so it
- *     draws the same samples), where a linear at a kept tape position takes the kept data
+ *     ops on the same inputs give the same bits; drop path is keyed by (seed, step, key,
+ *     sample), so it draws the same samples), where a linear at a kept tape position takes the kept data
  *     instead of computing it (sm__replayed); hand y's gradient to the recomputed output and
  *     walk the block's own tape, which writes into the gradients of in[] and of the parameters
  *     exactly as the un-checkpointed tape would (the same nodes in the same order). The walk
@@ -36,7 +36,7 @@ typedef struct ckpt_saved {
     sm_block_fn fn;
     void *arg;
     bool train;
-    uint64_t seed, step;
+    uint64_t seed, step, sample;
     sm__keep keep;
 } ckpt_saved;
 
@@ -56,7 +56,9 @@ static sm_tensor *run_block(sm_ctx *ctx, sm_block_fn fn, void *arg, sm_tensor *c
     ctx->grad = true;
     ctx->keep = keep;
     ctx->replay = replay;
+    if (!ctx->block_depth++) ctx->block_index = size; /* where the block's own entry goes */
     sm_tensor *y = fn(ctx, arg, in);
+    ctx->block_depth--;
     *sub = ctx->tape;
     ctx->tape = tape;
     ctx->tape_size = size;
@@ -127,7 +129,7 @@ sm_tensor *sm_checkpoint(sm_ctx *ctx, sm_block_fn fn, void *arg, int n_in, sm_te
     if (!ctx->recompute || !ctx->grad) return fn(ctx, arg, in);
     sm__mark mark = sm__arena_mark(&ctx->act);
     sm__node *sub;
-    ckpt_saved sv = {fn, arg, ctx->train, ctx->seed, ctx->step, {.mark = mark}};
+    ckpt_saved sv = {fn, arg, ctx->train, ctx->seed, ctx->step, ctx->sample, {.mark = mark}};
     sm_tensor *y = run_block(ctx, fn, arg, in, &sv.keep, NULL, &sub);
     if (!y || !(y->flags & SM_TENSOR_REQUIRES_GRAD)) return y; /* nothing to recompute */
     sm_tensor *st = y->base ? y->base : y;
@@ -177,15 +179,17 @@ void sm__checkpoint_backward(sm_ctx *ctx, sm__node *node)
     const ckpt_saved *sv = node->saved;
     sm_tensor *y = node->out;
     bool train = ctx->train;
-    uint64_t seed = ctx->seed, step = ctx->step;
+    uint64_t seed = ctx->seed, step = ctx->step, sample = ctx->sample;
     ctx->train = sv->train;
     ctx->seed = sv->seed;
     ctx->step = sv->step;
+    ctx->sample = sv->sample;
     sm__node *sub;
     sm_tensor *y2 = run_block(ctx, sv->fn, sv->arg, node->in, NULL, &sv->keep, &sub);
     ctx->train = train;
     ctx->seed = seed;
     ctx->step = step;
+    ctx->sample = sample;
     if (!y2) return;
     sm_tensor *st = y2->base ? y2->base : y2;
     if (!st->node || !sm_tensor_same_shape(y2, y) || sm_tensor_numel(st) != sm_tensor_numel(y)) {

@@ -42,6 +42,8 @@ void sm_ctx_reset(sm_ctx *ctx)
     ctx->tape = NULL;
     ctx->tape_size = 0;
     ctx->backward_done = false;
+    ctx->watch.base = NULL;
+    ctx->block_depth = 0;
     sm_error_clear(&ctx->err);
     sm__arena_reset(&ctx->act);
     sm__arena_reset(&ctx->grads);
@@ -67,6 +69,13 @@ void sm_ctx_set_rng(sm_ctx *ctx, uint64_t seed, uint64_t step)
 {
     ctx->seed = seed;
     ctx->step = step;
+    ctx->sample = 0;
+}
+void sm_ctx_set_rng_sample(sm_ctx *ctx, uint64_t first) { ctx->sample = first; }
+void sm_ctx_set_backward_hook(sm_ctx *ctx, sm_backward_hook fn, void *user)
+{
+    ctx->hook = fn;
+    ctx->hook_user = fn ? user : NULL;
 }
 void sm_ctx_set_threads(sm_ctx *ctx, int threads)
 {

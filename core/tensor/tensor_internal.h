@@ -90,6 +90,14 @@ typedef struct sm__keep sm__keep;
  * scratch and a recomputed block are rewound when done); `grads` holds the gradients of
  * non-parameter tensors, each put back on the free list as soon as it is dead (unless
  * keep_grads). */
+/* sm_ctx_watch_reads: the ranges watched during a forward, and where their first readers go. */
+typedef struct sm__watch {
+    const float *base;
+    size_t n;
+    const int64_t *ends;
+    size_t *first;
+} sm__watch;
+
 struct sm_ctx {
     sm_backend *backend;
     sm_backend *own_backend; /* created by sm_ctx_new(NULL) */
@@ -105,8 +113,13 @@ struct sm_ctx {
     bool recompute;         /* sm_checkpoint keeps only its block's inputs and output */
     sm__keep *keep;         /* a checkpointed block's forward: the tensors it keeps */
     const sm__keep *replay; /* its recomputation: the kept tensors' data, by tape position */
-    uint64_t seed, step;
+    uint64_t seed, step, sample; /* RNG keys; sample: the first row's sample key */
     int threads;
+    sm_backward_hook hook; /* sm_ctx_set_backward_hook                                       */
+    void *hook_user;
+    sm__watch watch;    /* sm_ctx_watch_reads (base NULL: off)                                 */
+    int block_depth;    /* checkpointed blocks being recorded, nested                          */
+    size_t block_index; /* the outermost one's position on the tape                            */
 };
 
 /* Bytes of a block of n floats (rounded up to 64, at least 64). */

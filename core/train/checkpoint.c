@@ -6,7 +6,9 @@
  *   ema.<param name>                  F32, train_wrapper.use_ema: the moving average
  *   __metadata__: format "simmim-checkpoint-1", task, epoch (the epoch in progress), batch (the
  *   next batch of that epoch; 0 at an epoch boundary), position (the loader's epoch-order
- *   position), step (optimizer steps done), optimizer (its name), config (the effective YAML). */
+ *   position), step (optimizer steps done), optimizer (its name), config (the effective YAML);
+ *   written by several ranks: ranks, and positions ("p0,p1,...": each rank's loader position
+ *   in its share of the epoch order; position is rank 0's). */
 #include "train/train_internal.h"
 
 #include <dirent.h>
@@ -70,6 +72,16 @@ int sm__checkpoint_save(const char *path, const sm_trainer *tr, const sm__ckpt_s
     META("position", num);
     snprintf(num, sizeof num, "%lld", (long long)st->step);
     META("step", num);
+    char *list = st->ranks > 1 ? malloc((size_t)st->ranks * 21 + 1) : NULL;
+    if (st->ranks > 1 && !list && !rc) rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    if (list) {
+        size_t at = 0;
+        for (int64_t q = 0; q < st->ranks; q++)
+            at += (size_t)sprintf(list + at, "%s%lld", q ? "," : "", (long long)st->positions[q]);
+        snprintf(num, sizeof num, "%lld", (long long)st->ranks);
+        META("ranks", num);
+        META("positions", list);
+    }
     META("optimizer", optim_name ? optim_name : "");
     META("config", config_yaml ? config_yaml : "");
     META("simmim_version", sm_version());
@@ -77,7 +89,36 @@ int sm__checkpoint_save(const char *path, const sm_trainer *tr, const sm__ckpt_s
     if (!rc) rc = sm_st_writer_write(w, path, err);
     sm_st_writer_free(w);
     free(names);
+    free(list);
     return rc;
+}
+
+/* "ranks" and "positions" (absent: one rank at "position"), into got (positions malloc'd). */
+static int sm__meta_positions(const sm_st_file *f, sm__ckpt_state *got, sm_error *err)
+{
+    const char *nr = sm_st_meta(f, "ranks"), *list = sm_st_meta(f, "positions");
+    long long ranks = nr ? atoll(nr) : 1;
+    if (ranks < 1 || ranks > (1 << 24) || (ranks > 1 && !list))
+        return sm_error_set(err, SM_EFORMAT, sm_st_path(f), 0, 0, "__metadata__",
+                            "checkpoint metadata 'ranks' / 'positions' are not valid");
+    got->ranks = ranks;
+    if (!(got->positions = malloc((size_t)ranks * sizeof *got->positions)))
+        return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    got->positions[0] = got->position;
+    const char *at = list;
+    for (long long q = 0; list && q < ranks; q++) {
+        char *end;
+        long long v = strtoll(at, &end, 10);
+        if (end == at || v < 0 || *end != (q + 1 < ranks ? ',' : '\0')) {
+            free(got->positions);
+            got->positions = NULL;
+            return sm_error_set(err, SM_EFORMAT, sm_st_path(f), 0, 0, "__metadata__",
+                                "checkpoint metadata 'positions' is not %lld counts", ranks);
+        }
+        got->positions[q] = v;
+        at = end + 1;
+    }
+    return 0;
 }
 
 static int sm__meta_int(const sm_st_file *f, const char *key, int64_t *out, sm_error *err)
@@ -149,7 +190,7 @@ int sm__checkpoint_load(const char *path, sm_trainer *tr, sm__ckpt_state *st, sm
     const char *fmt = sm_st_meta(f, "format");
     const char *task = sm_st_meta(f, "task");
     const char *want = sm_model_task(m) == SM_TASK_SIMMIM ? "pretrain" : "finetune";
-    sm__ckpt_state got;
+    sm__ckpt_state got = {0};
     sm_params *p = sm_model_params(m);
     size_t np = sm_params_count(p);
     int slots = ovt ? ovt->state_count(oself) : 0;
@@ -166,7 +207,8 @@ int sm__checkpoint_load(const char *path, sm_trainer *tr, sm__ckpt_state *st, sm
     if ((rc = sm__meta_int(f, "epoch", &got.epoch, err)) ||
         (rc = sm__meta_int(f, "batch", &got.batch, err)) ||
         (rc = sm__meta_int(f, "position", &got.position, err)) ||
-        (rc = sm__meta_int(f, "step", &got.step, err)))
+        (rc = sm__meta_int(f, "step", &got.step, err)) ||
+        (rc = sm__meta_positions(f, &got, err)))
         goto out;
     /* Check everything before changing anything: a checkpoint that cannot be used leaves the
      * model and the optimizer as they were. */
@@ -217,10 +259,13 @@ int sm__checkpoint_load(const char *path, sm_trainer *tr, sm__ckpt_state *st, sm
     }
     if (!rc && tr->ema) rc = sm__ema_load(f, tr, ema_have, err);
     if (!rc) {
+        free(st->positions);
         *st = got;
+        got.positions = NULL;
         tr->steps = got.step;
     }
 out:
+    free(got.positions);
     sm_st_close(f);
     return rc;
 }

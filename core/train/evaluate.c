@@ -1,5 +1,7 @@
 /* core/train/evaluate.c - evaluation of the classifier on the evaluation split: top-1, top-5,
- * the mean loss, per-class accuracy and the confusion matrix (metrics.jsonl, confusion.csv). */
+ * the mean loss, per-class accuracy and the confusion matrix (metrics.jsonl, confusion.csv).
+ * With several ranks each evaluates its share of the split (its loader's shard) and the counts
+ * and the matrix are summed over the ranks, so every count is the one process's. */
 #include "train/train_internal.h"
 
 #include <math.h>
@@ -59,10 +61,31 @@ static int sm__eval_pass(sm__run *r, sm__eval_counts *c, sm__confusion *conf, sm
             break;
         }
         sm__eval_batch(logits, b, c, conf);
-        if (sm__stop_requested(r))
+        if (sm__stop_requested(r) && r->ranks == 1) /* ranks agree on stops at updates only */
             rc = sm_error_set(err, SM_ECANCELED, NULL, 0, 0, NULL, "stopped during evaluation");
     }
     sm_ctx_set_grad(ctx, true);
+    return rc;
+}
+
+/* The counts and the matrix summed over the ranks (doubles: exact below 2^53). */
+static int sm__eval_sum(sm__run *r, sm__eval_counts *c, sm__confusion *conf, sm_error *err)
+{
+    if (r->ranks < 2) return 0;
+    size_t k2 = (size_t)conf->classes * (size_t)conf->classes;
+    double *v = malloc((4 + k2) * sizeof *v);
+    if (!v) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    v[0] = (double)c->n;
+    v[1] = (double)c->c1;
+    v[2] = (double)c->c5;
+    v[3] = c->loss_sum;
+    for (size_t i = 0; i < k2; i++) v[4 + i] = (double)conf->m[i];
+    int rc = sm_comm_allreduce_f64(r->comm, v, 4 + k2, SM_COMM_SUM, err);
+    if (!rc) {
+        *c = (sm__eval_counts){(int64_t)v[0], (int64_t)v[1], (int64_t)v[2], v[3]};
+        for (size_t i = 0; i < k2; i++) conf->m[i] = (int64_t)v[4 + i];
+    }
+    free(v);
     return rc;
 }
 
@@ -85,6 +108,10 @@ static int sm__eval_report(sm__run *r, int64_t epoch, const sm__eval_counts *c,
     json_t *per_class = json_array();
     for (int k = 0; k < conf->classes && per_class; k++)
         json_array_append_new(per_class, sm__jnum(sm__confusion_class_acc(conf, k)));
+    if (!r->writer) {
+        json_decref(per_class);
+        return 0;
+    }
     int rc = sm__metric(r,
                         json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o*}", "event", "eval",
                                   "epoch", (json_int_t)epoch, "images", (json_int_t)c->n, "top1",
@@ -113,10 +140,12 @@ int sm__evaluate(sm__run *r, int64_t epoch, double *top1, double *top5, sm_error
     if (ema) sm__trainer_swap_ema(r->tr);
     int rc = sm__eval_pass(r, &c, &conf, err);
     if (ema) sm__trainer_swap_ema(r->tr);
+    if (!rc) rc = sm__eval_sum(r, &c, &conf, err);
+    if (!rc) rc = sm__ranks_after_eval(r, err);
     if (!rc) {
         /* RingMo divides by finetune_dataset.samples_num when it is set */
         double denom = r->set.samples_num > 0 ? (double)r->set.samples_num : (double)c.n;
-        if (r->set.samples_num > 0 && r->set.samples_num != c.n)
+        if (r->writer && r->set.samples_num > 0 && r->set.samples_num != c.n)
             sm_log(SM_LOG_WARN, "eval: samples_num is %lld but %lld images were evaluated; the "
                                 "accuracy is counted over samples_num, as RingMo does",
                    (long long)r->set.samples_num, (long long)c.n);

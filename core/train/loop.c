@@ -1,6 +1,8 @@
 /* core/train/loop.c - the epochs of a run: each step (load batch, forward, loss, backward,
  * clip, optimizer step: sm_trainer_step), its metrics record and progress line, stop requests,
- * evaluations and checkpoints (with the reconstruction figure of pretraining). */
+ * evaluations and checkpoints (with the reconstruction figure of pretraining). With several
+ * ranks each runs this loop on its share of the data; after every update they exchange stop
+ * requests and bad files (sm__ranks_step), and rank 0 writes. */
 #include "train/train_internal.h"
 
 #include <math.h>
@@ -60,13 +62,16 @@ static void sm__write_figure(sm__run *r, int64_t epoch)
 }
 
 /* Writes a checkpoint (and the figure), then keeps only the newest keep_checkpoint_max. */
-static int sm__save(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done,
-                    sm_train_result *res, sm_error *err)
+static int sm__write_checkpoint(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done,
+                                sm_train_result *res, sm_error *err)
 {
     char path[PATH_MAX + 256];
     snprintf(path, sizeof path, "%s/%s-%lld_%lld.safetensors", r->set.out_dir, r->set.prefix,
              (long long)epochs_done, (long long)st->step);
-    int rc = sm__checkpoint_save(path, r->tr, st, r->yaml, err);
+    sm__ckpt_state save = *st;
+    save.ranks = r->ranks;
+    save.positions = r->positions;
+    int rc = sm__checkpoint_save(path, r->tr, &save, r->yaml, err);
     if (rc) return rc;
     if (strlen(path) < sizeof res->checkpoint) memcpy(res->checkpoint, path, strlen(path) + 1);
     if (r->vis_n > 0) sm__write_figure(r, epochs_done);
@@ -79,12 +84,27 @@ static int sm__save(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done,
     return 0;
 }
 
+/* A checkpoint (every rank calls it): every rank's loader position and the same weights, rank
+ * 0 writes, and every rank learns whether it could. */
+static int sm__save(sm__run *r, const sm__ckpt_state *st, int64_t epochs_done,
+                    sm_train_result *res, sm_error *err)
+{
+    int rc = sm__ranks_positions(r, st->position, err);
+    if (!rc) rc = sm__ranks_same_weights(r, err);
+    if (rc) return rc;
+    if (r->writer) rc = sm__write_checkpoint(r, st, epochs_done, res, err);
+    return sm__ranks_bcast_status(r, rc, "writing the checkpoint failed", err);
+}
+
 /* ---- one epoch ---------------------------------------------------------------------------------- */
 
 /* Progress of an epoch, for the log line. */
 typedef struct sm__epoch {
     int64_t index, first, position; /* the epoch, its first batch and that batch's position */
     double loss_sum, t_start, t_log, wait_log;
+    /* the trainer's reduce_wait at the last record and at the start, and its backward_seconds
+     * at the start (several ranks: the time spent waiting for gradient sums) */
+    double wait_seen, wait_start, backward_seen;
     int64_t done, img_log;
 } sm__epoch;
 
@@ -95,13 +115,14 @@ static int sm__log_step(sm__run *r, sm__epoch *ep, int64_t bi, const sm_step_inf
 {
     double now = sm__now();
     int64_t step = sm_trainer_steps(r->tr) - 1, u = (bi + 1) / r->set.accumulation; /* 1-based */
-    int rc = sm__metric(r,
-                        json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "event", "step",
-                                  "epoch", (json_int_t)ep->index, "batch", (json_int_t)bi, "step",
-                                  (json_int_t)step, "loss", info->loss, "lr", info->lr,
-                                  "grad_norm", info->grad_norm, "time", now - r->t_start,
-                                  "data_time", t_wait),
-                        err);
+    json_t *rec = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "event", "step",
+                            "epoch", (json_int_t)ep->index, "batch", (json_int_t)bi, "step",
+                            (json_int_t)step, "loss", info->loss, "lr", info->lr, "grad_norm",
+                            info->grad_norm, "time", now - r->t_start, "data_time", t_wait);
+    if (rec && r->ranks > 1) /* rank 0's wait for the gradient sums after its backward */
+        json_object_set_new(rec, "comm_wait", json_real(r->tr->reduce_wait - ep->wait_seen));
+    ep->wait_seen = r->tr->reduce_wait;
+    int rc = sm__metric(r, rec, err);
     int64_t log_every = r->updates <= 20 ? 1 : (r->updates + 19) / 20;
     if (u % log_every != 0 && u != r->updates) return rc;
     double ips = (double)ep->img_log / (now - ep->t_log);
@@ -131,6 +152,7 @@ static int sm__diverged(sm__run *r, const sm__epoch *ep, int64_t bi, const sm_st
                          "loss", sm__jnum(info->loss), "grad_norm", sm__jnum(info->grad_norm)),
                NULL);
     sm_error_clear(err);
+    r->agreed = true; /* the loss and the norm are sums over the ranks: every rank sees them */
     return sm_error_set(err, SM_EDATA, NULL, 0, 0, NULL,
                         "the %s is not finite at epoch %lld, step %lld/%lld: stopping (no "
                         "checkpoint written; the previous one is kept)",
@@ -148,6 +170,7 @@ static int sm__stop_mid_epoch(sm__run *r, sm__ckpt_state *st, int64_t epoch, int
     sm_log(SM_LOG_WARN, "stop requested: saving a checkpoint at epoch %lld, step %lld",
            (long long)epoch + 1, (long long)u);
     int rc = sm__save(r, st, epoch, res, err);
+    r->agreed = r->agreed || !rc;
     return rc ? rc
               : sm_error_set(err, SM_ECANCELED, NULL, 0, 0, NULL,
                              "stopped at epoch %lld, step %lld; resume with the same command",
@@ -171,16 +194,17 @@ static int sm__run_epoch(sm__run *r, sm__ckpt_state *st, sm__epoch *ep, sm_train
         if (rc == SM_EDATA && (!isfinite(info.loss) || !isfinite(info.grad_norm)))
             return sm__diverged(r, ep, bi, &info, err);
         if (rc) break;
-        if (b->mask) sm__keep_for_figure(r, b);
-        ep->img_log += b->size;
-        r->images_seen += b->size;
+        if (b->mask && r->writer) sm__keep_for_figure(r, b);
+        ep->img_log += (int64_t)b->size * r->ranks;
+        r->images_seen += (int64_t)b->size * r->ranks;
         if (!info.stepped) continue; /* a micro-batch of an update in progress */
         st->step = sm_trainer_steps(r->tr);
         st->batch = bi + 1;
         st->position = sm_loader_position(r->loader);
         ep->loss_sum += info.loss;
         ep->done++;
-        rc = sm__log_step(r, ep, bi, &info, t_wait, err);
+        rc = sm__ranks_step(r, err); /* stop requests and bad files of every rank */
+        if (!rc) rc = sm__log_step(r, ep, bi, &info, t_wait, err);
         if (!rc && sm__stop_requested(r) && bi + 1 < r->spe)
             rc = sm__stop_mid_epoch(r, st, ep->index, bi, res, err);
     }
@@ -199,6 +223,13 @@ static int sm__end_epoch(sm__run *r, sm__ckpt_state *st, const sm__epoch *ep,
     double secs = sm__now() - ep->t_start;
     sm_log(SM_LOG_INFO, "epoch %lld/%lld done: mean loss %.5f, %.1f s", (long long)epoch + 1,
            (long long)r->set.epochs, res->last_loss, secs);
+    if (r->ranks > 1 && ep->done > 0)
+        sm_log(SM_LOG_INFO, "gradient sums over %d ranks: %.1f ms per step waited after a "
+                            "backward of %.1f ms; %lld of %lld buckets so far started while "
+                            "backward ran",
+               r->ranks, 1e3 * (r->tr->reduce_wait - ep->wait_start) / (double)ep->done,
+               1e3 * (r->tr->backward_seconds - ep->backward_seen) / (double)ep->done,
+               (long long)r->tr->buckets_early, (long long)r->tr->buckets_sent);
     int rc = sm__metric(r,
                         json_pack("{s:s, s:I, s:o, s:f, s:I}", "event", "epoch", "epoch",
                                   (json_int_t)epoch, "loss", sm__jnum(res->last_loss), "seconds",
@@ -216,6 +247,7 @@ static int sm__end_epoch(sm__run *r, sm__ckpt_state *st, const sm__epoch *ep,
         rc = sm__evaluate(r, epoch, &res->eval_top1, &res->eval_top5, err);
     if (!rc && ((epoch + 1) % r->set.save_every == 0 || epoch + 1 == r->set.epochs || stop))
         rc = sm__save(r, st, epoch + 1, res, err);
+    r->agreed = r->agreed || (!rc && stop);
     if (!rc && stop)
         rc = sm_error_set(err, SM_ECANCELED, NULL, 0, 0, NULL,
                           "stopped after epoch %lld; resume with the same command",
@@ -230,7 +262,9 @@ int sm__train_loop(sm__run *r, sm__ckpt_state *st, sm_train_result *res, sm_erro
         double t = sm__now();
         bool resumed = epoch == st->epoch;
         sm__epoch ep = {.index = epoch, .first = resumed ? st->batch : 0,
-                        .position = resumed ? st->position : 0, .t_start = t, .t_log = t};
+                        .position = resumed ? st->position : 0, .t_start = t, .t_log = t,
+                        .wait_seen = r->tr->reduce_wait, .wait_start = r->tr->reduce_wait,
+                        .backward_seen = r->tr->backward_seconds};
         rc = sm__run_epoch(r, st, &ep, res, err);
         if (!rc) rc = sm__end_epoch(r, st, &ep, res, err);
     }

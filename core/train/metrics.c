@@ -14,7 +14,11 @@ double sm__now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-bool sm__stop_requested(const sm__run *r) { return r->opts && r->opts->stop && *r->opts->stop; }
+bool sm__stop_requested(const sm__run *r)
+{
+    if (r->ranks > 1) return r->stop_agreed;
+    return r->opts && r->opts->stop && *r->opts->stop;
+}
 
 /* "42s", "7m05s", "3h12m" */
 void sm__duration(double secs, char *buf, size_t n)
@@ -101,6 +105,10 @@ int sm__metric(sm__run *r, json_t *obj, sm_error *err)
 {
     if (!obj) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     int rc = 0;
+    if (!r->metrics) { /* not the writing rank */
+        json_decref(obj);
+        return 0;
+    }
     if (json_dumpf(obj, r->metrics, JSON_COMPACT) != 0 || fputc('\n', r->metrics) == EOF ||
         fflush(r->metrics) != 0) {
         rc = sm_error_set(err, SM_EIO, r->set.out_dir, 0, 0, NULL,
@@ -115,7 +123,7 @@ int sm__write_summary(sm__run *r, const sm_train_result *res, int status, const 
     char line[SM_ERROR_LINE_MAX] = "";
     if (status) sm_error_format(e, line, sizeof line);
     double secs = sm__now() - r->t_start;
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:f, s:o, s:I}",
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:f, s:o, s:I, s:i}",
                           "task",
                           r->set.task_name, "status",
                           status == 0              ? "completed"
@@ -130,7 +138,8 @@ int sm__write_summary(sm__run *r, const sm_train_result *res, int status, const 
                           res->best_epoch >= 0 ? json_integer(res->best_epoch) : json_null(),
                           "checkpoint", res->checkpoint, "seconds", secs, "images_per_second",
                           sm__jnum(secs > 0 ? (double)r->images_seen / secs : 0.0), "bad_images",
-                          (json_int_t)(r->loader ? sm_loader_bad_count(r->loader) : 0));
+                          (json_int_t)(r->loader ? sm_loader_bad_count(r->loader) : 0), "ranks",
+                          r->ranks);
     if (o)
         json_object_set_new(o, "eval_mean_class_top1",
                             res->eval_mean_class >= 0 ? sm__jnum(res->eval_mean_class)

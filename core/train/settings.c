@@ -18,6 +18,20 @@ static sm__run_task sm__task_of(const sm_cfg *root)
                                   : SM__RUN_FINETUNE;
 }
 
+int64_t sm__global_batch(const sm__settings *s)
+{
+    return s->batch_size * s->ranks * s->accumulation;
+}
+
+/* RingMo-Framework (build_lr._check_lr_config: device_num x batch / 512) and the official
+ * SimMIM (batch size x world size x accumulation steps / 512) scale every learning rate of arch
+ * simmim by the global batch over 512. */
+void sm__settings_set_ranks(sm__settings *s, int ranks)
+{
+    s->ranks = ranks > 1 ? ranks : 1;
+    s->lr_batch_factor = s->arch_simmim ? (double)sm__global_batch(s) / 512.0 : 1.0;
+}
+
 int sm__settings_read(const sm_config *cfg, sm__settings *s, sm_error *err)
 {
     const sm_cfg *root = sm_config_root(cfg);
@@ -45,12 +59,9 @@ int sm__settings_read(const sm_config *cfg, sm__settings *s, sm_error *err)
         return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "train_config.resume_ckpt",
                             "path too long");
 
-    /* RingMo-Framework (build_lr._check_lr_config) and the official SimMIM scale every learning
-     * rate of arch simmim by the global batch over 512 (the official code: batch size x world
-     * size x accumulation steps). */
     const char *arch = sm_cfg_str(root, "arch");
-    double global = (double)s->batch_size * (double)s->accumulation;
-    s->lr_batch_factor = (!arch || !strcmp(arch, "simmim")) ? global / 512.0 : 1.0;
+    s->arch_simmim = !arch || !strcmp(arch, "simmim");
+    sm__settings_set_ranks(s, 1);
 
     const sm_cfg *tw = sm_cfg_get(root, "train_wrapper");
     s->clip = sm_cfg_bool(tw, "use_clip_grad");

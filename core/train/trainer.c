@@ -17,7 +17,11 @@
  * microsoft/SimMIM's accumulation path: each partial sum is clipped after its backward, and
  * the schedule counts micro-batches (update u uses schedule(u x steps - 1)).
  * A step is a pure function of (config, seed, step, batch): drop path is keyed by (seed,
- * micro-batch count). */
+ * update, sample of the global batch), so accumulation and ranks draw what one batch would.
+ * Data parallelism (reduce.c): each rank's micro-batch loss is divided by accumulation_steps x
+ * ranks and the gradients summed over the ranks, so every rank holds the gradient of the global
+ * batch's mean loss and makes the same clipping (global norm) and update; the official
+ * accumulation path sums after every micro-batch and divides by the ranks (DDP's average). */
 #include "train/train_internal.h"
 
 #include <math.h>
@@ -84,11 +88,11 @@ static int sm__trainer_optim(sm_trainer *t, const sm_registry *reg, sm_error *er
     }
     sm_log(SM_LOG_INFO,
            "optimizer %s (weight decay %g on %zu of %zu tensors, layer decay %g over %d layer "
-           "ids), schedule %s over %lld steps (%lld per epoch), learning rates x %g (batch %lld "
-           "/ 512)",
+           "ids), schedule %s over %lld steps (%lld per epoch), learning rates x %g (global "
+           "batch %lld = %lld x %d ranks x %lld / 512)",
            oc->name, wd, np - no_decay, np, decay, L, sc->name, (long long)(s->epochs * updates),
-           (long long)updates, s->lr_batch_factor,
-           (long long)(s->batch_size * s->accumulation));
+           (long long)updates, s->lr_batch_factor, (long long)sm__global_batch(s),
+           (long long)s->batch_size, s->ranks, (long long)s->accumulation);
     sm__check_semantics(t);
     return 0;
 }
@@ -100,6 +104,7 @@ int sm_trainer_new(const sm_registry *reg, const sm_config *cfg, const sm_traine
     sm_trainer *t = calloc(1, sizeof *t);
     if (!t) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     int rc = sm__settings_read(cfg, &t->set, err);
+    sm__settings_set_ranks(&t->set, sm_comm_size(o ? o->comm : NULL));
     const sm__settings *s = &t->set;
     t->steps_per_epoch = o ? o->steps_per_epoch : 0;
     int classes = o && o->num_classes > 0 ? o->num_classes : (int)s->num_classes;
@@ -115,6 +120,7 @@ int sm_trainer_new(const sm_registry *reg, const sm_config *cfg, const sm_traine
     if (!rc)
         rc = sm_model_new_classes(reg, sm_config_root(cfg), task, classes, &t->model, err);
     if (!rc) rc = sm_model_init(t->model, s->seed, err);
+    if (!rc) rc = sm__reduce_plan(t, o ? o->comm : NULL, err);
     if (!rc && t->steps_per_epoch > 0) rc = sm__trainer_optim(t, reg, err);
     if (!rc && s->use_ema &&
         !(t->ema = malloc((size_t)sm_params_numel(sm_model_params(t->model)) * sizeof *t->ema)))
@@ -139,6 +145,7 @@ void sm_trainer_free(sm_trainer *t)
     free(t->wd);
     free(t->lr_scale);
     free(t->ema);
+    sm__reduce_free(t);
     free(t);
 }
 
@@ -241,23 +248,36 @@ static sm_tensor *sm__loss(sm_trainer *t, const sm_batch *b)
 }
 
 /* Forward + backward of one micro-batch, added to the gradients (the first one of an update
- * starts from zero); the loss is divided by the number of micro-batches per update. */
+ * starts from zero); the loss is divided by the number of micro-batches per update and of
+ * ranks (official path: by the ranks after the sum). With several ranks the gradients are
+ * summed over them after the last micro-batch (official path: after each). */
 static int sm__forward_backward(sm_trainer *t, const sm_batch *b, double *loss_out, sm_error *err)
 {
     sm_ctx *ctx = t->ctx;
-    int64_t A = t->set.accumulation;
+    int64_t A = t->set.accumulation, R = t->set.ranks;
+    bool official = t->set.accumulation_official;
+    bool reduce = R > 1 && (official || t->micro + 1 == A);
     sm_ctx_reset(ctx);
     sm_ctx_set_train(ctx, true);
     sm_ctx_set_grad(ctx, true);
-    sm_ctx_set_rng(ctx, t->set.seed, (uint64_t)(t->steps * A + t->micro));
+    sm_ctx_set_rng(ctx, t->set.seed, (uint64_t)t->steps);
+    sm_ctx_set_rng_sample(ctx, (uint64_t)((t->micro * R + t->rank) * t->set.batch_size));
+    if (reduce) sm__reduce_watch(t, ctx); /* which bucket is final when, in backward */
     sm_tensor *loss = sm__loss(t, b), *scaled = loss;
-    if (loss && A > 1) scaled = sm_scale(ctx, loss, 1.0f / (float)A);
+    int64_t div = official ? A : A * R;
+    if (loss && div > 1) scaled = sm_scale(ctx, loss, 1.0f / (float)div);
     if (t->micro == 0) sm_params_zero_grad(sm_model_params(t->model));
-    if (scaled) sm_backward(ctx, scaled);
-    if (sm_ctx_status(ctx)) {
+    int rc = 0;
+    if (reduce)
+        rc = sm__reduce_backward(t, ctx, sm_ctx_status(ctx) ? NULL : scaled, err);
+    else if (scaled)
+        sm_backward(ctx, scaled);
+    if (!rc && sm_ctx_status(ctx)) {
         *err = *sm_ctx_error(ctx);
-        return err->code;
+        rc = err->code;
     }
+    if (rc) return rc;
+    if (reduce && official) sm__scale_grads(sm_model_params(t->model), 1.0f / (float)R);
     *loss_out = loss->data[0];
     return 0;
 }
@@ -315,6 +335,11 @@ int sm_trainer_step(sm_trainer *t, const sm_batch *b, sm_step_info *info, sm_err
         if (t->set.accumulation_official && isfinite(info->grad_norm)) sm__clip(t, info->grad_norm);
     }
     if (!last) return 0;
+    if (t->set.ranks > 1) { /* the mean over the ranks */
+        double v = t->loss_sum;
+        if ((rc = sm__reduce_sum(t, &v, 1, err))) return rc;
+        t->loss_sum = v / (double)t->set.ranks;
+    }
     info->loss = t->loss_sum / (double)t->set.accumulation; /* the update's batch */
     if (!isfinite(info->loss) || !isfinite(info->grad_norm))
         return sm_error_set(err, SM_EDATA, NULL, 0, 0, NULL,

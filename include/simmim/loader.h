@@ -117,6 +117,8 @@ typedef struct sm_loader_opts {
     bool shuffle;            /* epoch order = permutations keyed by (seed, epoch, pass)         */
     int repeat;              /* passes over the data per epoch (<= 1: one)                     */
     bool drop_last;          /* training: only full batches                                   */
+    int shard, num_shards;   /* data-parallel ranks: this loader's share (0 of 1: everything); */
+                             /* see sm_loader_new                                             */
     uint64_t seed;
     sm_bad_policy on_bad;
     double max_bad_fraction; /* of the dataset's samples                                      */
@@ -145,7 +147,16 @@ typedef struct sm_batch {
 typedef struct sm_loader sm_loader;
 
 /* Creates a loader over an open dataset (borrowed: must outlive the loader) and starts the
- * workers. Checks the pipeline and options (even batch for Mixup, labels vs num_classes is
+ * workers. With num_shards S > 1 it delivers share `shard` of every epoch: the epoch order is
+ * cut into chunks of batch_size positions and chunk c goes to shard c % S, so batch k of shard
+ * r is chunk k x S + r, and the S shards' batch k together are the epoch order's positions
+ * [k S B, (k + 1) S B), those a single loader with batch S x B gives as its batch k. With
+ * drop_last every shard has floor(samples x repeat / (S B)) batches (the rest of the epoch
+ * order is not used); without, the chunks are shared out as they come and the last may be
+ * short. A bad sample is replaced from the shard's own stream (its next position), and
+ * Mixup/CutMix are keyed by the chunk. With S > 1 the loader does not apply max_bad_fraction
+ * itself: the caller shares the bad files among the shards (sm_loader_add_bad) and calls
+ * sm_loader_check_bad. Checks the pipeline and options (even batch for Mixup, labels vs num_classes is
  * checked per sample; pipeline num_classes 0 takes the dataset's). Errors: SM_EINVAL/SM_ECONFIG (options), SM_EDATA (empty dataset),
  * SM_ENOMEM. */
 SM_API int sm_loader_new(const sm_dataset *ds, const sm_pipeline *p, const sm_loader_opts *o,
@@ -172,6 +183,16 @@ SM_API void sm_loader_free(sm_loader *l);
 SM_API size_t sm_loader_bad_count(const sm_loader *l);
 SM_API const char *sm_loader_bad_name(const sm_loader *l, size_t i);
 SM_API const char *sm_loader_bad_reason(const sm_loader *l, size_t i);
+/* Its dataset index (-1 when i is out of range). */
+SM_API int64_t sm_loader_bad_index(const sm_loader *l, size_t i);
+/* Records a bad file another shard met: the sample is skipped without being read, and counted
+ * and reported as the loader's own (nothing when already known). Errors: SM_EINVAL (index out
+ * of range), SM_ENOMEM. */
+SM_API int sm_loader_add_bad(sm_loader *l, int64_t index, const char *name, const char *reason,
+                             sm_error *err);
+/* SM_EDATA (key max_bad_fraction) when more than max_bad_fraction of the samples are known bad;
+ * what sm_loader_next checks itself with one shard. */
+SM_API int sm_loader_check_bad(const sm_loader *l, sm_error *err);
 /* Writes "name<TAB>reason" lines. Errors: SM_EIO. */
 SM_API int sm_loader_write_bad_report(const sm_loader *l, const char *path, sm_error *err);
 

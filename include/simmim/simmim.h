@@ -13,6 +13,7 @@
 
 #include "simmim/version.h"
 #include "simmim/common.h"
+#include "simmim/comm.h"
 #include "simmim/log.h"
 #include "simmim/config.h"
 #include "simmim/registry.h"

@@ -101,8 +101,11 @@ SM_API bool sm_ctx_grad(const sm_ctx *ctx);
 SM_API void sm_ctx_set_train(sm_ctx *ctx, bool training);
 SM_API bool sm_ctx_train(const sm_ctx *ctx);
 /* Keys of the counter-based RNG used by stochastic ops (drop path): results depend only on
- * (seed, step, the op's own key, the sample index), never on threads. */
+ * (seed, step, the op's own key, the sample index), never on threads. Resets the sample base. */
 SM_API void sm_ctx_set_rng(sm_ctx *ctx, uint64_t seed, uint64_t step);
+/* Row b of a batch draws as sample `first + b` (default 0): a batch split into micro-batches
+ * or over ranks then draws what the whole batch would. */
+SM_API void sm_ctx_set_rng_sample(sm_ctx *ctx, uint64_t first);
 /* Keep every gradient until the next reset (default off): intermediate gradients stay readable
  * after backward, at the cost of memory for all of them (and no in-place backward). Gradients
  * are bitwise the same either way. */
@@ -153,6 +156,22 @@ SM_API int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout);
 
 /* Number of entries on the tape (for tests and debugging). */
 SM_API size_t sm_ctx_tape_size(const sm_ctx *ctx);
+
+/* Work overlapped with backward (data-parallel training reduces the gradients of the last
+ * layers while the first ones are still computed). The hook runs on the calling thread after
+ * each tape entry's backward, with that entry's position (0 = the first recorded): every entry
+ * at that position or later is done. NULL removes it. */
+typedef void (*sm_backward_hook)(void *user, size_t position);
+SM_API void sm_ctx_set_backward_hook(sm_ctx *ctx, sm_backward_hook fn, void *user);
+/* When the gradients of consecutive ranges of a float block (the parameters, sm_params_data)
+ * are final: range i is [ends[i - 1], ends[i]) of base (ends[-1] = 0), and while the forward
+ * records, first[i] gets the position of the first tape entry reading it (its gradient is
+ * complete once backward has passed that entry), SIZE_MAX when no entry reads it. Reads inside
+ * a recomputed block (sm_checkpoint) count as reads by the block's own entry. Call it after
+ * sm_ctx_reset and before the forward; it ends when backward starts. ends and first must stay
+ * valid until then. */
+SM_API void sm_ctx_watch_reads(sm_ctx *ctx, const float *base, size_t n, const int64_t *ends,
+                               size_t *first);
 
 #ifdef __cplusplus
 }

@@ -18,12 +18,18 @@
  * from (RingMo's convention). Evaluation (task eval) only evaluates resume_ckpt.
  * A pretraining run whose output_dir holds checkpoints of the same configuration resumes from
  * the newest one that verifies.
+ *
+ * Data parallelism (opts->comm with several ranks, docs/scaling.md): every rank runs sm_train
+ * with the same config; each takes its share of every global batch (batch_size x ranks x
+ * accumulation_steps), the gradients are summed over the ranks, and every rank makes the same
+ * update. Rank 0 alone writes the output directory (and needs it); the others only read data.
  */
 #ifndef SIMMIM_TRAIN_H
 #define SIMMIM_TRAIN_H
 
 #include "simmim/common.h"
 #include "simmim/backend.h"
+#include "simmim/comm.h"
 #include "simmim/config.h"
 #include "simmim/loader.h"
 #include "simmim/model.h"
@@ -37,6 +43,10 @@ typedef struct sm_train_opts {
     /* Optional. When *stop becomes nonzero (a signal handler may set it), the run stops after
      * the current step, writes a checkpoint and returns SM_ECANCELED. */
     const volatile int *stop;
+    /* Optional: the ranks of a data-parallel job (NULL: this process alone). The ranks agree
+     * on a stop request at every optimizer step: when any rank's *stop is set, all of them
+     * stop after the same step. */
+    sm_comm *comm;
 } sm_train_opts;
 
 typedef struct sm_train_result {
@@ -50,6 +60,10 @@ typedef struct sm_train_result {
     int64_t best_epoch;    /* its epoch (0-based, as in metrics.jsonl), else -1               */
     double eval_mean_class; /* the last evaluation's mean of the per-class top-1 accuracies
                                (AA, percent), else -1                                       */
+    bool abort_job;        /* several ranks: the error happened on this rank alone and the    */
+                           /* others wait for it in a collective; end the job with            */
+                           /* sm_comm_abort. Errors every rank knows of (a bad config, a stop,*/
+                           /* a non-finite loss, too many bad images) leave it false.         */
 } sm_train_result;
 
 /* Runs the job. Errors name the file, key or image: SM_ECONFIG, SM_EIO (output directory,
@@ -71,12 +85,15 @@ typedef struct sm_trainer_opts {
                              /* optimizer (a trainer for evaluation only)                     */
     sm_backend *backend;     /* borrowed, must outlive the trainer; NULL: the trainer opens  */
                              /* the config's backend section                                 */
+    sm_comm *comm;           /* data-parallel ranks (NULL: one process): each feeds its own   */
+                             /* micro-batches, sm_trainer_step sums the gradients over them   */
+                             /* and every rank makes the same update                          */
 } sm_trainer_opts;
 
 /* What one sm_trainer_step did. */
 typedef struct sm_step_info {
     double loss;      /* the batch's loss; when it completes an update, the mean loss of
-                         that update's micro-batches                                        */
+                         that update's micro-batches (over all ranks)                        */
     double grad_norm; /* global gradient norm before clipping (of what is accumulated so
                          far; NaN on a micro-batch that neither updates nor clips)         */
     double lr;        /* schedule x global-batch scaling, before layer-wise decay           */
@@ -95,6 +112,9 @@ SM_API int64_t sm_trainer_steps(const sm_trainer *t);
 SM_API void sm_trainer_set_steps(sm_trainer *t, int64_t steps);
 /* Trains on one batch: forward, loss, backward into the gradients; on the last micro-batch of
  * an update (train_config.accumulation_steps), clipping, learning rates, optimizer update.
+ * With several ranks every rank calls it with its own micro-batch (of batch_size images) and
+ * the gradients are summed over the ranks in buckets while backward runs (a collective: every
+ * rank makes the same calls).
  * Errors: SM_EDATA when the loss or the gradient norm is not finite (nothing updated; info
  * holds them), the model's errors, SM_EINVAL for a trainer without optimizer. */
 SM_API int sm_trainer_step(sm_trainer *t, const sm_batch *batch, sm_step_info *info,

@@ -1,7 +1,8 @@
 /* core/tensor/ops/drop_path.c - stochastic depth per sample (timm DropPath).
  *   x (B, ...) -> same shape; in training mode with rate > 0 sample b is kept with probability
  *   1 - rate and scaled by 1/(1 - rate), else zeroed. The decision is a pure function of
- *   sm_rng_hash(seed, step, key, b), so it does not depend on threads or call order.
+ *   sm_rng_hash(seed, step, key, sample + b) (sample: sm_ctx_set_rng_sample), so it does not
+ *   depend on threads, call order, or how a batch is split into micro-batches and ranks.
  *   backward: dx += dout·factor[b] (in place over dout, dx = 0 + dout·factor[b], when x takes
  *   over dout's buffer) */
 #include "tensor/tensor_internal.h"
@@ -28,7 +29,7 @@ sm_tensor *sm_drop_path(sm_ctx *ctx, sm_tensor *x, float rate, uint64_t key)
     if (!out || !factor) return NULL;
     float keep = 1.0f - rate;
     for (int64_t b = 0; b < B; b++) {
-        uint64_t h = sm_rng_hash(ctx->seed, ctx->step, key, (uint64_t)b);
+        uint64_t h = sm_rng_hash(ctx->seed, ctx->step, key, ctx->sample + (uint64_t)b);
         double u = (double)(h >> 11) * 0x1.0p-53;
         factor[b] = u < (double)keep ? 1.0f / keep : 0.0f;
     }
