@@ -62,15 +62,26 @@ bool sm__wants_grad(const sm_ctx *ctx, int n, sm_tensor *const *in)
     return false;
 }
 
+static sm_tensor *record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
+                         const void *saved_data, size_t saved_bytes);
+
 sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
                      const void *saved_data, size_t saved_bytes)
 {
+    if (ctx->prof) sm__prof_op(ctx, op);
     if (!out || !sm__wants_grad(ctx, n_in, in)) return out;
-    return sm__record(ctx, op, out, n_in, in, saved_data, saved_bytes);
+    return record(ctx, op, out, n_in, in, saved_data, saved_bytes);
 }
 
 sm_tensor *sm__record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
                       const void *saved_data, size_t saved_bytes)
+{
+    if (ctx->prof) sm__prof_op(ctx, op);
+    return record(ctx, op, out, n_in, in, saved_data, saved_bytes);
+}
+
+static sm_tensor *record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
+                         const void *saved_data, size_t saved_bytes)
 {
     sm__node *node = sm_ctx_alloc(ctx, sizeof *node);
     sm_tensor **ins = sm_ctx_alloc(ctx, (size_t)(n_in > 0 ? n_in : 1) * sizeof *ins);
@@ -98,10 +109,16 @@ void sm__backward_walk(sm_ctx *ctx, sm__node *newest)
 {
     for (sm__node *n = newest; n && !ctx->err.code; n = n->prev) {
         if (!n->out->grad) continue;
+        double t0 = 0.0;
+        if (ctx->prof) {
+            sm__prof_restart(ctx); /* a recomputation's first op is timed from here */
+            t0 = ctx->prof->last;
+        }
         sm__mark scratch = sm__arena_mark(&ctx->act);
         op_table[n->op].backward(ctx, n);
         sm__arena_rewind(&ctx->act, scratch);
         if (!ctx->keep_grads) sm__grad_release(ctx, n->out);
+        if (ctx->prof) sm__prof_backward(ctx, n->op, t0);
     }
 }
 
@@ -129,7 +146,16 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
     } else if (!sm_tensor_grad(ctx, out)) {
         return ctx->err.code;
     }
+    double t0 = 0.0;
+    if (ctx->prof) {
+        ctx->prof->backward = true;
+        t0 = sm_profile_now();
+    }
     sm__backward_walk(ctx, ctx->tape);
+    if (ctx->prof) {
+        ctx->prof->backward = false;
+        ctx->prof->acc.backward_s += sm_profile_now() - t0;
+    }
     ctx->backward_done = true;
     return ctx->err.code;
 }
