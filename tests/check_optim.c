@@ -70,15 +70,21 @@ static void set_grads(sm_params *p, int step)
         g[i] = (float)sin(0.7 * (double)i + 1.3 * step) * (i % 3 ? 1.0f : 1e-3f);
 }
 
+/* The job of the AdamW tests: beta1 0.8, beta2 0.95, eps 1e-6, with or without bias correction. */
+static sm_config *adamw_cfg(int bias_corr)
+{
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "optimizer: {optim_name: AdamW, beta1: 0.8, beta2: 0.95, eps: 1e-6,"
+             " bias_correction: %s}\n",
+             bias_corr ? "true" : "false");
+    return section_cfg(job_yaml(extra));
+}
+
 START_TEST(test_adamw_matches_torch)
 {
     for (int bias_corr = 1; bias_corr >= 0; bias_corr--) {
-        char extra[256];
-        snprintf(extra, sizeof extra,
-                 "optimizer: {optim_name: AdamW, beta1: 0.8, beta2: 0.95, eps: 1e-6,"
-                 " bias_correction: %s}\n",
-                 bias_corr ? "true" : "false");
-        sm_config *cfg = section_cfg(job_yaml(extra));
+        sm_config *cfg = adamw_cfg(bias_corr);
         const sm_optimizer_vtbl *vt =
             (const sm_optimizer_vtbl *)sm_registry_find(reg, SM_KIND_OPTIMIZER, "AdamW");
         ck_assert_ptr_nonnull(vt);
@@ -129,12 +135,7 @@ END_TEST
 START_TEST(test_adamw_bitwise_scalar)
 {
     for (int bias_corr = 1; bias_corr >= 0; bias_corr--) {
-        char extra[256];
-        snprintf(extra, sizeof extra,
-                 "optimizer: {optim_name: AdamW, beta1: 0.8, beta2: 0.95, eps: 1e-6,"
-                 " bias_correction: %s}\n",
-                 bias_corr ? "true" : "false");
-        sm_config *cfg = section_cfg(job_yaml(extra));
+        sm_config *cfg = adamw_cfg(bias_corr);
         const sm_optimizer_vtbl *vt =
             (const sm_optimizer_vtbl *)sm_registry_find(reg, SM_KIND_OPTIMIZER, "adamw");
         ck_assert_ptr_nonnull(vt);
