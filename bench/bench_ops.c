@@ -2,7 +2,8 @@
  * backward, beside raw BLIS sgemm on the same shapes in the same run, and the ratio.
  *
  *   bench/bench_ops [THREADS [REPS [FILTER]]]   (defaults: all cores, 5 repetitions; FILTER:
- *                                                only the rows whose name contains it)
+ *                                                only the rows whose name contains it; "peak":
+ *                                                raw sgemm only, 2048³ and ViT's fc1 shape)
  *
  * Shapes: ViT-B/16 at batch 8 (T = 8·197 tokens, C 768, 12 heads of 64) and Swin-B@192 with
  * window 6 at batch 8 (stage 1: T = 8·2304, C 128, 4 heads, 512 windows of 36 tokens; stage 3:
@@ -164,6 +165,32 @@ static void bench_linear(const char *name, int64_t T, int64_t in, int64_t out)
     sm_ctx_free(s.ctx);
 }
 
+/* ---- the raw sgemm peak ------------------------------------------------------------------ */
+
+/* C (m×n) = A (m×k) · B (k×n), row-major, through the backend alone: the reference for "fraction
+ * of the BLIS peak" (bench/run). Rows named "peak ..." print the median GFLOP/s once. */
+static void bench_peak(const char *name, int64_t m, int64_t n, int64_t k)
+{
+    if (!strstr(name, filter)) return;
+    float *a = malloc((size_t)(m * k) * 4), *b = malloc((size_t)(k * n) * 4);
+    float *c = malloc((size_t)(m * n) * 4);
+    fill(a, m * k, 11);
+    fill(b, k * n, 12);
+    double t[64];
+    for (int r = -2; r < reps; r++) { /* two warm-up calls */
+        double t0 = now();
+        sm_backend_sgemm(be, SM_NO_TRANS, SM_NO_TRANS, m, n, k, 1.0f, a, k, 1, b, n, 1, 0.0f, c,
+                         n, 1);
+        if (r >= 0) t[r] = now() - t0;
+    }
+    double flop = 2.0 * (double)m * (double)n * (double)k;
+    printf("%-22s %-10s %9s %9.1f\n", name, "NN", "-", flop / median(t, reps) * 1e-9);
+    fflush(stdout);
+    free(a);
+    free(b);
+    free(c);
+}
+
 /* ---- attention --------------------------------------------------------------------------- */
 
 typedef struct att_state {
@@ -300,6 +327,11 @@ int main(int argc, char **argv)
     printf("backend: %s\ncore threads: %d, repetitions: %d (medians)\n\n", desc, threads, reps);
     printf("%-22s %-10s %9s %9s %7s\n", "shape", "op", "ours", "blis", "ratio");
     printf("%-22s %-10s %9s %9s %7s\n", "", "", "GFLOP/s", "GFLOP/s", "");
+    /* the raw peak (only with FILTER "peak") */
+    if (strstr(filter, "peak")) {
+        bench_peak("peak 2048x2048x2048", 2048, 2048, 2048);
+        bench_peak("peak 1576x3072x768", 1576, 3072, 768);
+    }
     /* ViT-B/16, batch 8 */
     bench_linear("vit.qkv 1576x768>2304", 1576, 768, 2304);
     bench_linear("vit.proj 1576x768>768", 1576, 768, 768);

@@ -16,3 +16,6 @@ bench_bench_data_SOURCES = bench/bench_data.c tests/imgutil.c tests/imgutil.h
 bench_bench_data_CFLAGS = $(AM_CFLAGS) $(JPEG_CFLAGS) $(PNG_CFLAGS) $(TIFF_CFLAGS)
 bench_bench_data_LDADD = core/libsimmim.la $(JPEG_LIBS) $(PNG_LIBS) $(TIFF_LIBS) -lm
 # ---- end of the data pipeline bench ---------------------------------------------------------
+
+# ---- bench/run (issue 12): whole steps against the PyTorch peer; builds nothing -------------
+EXTRA_DIST += bench/run bench/simmim_torch.py

@@ -3,6 +3,8 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "simmim/optim.h"
@@ -68,15 +70,21 @@ static void set_grads(sm_params *p, int step)
         g[i] = (float)sin(0.7 * (double)i + 1.3 * step) * (i % 3 ? 1.0f : 1e-3f);
 }
 
+/* The job of the AdamW tests: beta1 0.8, beta2 0.95, eps 1e-6, with or without bias correction. */
+static sm_config *adamw_cfg(int bias_corr)
+{
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "optimizer: {optim_name: AdamW, beta1: 0.8, beta2: 0.95, eps: 1e-6,"
+             " bias_correction: %s}\n",
+             bias_corr ? "true" : "false");
+    return section_cfg(job_yaml(extra));
+}
+
 START_TEST(test_adamw_matches_torch)
 {
     for (int bias_corr = 1; bias_corr >= 0; bias_corr--) {
-        char extra[256];
-        snprintf(extra, sizeof extra,
-                 "optimizer: {optim_name: AdamW, beta1: 0.8, beta2: 0.95, eps: 1e-6,"
-                 " bias_correction: %s}\n",
-                 bias_corr ? "true" : "false");
-        sm_config *cfg = section_cfg(job_yaml(extra));
+        sm_config *cfg = adamw_cfg(bias_corr);
         const sm_optimizer_vtbl *vt =
             (const sm_optimizer_vtbl *)sm_registry_find(reg, SM_KIND_OPTIMIZER, "AdamW");
         ck_assert_ptr_nonnull(vt);
@@ -119,6 +127,68 @@ START_TEST(test_adamw_matches_torch)
         sm_params_free(p);
         sm_config_free(cfg);
     }
+}
+END_TEST
+
+/* The vectorised, threaded AdamW is bitwise the scalar float loop: a tensor of several chunks
+ * and a tail (above the threading threshold), both variants, 3 steps, 1 and 2 threads. */
+START_TEST(test_adamw_bitwise_scalar)
+{
+    for (int bias_corr = 1; bias_corr >= 0; bias_corr--) {
+        sm_config *cfg = adamw_cfg(bias_corr);
+        const sm_optimizer_vtbl *vt =
+            (const sm_optimizer_vtbl *)sm_registry_find(reg, SM_KIND_OPTIMIZER, "adamw");
+        ck_assert_ptr_nonnull(vt);
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            sm_params *p = sm_params_new();
+            const int64_t n = 5 * 16384 + 77;
+            ck_assert_ptr_nonnull(sm_params_add(p, "w", 1, SM_SHAPE(n), NULL));
+            ck_assert_int_eq(sm_params_finalize(p, NULL), 0);
+            float *w = sm_params_data(p), *g = sm_params_grads(p);
+            float *ref = malloc((size_t)n * sizeof *ref), *m = calloc((size_t)n, sizeof *m);
+            float *v = calloc((size_t)n, sizeof *v);
+            ck_assert(ref && m && v);
+            for (int64_t i = 0; i < n; i++) ref[i] = w[i] = (float)sin(0.37 * (double)i);
+            void *self = NULL;
+            ck_assert_int_eq(
+                vt->create(sm_cfg_get(sm_config_root(cfg), "optimizer"), p, &self, NULL), 0);
+            const float lr[1] = {0.01f}, wd[1] = {0.05f};
+            for (int step = 1; step <= 3; step++) {
+                for (int64_t i = 0; i < n; i++)
+                    g[i] = (float)cos(0.11 * (double)i + step) * (i % 5 ? 1.0f : 1e-4f);
+                vt->step(self, p, lr, wd, step);
+                /* the plugin's arithmetic, one element at a time in float */
+                double bc1 = bias_corr ? 1.0 - pow(0.8, step) : 1.0;
+                double bc2 = bias_corr ? 1.0 - pow(0.95, step) : 1.0;
+                float b1 = 0.8f, b2 = 0.95f, eps = 1e-6f, decay = (float)(1.0 - lr[0] * (double)wd[0]);
+                float step_size = (float)(lr[0] / bc1), inv = (float)(1.0 / sqrt(bc2));
+                for (int64_t i = 0; i < n; i++) {
+                    volatile float mi = b1 * m[i] + (1.0f - b1) * g[i];
+                    volatile float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+                    m[i] = mi;
+                    v[i] = vi;
+                    if (bias_corr) {
+                        volatile float den = sqrtf(vi) * inv + eps;
+                        ref[i] = ref[i] * decay - step_size * mi / den;
+                    } else {
+                        volatile float den = sqrtf(vi) + eps;
+                        ref[i] = ref[i] - lr[0] * (mi / den + wd[0] * ref[i]);
+                    }
+                }
+            }
+            ck_assert_msg(memcmp(w, ref, (size_t)n * sizeof *w) == 0,
+                          "bias_correction %d, %d threads: AdamW differs from the scalar loop",
+                          bias_corr, threads);
+            vt->destroy(self);
+            sm_params_free(p);
+            free(ref);
+            free(m);
+            free(v);
+        }
+        sm_config_free(cfg);
+    }
+    omp_set_num_threads(omp_get_num_procs());
 }
 END_TEST
 
@@ -230,6 +300,7 @@ static Suite *optim_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_adamw_matches_torch);
+    tcase_add_test(tc, test_adamw_bitwise_scalar);
     tcase_add_test(tc, test_sgd_matches_torch);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_ringmo_example);

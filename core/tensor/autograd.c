@@ -83,15 +83,26 @@ static void sm__watch_note(sm_ctx *ctx, size_t pos, int n_in, sm_tensor *const *
     }
 }
 
+static sm_tensor *record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
+                         const void *saved_data, size_t saved_bytes);
+
 sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
                      const void *saved_data, size_t saved_bytes)
 {
+    if (ctx->prof) sm__prof_op(ctx, op);
     if (!out || !sm__wants_grad(ctx, n_in, in)) return out;
-    return sm__record(ctx, op, out, n_in, in, saved_data, saved_bytes);
+    return record(ctx, op, out, n_in, in, saved_data, saved_bytes);
 }
 
 sm_tensor *sm__record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
                       const void *saved_data, size_t saved_bytes)
+{
+    if (ctx->prof) sm__prof_op(ctx, op);
+    return record(ctx, op, out, n_in, in, saved_data, saved_bytes);
+}
+
+static sm_tensor *record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
+                         const void *saved_data, size_t saved_bytes)
 {
     sm__node *node = sm_ctx_alloc(ctx, sizeof *node);
     sm_tensor **ins = sm_ctx_alloc(ctx, (size_t)(n_in > 0 ? n_in : 1) * sizeof *ins);
@@ -128,10 +139,16 @@ void sm_ctx_watch_reads(sm_ctx *ctx, const float *base, size_t n, const int64_t 
 static void sm__backward_node(sm_ctx *ctx, sm__node *n)
 {
     if (!n->out->grad) return;
+    double t0 = 0.0;
+    if (ctx->prof) {
+        sm__prof_restart(ctx); /* a recomputation's first op is timed from here */
+        t0 = ctx->prof->last;
+    }
     sm__mark scratch = sm__arena_mark(&ctx->act);
     op_table[n->op].backward(ctx, n);
     sm__arena_rewind(&ctx->act, scratch);
     if (!ctx->keep_grads) sm__grad_release(ctx, n->out);
+    if (ctx->prof) sm__prof_backward(ctx, n->op, t0);
 }
 
 void sm__backward_walk(sm_ctx *ctx, sm__node *newest)
@@ -164,9 +181,18 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
         return ctx->err.code;
     }
     ctx->watch.base = NULL; /* the forward is over */
+    double t0 = 0.0;
+    if (ctx->prof) {
+        ctx->prof->backward = true;
+        t0 = sm_profile_now();
+    }
     for (sm__node *n = ctx->tape; n && !ctx->err.code; n = n->prev) {
         sm__backward_node(ctx, n);
         if (ctx->hook) ctx->hook(ctx->hook_user, n->index);
+    }
+    if (ctx->prof) {
+        ctx->prof->backward = false;
+        ctx->prof->acc.backward_s += sm_profile_now() - t0;
     }
     ctx->backward_done = true;
     return ctx->err.code;

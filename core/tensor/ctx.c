@@ -31,6 +31,7 @@ void sm_ctx_free(sm_ctx *ctx)
     sm_ctx_reset(ctx); /* detaches foreign gradients */
     sm__arena_release(&ctx->act);
     sm__arena_release(&ctx->grads);
+    free(ctx->prof);
     sm_backend_free(ctx->own_backend);
     free(ctx);
 }
@@ -47,6 +48,7 @@ void sm_ctx_reset(sm_ctx *ctx)
     sm_error_clear(&ctx->err);
     sm__arena_reset(&ctx->act);
     sm__arena_reset(&ctx->grads);
+    if (ctx->prof) sm__prof_restart(ctx);
 }
 
 int sm_ctx_status(const sm_ctx *ctx) { return ctx->err.code; }

@@ -1,6 +1,7 @@
 # core/tensor/tensor.mk - the tensor engine: tensors, the per-step arenas (ctx, arena), the
 # parameter store, autograd and recomputation (checkpoint), backend dispatch and the built-in
-# ref backend, and the ops (ops/, one file per family, forward and backward side by side).
+# ref backend, profiling, and the ops (ops/, one file per family, forward and backward side by
+# side).
 # Private header: core/tensor/tensor_internal.h.
 core_libsimmim_la_SOURCES += \
 	core/tensor/tensor_internal.h \
@@ -11,7 +12,8 @@ core_libsimmim_la_SOURCES += \
 	core/tensor/checkpoint.c \
 	core/tensor/params.c \
 	core/tensor/backend.c \
-	core/tensor/backend_ref.c
+	core/tensor/backend_ref.c \
+	core/tensor/profile.c
 
 # The kernels are built with GCC's full vectoriser cost model (-O2 alone only vectorises loops
 # that need no runtime checks or epilogues; the flag survives a later -O2 in CFLAGS) and

@@ -120,6 +120,7 @@ struct sm_ctx {
     sm__watch watch;    /* sm_ctx_watch_reads (base NULL: off)                                 */
     int block_depth;    /* checkpointed blocks being recorded, nested                          */
     size_t block_index; /* the outermost one's position on the tape                            */
+    struct sm__prof *prof; /* profiling (sm_ctx_set_profile), NULL when off */
 };
 
 /* Bytes of a block of n floats (rounded up to 64, at least 64). */
@@ -235,6 +236,33 @@ sm_tensor *sm__replayed(sm_ctx *ctx, int ndim, const int64_t *shape);
  * activation arena is rewound and (unless keep_grads) its output's gradient is released: every
  * consumer of the output came later on the tape and has been processed already. */
 void sm__backward_walk(sm_ctx *ctx, sm__node *newest);
+
+/* ---- profiling (profile.c) ----------------------------------------------------------- */
+
+typedef struct sm__prof {
+    sm_profile acc;
+    double last;   /* end of the previous forward op (or the restart) */
+    double gemm;   /* backend GEMM seconds of the op in progress (main thread only) */
+    bool backward; /* inside sm_backward_from */
+} sm__prof;
+
+/* The phase GEMM FLOPs and forward ops count to now. */
+static inline sm_profile_phase sm__prof_phase(const sm_ctx *ctx)
+{
+    return ctx->replay ? SM_PROFILE_RECOMPUTE
+                       : ctx->prof->backward ? SM_PROFILE_BACKWARD : SM_PROFILE_FORWARD;
+}
+/* A forward op of kind `op` ends now (sm__track, sm__record). */
+void sm__prof_op(sm_ctx *ctx, sm__op op);
+/* The next forward op is timed from now (reset, start of a backward entry). */
+void sm__prof_restart(sm_ctx *ctx);
+/* A backward entry of kind `op` that started at t0 ends now. */
+void sm__prof_backward(sm_ctx *ctx, sm__op op, double t0);
+/* GEMM FLOPs of the current phase (outside parallel regions only: one thread counts). */
+static inline void sm__prof_flop(sm_ctx *ctx, double flop)
+{
+    if (ctx->prof) ctx->prof->acc.flop[sm__prof_phase(ctx)] += flop;
+}
 
 /* ---- helpers for op constructors -------------------------------------------------------- */
 

@@ -327,6 +327,7 @@ int sm_trainer_step(sm_trainer *t, const sm_batch *b, sm_step_info *info, sm_err
     int rc = sm__forward_backward(t, b, &info->loss, err);
     if (rc) return rc;
     sm_params *p = sm_model_params(t->model);
+    double t0 = sm_ctx_profiling(t->ctx) ? sm_profile_now() : 0.0; /* the optimizer's share */
     bool last = t->micro + 1 == t->set.accumulation;
     t->loss_sum = (t->micro ? t->loss_sum : 0.0) + info->loss;
     t->micro = last ? 0 : t->micro + 1;
@@ -334,7 +335,10 @@ int sm_trainer_step(sm_trainer *t, const sm_batch *b, sm_step_info *info, sm_err
         info->grad_norm = sm__grad_norm(p);
         if (t->set.accumulation_official && isfinite(info->grad_norm)) sm__clip(t, info->grad_norm);
     }
-    if (!last) return 0;
+    if (!last) {
+        if (t0 > 0.0) sm_ctx_profile_add(t->ctx, SM_PROFILE_OPTIMIZER, sm_profile_now() - t0);
+        return 0;
+    }
     if (t->set.ranks > 1) { /* the mean over the ranks */
         double v = t->loss_sum;
         if ((rc = sm__reduce_sum(t, &v, 1, err))) return rc;
@@ -351,5 +355,6 @@ int sm_trainer_step(sm_trainer *t, const sm_batch *b, sm_step_info *info, sm_err
     sm__update(t, info);
     if (t->ema) sm__ema_update(t);
     info->stepped = true;
+    if (t0 > 0.0) sm_ctx_profile_add(t->ctx, SM_PROFILE_OPTIMIZER, sm_profile_now() - t0);
     return 0;
 }

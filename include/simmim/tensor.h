@@ -173,6 +173,56 @@ SM_API void sm_ctx_set_backward_hook(sm_ctx *ctx, sm_backward_hook fn, void *use
 SM_API void sm_ctx_watch_reads(sm_ctx *ctx, const float *base, size_t n, const int64_t *ends,
                                size_t *first);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Profiling (off by default; when off it costs one test per op and per GEMM).               */
+
+enum { SM_PROFILE_OPS = 32 };
+
+typedef enum sm_profile_phase {
+    SM_PROFILE_FORWARD,   /* ops run by the caller                                           */
+    SM_PROFILE_BACKWARD,  /* backward of each tape entry                                     */
+    SM_PROFILE_RECOMPUTE, /* forward ops run again in backward (recomputed blocks)           */
+    SM_PROFILE_PHASES
+} sm_profile_phase;
+
+/* What the caller adds with sm_ctx_profile_add (the trainer adds the optimizer). */
+typedef enum sm_profile_extra {
+    SM_PROFILE_OPTIMIZER, /* gradient norm, clipping, the optimizer update                  */
+    SM_PROFILE_DATA,      /* making or loading the batch                                      */
+    SM_PROFILE_EXTRAS
+} sm_profile_extra;
+
+/* Wall time accumulated since profiling was turned on or cleared (sm_ctx_reset keeps it).
+ * Forward ops run eagerly: an op's forward time is the wall time from the end of the previous
+ * op (or the reset, or the start of a recomputed block) to its own end, so the caller's glue
+ * between two ops counts to the second. A backward entry's time covers its backward and the
+ * release of its scratch and dead gradient. GEMMs the backend runs for an op from outside a
+ * parallel region are counted apart (gemm_s): op_s excludes them. GEMMs inside the core's
+ * parallel loops (attention's per-head products, the window kernel) stay in their op's op_s.
+ * A recomputed block's own backward entry is not counted (its ops are, in both phases). */
+typedef struct sm_profile {
+    double op_s[SM_PROFILE_PHASES][SM_PROFILE_OPS];   /* per op kind (sm_profile_op_name)  */
+    double gemm_s[SM_PROFILE_PHASES][SM_PROFILE_OPS]; /* its backend GEMMs                 */
+    int64_t calls[SM_PROFILE_PHASES][SM_PROFILE_OPS]; /* entries timed                     */
+    double flop[SM_PROFILE_PHASES]; /* GEMM FLOPs (2·m·n·k): backend, attention, windows     */
+    double backward_s;              /* wall time inside sm_backward / sm_backward_from       */
+    double extra_s[SM_PROFILE_EXTRAS];
+} sm_profile;
+
+/* Turns profiling on (clearing the figures) or off (keeping them). */
+SM_API void sm_ctx_set_profile(sm_ctx *ctx, bool on);
+SM_API bool sm_ctx_profiling(const sm_ctx *ctx);
+/* Copies the figures (all zero when profiling is off); _clear zeroes them. */
+SM_API void sm_ctx_profile(const sm_ctx *ctx, sm_profile *out);
+SM_API void sm_ctx_profile_clear(sm_ctx *ctx);
+/* Adds seconds to an extra (no-op when profiling is off). */
+SM_API void sm_ctx_profile_add(sm_ctx *ctx, sm_profile_extra what, double seconds);
+/* Name of op kind i ("linear", "attention", ...), NULL for i out of range or unused. */
+SM_API const char *sm_profile_op_name(int i);
+/* Wall clock in seconds (CLOCK_MONOTONIC), for callers that add extras. */
+SM_API double sm_profile_now(void);
+
+
 #ifdef __cplusplus
 }
 #endif

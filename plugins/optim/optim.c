@@ -50,29 +50,75 @@ static int adamw_create(const sm_cfg *section, sm_params *params, void **self, s
 
 static void adamw_destroy(void *self) { free(self); }
 
-/* p, g, m, v: n floats of one parameter tensor. */
+/* The update loops are compiled for AVX2 and baseline x86-64 (picked at load time) and
+ * vectorised: no contraction into FMAs (optim.mk: -ffp-contract=off) and no errno from sqrtf
+ * (-fno-math-errno), so every lane does the scalar loop's IEEE operations in the same order and
+ * the result is bitwise the same on every ISA and thread count. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OPTIM_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define OPTIM_KERNEL
+#endif
+
+/* The moments of one element: m <- b1*m + (1-b1)*g, v <- b2*v + (1-b2)*g², returned too. */
+static inline void moments(float *m, float *v, float g, float fb1, float fb2, float *mi, float *vi)
+{
+    *mi = fb1 * *m + (1.0f - fb1) * g;
+    *vi = fb2 * *v + (1.0f - fb2) * g * g;
+    *m = *mi;
+    *v = *vi;
+}
+
+/* torch.optim.AdamW on n floats: p, g, m, v (n) of one parameter tensor or of a run of them. */
+OPTIM_KERNEL static void adamw_torch(float *restrict p, const float *restrict g,
+                                     float *restrict m, float *restrict v, int64_t n, float fb1,
+                                     float fb2, float decay, float step_size, float inv_sqrt_bc2,
+                                     float eps)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float mi, vi;
+        moments(&m[i], &v[i], g[i], fb1, fb2, &mi, &vi);
+        p[i] = p[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+    }
+}
+
+/* MindSpore's AdamWeightDecay (no bias correction) on n floats. */
+OPTIM_KERNEL static void adamw_mindspore(float *restrict p, const float *restrict g,
+                                         float *restrict m, float *restrict v, int64_t n,
+                                         float fb1, float fb2, float lr, float wd, float eps)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float mi, vi;
+        moments(&m[i], &v[i], g[i], fb1, fb2, &mi, &vi);
+        p[i] = p[i] - lr * (mi / (sqrtf(vi) + eps) + wd * p[i]);
+    }
+}
+
+/* Elements per chunk of the parallel loop (the kernels are serial and vectorised). */
+#define OPTIM_CHUNK 16384
+
+/* p, g, m, v: n floats of one parameter tensor, in chunks split across the threads. */
 static void adamw_update(const adamw *a, float *p, const float *g, float *m, float *v, int64_t n,
                          double lr, double wd, int64_t step)
 {
     double b1 = a->beta1, b2 = a->beta2;
-    double bc1 = a->bias_correction ? 1.0 - pow(b1, (double)step) : 1.0;
-    double bc2 = a->bias_correction ? 1.0 - pow(b2, (double)step) : 1.0;
-    float step_size = (float)(lr / bc1), decay = (float)(1.0 - lr * wd);
-    float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2)), eps = (float)a->eps;
-    float fb1 = (float)b1, fb2 = (float)b2;
+    float fb1 = (float)b1, fb2 = (float)b2, eps = (float)a->eps;
     bool torch = a->bias_correction;
+    double bc1 = torch ? 1.0 - pow(b1, (double)step) : 1.0;
+    double bc2 = torch ? 1.0 - pow(b2, (double)step) : 1.0;
+    float decay = (float)(1.0 - lr * wd), step_size = (float)(lr / bc1);
+    float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
+    int64_t chunks = (n + OPTIM_CHUNK - 1) / OPTIM_CHUNK;
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float mi = fb1 * m[i] + (1.0f - fb1) * gi;
-        float vi = fb2 * v[i] + (1.0f - fb2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        if (torch) {
-            p[i] = p[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
-        } else {
-            p[i] = p[i] - (float)lr * (mi / (sqrtf(vi) + eps) + (float)wd * p[i]);
-        }
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t i = c * OPTIM_CHUNK, k = n - i < OPTIM_CHUNK ? n - i : OPTIM_CHUNK;
+        if (torch)
+            adamw_torch(p + i, g + i, m + i, v + i, k, fb1, fb2, decay, step_size, inv_sqrt_bc2,
+                        eps);
+        else
+            adamw_mindspore(p + i, g + i, m + i, v + i, k, fb1, fb2, (float)lr, (float)wd, eps);
     }
 }
 

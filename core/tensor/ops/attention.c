@@ -115,6 +115,7 @@ sm_tensor *sm_attention(sm_ctx *ctx, sm_tensor *qkv, int heads, float scale, sm_
         att_gemm(ctx, sc, N, D, N, 1.0f, S, N, 1, v, ld, 1, 0.0f,
                  out->data + b * N * HD + h * D, HD, 1);
     }
+    sm__prof_flop(ctx, 4.0 * (double)BH * (double)NN * (double)D); /* q·kᵀ, P·v */
     att_saved sv = {.heads = heads, .scale = scale, .P = P};
     return sm__track(ctx, SM__OP_ATTENTION, out, 2, ins, &sv, sizeof sv);
 }
@@ -167,6 +168,7 @@ void sm__attention_backward(sm_ctx *ctx, sm__node *node)
                      sN, 1);
         }
     }
+    sm__prof_flop(ctx, (gq ? 8.0 : 2.0) * (double)BH * (double)NN * (double)D);
     if (gbias) { /* dbias[h] += Σ_b dS[b, h], b in order */
 #pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, BH * NN))
         for (int64_t e = 0; e < H * NN; e++) {

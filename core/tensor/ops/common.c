@@ -2,12 +2,28 @@
  * deterministic column sums, strided copies. */
 #include "tensor/tensor_internal.h"
 
+#include <omp.h>
+
+/* Profiling: a backend GEMM called from outside any parallel region (one thread: the op's own
+ * call) is timed and its FLOPs counted; calls inside the core's parallel loops are their op's
+ * (attention counts its FLOPs itself). */
+static bool prof_gemm(const sm_ctx *ctx) { return ctx->prof && omp_get_level() == 0; }
+
+static void prof_gemm_done(sm_ctx *ctx, double t0, double flop)
+{
+    ctx->prof->gemm += sm_profile_now() - t0;
+    sm__prof_flop(ctx, flop);
+}
+
 void sm__gemm(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t ar, int64_t ac, const float *b, int64_t br, int64_t bc, float beta,
               float *c, int64_t cr, int64_t cc)
 {
+    bool prof = prof_gemm(ctx);
+    double t0 = prof ? sm_profile_now() : 0.0;
     sm_backend_sgemm(ctx->backend, SM_NO_TRANS, SM_NO_TRANS, m, n, k, alpha, a, ar, ac, b, br,
                      bc, beta, c, cr, cc);
+    if (prof) prof_gemm_done(ctx, t0, 2.0 * (double)m * (double)n * (double)k);
 }
 
 void sm__gemm_batched(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
@@ -19,8 +35,11 @@ void sm__gemm_batched(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha,
         sm__gemm(ctx, m, n, k, alpha, a, ar, ac, b, br, bc, beta, c, cr, cc);
         return;
     }
+    bool prof = prof_gemm(ctx);
+    double t0 = prof ? sm_profile_now() : 0.0;
     sm_backend_sgemm_batched(ctx->backend, SM_NO_TRANS, SM_NO_TRANS, m, n, k, alpha, a, ar, ac,
                              sa, b, br, bc, sb, beta, c, cr, cc, sc, batch);
+    if (prof) prof_gemm_done(ctx, t0, 2.0 * (double)m * (double)n * (double)k * (double)batch);
 }
 
 /* part[j] = Σ_{r < rows} w[r]·src[r·ld + j] (float, in row order; w NULL = 1). */
