@@ -16,3 +16,11 @@ bench_bench_data_SOURCES = bench/bench_data.c tests/imgutil.c tests/imgutil.h
 bench_bench_data_CFLAGS = $(AM_CFLAGS) $(JPEG_CFLAGS) $(PNG_CFLAGS) $(TIFF_CFLAGS)
 bench_bench_data_LDADD = core/libsimmim.la $(JPEG_LIBS) $(PNG_LIBS) $(TIFF_LIBS) -lm
 # ---- end of the data pipeline bench ---------------------------------------------------------
+
+# ---- the scaled protocol (issue 11): scripts that train for hours, never run by make ------
+# bench/protocol: SimMIM pretraining + fine-tuning from it and from random weights
+# (docs/protocol.md). bench/seeds (with bench/seeds_official.py) compares our fine-tuning with
+# the official code's over several seeds; it needs tools/golden_train/stubs and a checkout of
+# microsoft/SimMIM, so it is a source-tree tool and not in the tarball.
+EXTRA_DIST += bench/protocol
+# ---- end of the scaled protocol -------------------------------------------------------------

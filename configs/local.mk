@@ -31,3 +31,6 @@ configs_runnerdir = $(configsdir)/base/runner
 dist_configs_runner_DATA = configs/base/runner/runner.yaml
 configs_modelartsdir = $(configsdir)/base/modelarts
 dist_configs_modelarts_DATA = configs/base/modelarts/aicc.yaml
+# the scaled protocol of docs/protocol.md (bench/protocol, bench/seeds; not run by make check)
+configs_protocoldir = $(configsdir)/protocol
+dist_configs_protocol_DATA = configs/protocol/pretrain.yaml configs/protocol/finetune.yaml
