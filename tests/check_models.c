@@ -117,15 +117,23 @@ static bool all_finite(const float *v, int64_t n)
     return true;
 }
 
-/* A full-size forward and backward step at batch 2 with the blis backend. */
-static void full_step(const char *yaml, sm_task task, int64_t img)
+/* build() with initialised weights, and a blis backend in *be. */
+static sm_model *build_init(const char *yaml, sm_task task, uint64_t seed, sm_backend **be)
 {
     sm_model *m = build(yaml, task);
     sm_error err;
     sm_error_clear(&err);
-    ck_assert_int_eq(sm_model_init(m, 7, &err), 0);
-    sm_backend *be = NULL;
-    ck_assert_msg(sm_backend_new(reg, "blis", NULL, 0, &be, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(sm_model_init(m, seed, &err), 0);
+    *be = NULL;
+    ck_assert_msg(sm_backend_new(reg, "blis", NULL, 0, be, &err) == 0, "%s", err.text);
+    return m;
+}
+
+/* A full-size forward and backward step at batch 2 with the blis backend. */
+static void full_step(const char *yaml, sm_task task, int64_t img)
+{
+    sm_backend *be;
+    sm_model *m = build_init(yaml, task, 7, &be);
     sm_ctx *ctx = sm_ctx_new(be);
     sm_ctx_set_train(ctx, true);
     sm_ctx_set_rng(ctx, 1, 0);
@@ -184,6 +192,129 @@ START_TEST(test_full_swin_b_224_w7)
     full_step(SWIN_B(7) "train_config: {image_size: 224, num_classes: 46}\n", SM_TASK_CLASSIFY,
               224);
 }
+END_TEST
+
+/* ---- memory plan and recomputation: the same bits with less memory ---------------------- */
+
+/* Reduced models with every feature of the full ones: layer scale, shared relative position
+ * bias, drop path (rate 0.3 so that it drops samples), shifted windows and patch merging. */
+#define VIT_SMALL                                                                                  \
+    "model: {backbone: vit, patch_size: 16, embed_dim: 96, depth: 4, num_heads: 3,\n"              \
+    "  init_values: 0.1, use_abs_pos_emb: false, use_rel_pos_bias: false,\n"                       \
+    "  use_shared_rel_pos_bias: true, use_mean_pooling: false, drop_path_rate: 0.3}\n"             \
+    "train_config: {image_size: 96}\n"
+#define SWIN_SMALL                                                                                 \
+    "model: {backbone: swin, patch_size: 4, embed_dim: 32, depth: [2, 2, 2, 2],\n"                 \
+    "  num_heads: [2, 4, 8, 16], window_size: 3, ape: false, patch_norm: true,\n"                  \
+    "  drop_path_rate: 0.3}\n"                                                                     \
+    "train_config: {image_size: 96}\n"
+
+enum { MODE_KEEP, MODE_PLAN, MODE_RECOMPUTE, MODE_RECOMPUTE_KEEP, N_MODES };
+static const char *const mode_names[N_MODES] = {"keep_grads", "planned", "recompute",
+                                                "recompute + keep_grads"};
+
+typedef struct step_result {
+    float loss;
+    float *rec, *grads; /* malloc'd copies */
+    int64_t n_rec, n_grads;
+    size_t peak, reserved, tape;
+} step_result;
+
+/* Two SimMIM training steps (batch 3, drop path on) in one context in the given mode; returns
+ * the second step's loss, reconstruction and parameter gradients, and the arena figures. */
+static step_result mode_step(sm_model *m, sm_backend *be, int64_t img, int mode)
+{
+    sm_ctx *ctx = sm_ctx_new(be);
+    sm_ctx_set_train(ctx, true);
+    sm_ctx_set_keep_grads(ctx, mode == MODE_KEEP || mode == MODE_RECOMPUTE_KEEP);
+    sm_ctx_set_recompute(ctx, mode == MODE_RECOMPUTE || mode == MODE_RECOMPUTE_KEEP);
+    const sm_backbone_info *info = sm_model_info(m);
+    sm_params *p = sm_model_params(m);
+    step_result r = {0};
+    size_t reserved1 = 0;
+    for (int step = 0; step < 2; step++) {
+        sm_ctx_reset(ctx);
+        sm_ctx_set_rng(ctx, 5, (uint64_t)step);
+        int64_t B = 3, g = img / info->patch_size;
+        sm_tensor *x = sm_ctx_tensor(ctx, 4, SM_SHAPE(B, info->in_chans, img, img));
+        sm_tensor *mask = sm_ctx_tensor(ctx, 3, SM_SHAPE(B, g, g));
+        sm_rng rng;
+        sm_rng_init(&rng, 3, 0, (uint64_t)step, 0);
+        for (int64_t i = 0; i < sm_tensor_numel(x); i++) x->data[i] = (float)sm_rng_normal(&rng);
+        for (int64_t i = 0; i < sm_tensor_numel(mask); i++)
+            mask->data[i] = sm_rng_uniform(&rng) < 0.6 ? 1.0f : 0.0f;
+        sm_tensor *rec = NULL;
+        sm_tensor *loss = sm_model_simmim(m, ctx, x, mask, &rec);
+        ck_assert_msg(loss != NULL, "%s: %s", mode_names[mode], sm_ctx_error(ctx)->text);
+        r.tape = sm_ctx_tape_size(ctx);
+        sm_params_zero_grad(p);
+        ck_assert_msg(sm_backward(ctx, loss) == 0, "%s: %s", mode_names[mode],
+                      sm_ctx_error(ctx)->text);
+        if (step == 0) reserved1 = sm_ctx_arena_reserved(ctx);
+        r.loss = loss->data[0]; /* the outputs stay readable after backward */
+        r.n_rec = sm_tensor_numel(rec);
+        free(r.rec);
+        r.rec = malloc((size_t)r.n_rec * sizeof(float));
+        memcpy(r.rec, rec->data, (size_t)r.n_rec * sizeof(float));
+    }
+    r.n_grads = sm_params_numel(p);
+    r.grads = malloc((size_t)r.n_grads * sizeof(float));
+    memcpy(r.grads, sm_params_grads(p), (size_t)r.n_grads * sizeof(float));
+    r.peak = sm_ctx_arena_peak(ctx);
+    r.reserved = sm_ctx_arena_reserved(ctx);
+    /* flat: the second step fit in what the first one reserved */
+    ck_assert_msg(r.reserved <= reserved1, "%s: reserved %zu after step 2, %zu after step 1",
+                  mode_names[mode], r.reserved, reserved1);
+    sm_ctx_free(ctx);
+    return r;
+}
+
+/* Bitwise equality of two float arrays; names the first difference. */
+static void same_bits(const char *what, const char *mode, const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0)
+            ck_abort_msg("%s, %s: element %lld is %.9g, with every gradient kept %.9g", what, mode,
+                         (long long)i, a[i], b[i]);
+}
+
+/* Every mode gives the same loss, reconstruction and parameter gradients, bit for bit; the plan
+ * needs less memory than keeping every gradient, and recomputation less than the plan. */
+static void modes_agree(const char *yaml, int64_t img)
+{
+    sm_backend *be;
+    sm_model *m = build_init(yaml, SM_TASK_SIMMIM, 11, &be);
+    step_result r[N_MODES];
+    for (int k = 0; k < N_MODES; k++) r[k] = mode_step(m, be, img, k);
+    double gsum = 0;
+    for (int64_t i = 0; i < r[0].n_grads; i++) gsum += fabs(r[0].grads[i]);
+    ck_assert(gsum > 0 && isfinite(gsum));
+    for (int k = 1; k < N_MODES; k++) {
+        ck_assert_msg(memcmp(&r[k].loss, &r[0].loss, sizeof(float)) == 0, "%s: loss %.9g vs %.9g",
+                      mode_names[k], r[k].loss, r[0].loss);
+        same_bits("reconstruction", mode_names[k], r[k].rec, r[0].rec, r[0].n_rec);
+        same_bits("parameter gradients", mode_names[k], r[k].grads, r[0].grads, r[0].n_grads);
+    }
+    ck_assert_msg(r[MODE_PLAN].peak < r[MODE_KEEP].peak * 3 / 4,
+                  "planned gradients: arena peak %zu, keeping all %zu", r[MODE_PLAN].peak,
+                  r[MODE_KEEP].peak);
+    ck_assert_msg(r[MODE_RECOMPUTE].peak < r[MODE_PLAN].peak * 3 / 4,
+                  "recompute: arena peak %zu, planned %zu", r[MODE_RECOMPUTE].peak,
+                  r[MODE_PLAN].peak);
+    ck_assert_msg(r[MODE_RECOMPUTE].tape < r[MODE_PLAN].tape / 2,
+                  "recompute: %zu tape entries, planned %zu", r[MODE_RECOMPUTE].tape,
+                  r[MODE_PLAN].tape);
+    for (int k = 0; k < N_MODES; k++) {
+        free(r[k].rec);
+        free(r[k].grads);
+    }
+    sm_backend_free(be);
+    sm_model_free(m);
+}
+
+START_TEST(test_memory_modes_vit) { modes_agree(VIT_SMALL, 96); }
+END_TEST
+START_TEST(test_memory_modes_swin) { modes_agree(SWIN_SMALL, 96); }
 END_TEST
 
 /* Layer ids (spec §7.4) and no-weight-decay (spec §7.3). */
@@ -556,6 +687,12 @@ static Suite *models_suite(void)
     tcase_add_test(full, test_full_swin_b_192_w6);
     tcase_add_test(full, test_full_swin_b_224_w7);
     suite_add_tcase(s, full);
+    TCase *mem = tcase_create("memory");
+    tcase_add_checked_fixture(mem, setup, teardown);
+    tcase_set_timeout(mem, 600);
+    tcase_add_test(mem, test_memory_modes_vit);
+    tcase_add_test(mem, test_memory_modes_swin);
+    suite_add_tcase(s, mem);
     TCase *ver = tcase_create("verify");
     tcase_set_timeout(ver, 600);
     tcase_add_loop_test(ver, test_verify_golden, 0,

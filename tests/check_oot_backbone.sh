@@ -50,6 +50,12 @@ YAML
 "$SIMMIMCTL" model "$tmp/toy.yaml" >"$tmp/check.txt" 2>&1 ||
     { cat "$tmp/check.txt" >&2; fail "the toy backbone selected from YAML did not run"; }
 grep -q "backbone toy" "$tmp/check.txt" || { cat "$tmp/check.txt" >&2; fail "unexpected output"; }
+# its block is a checkpoint: recomputed in backward, the same loss
+"$SIMMIMCTL" model "$tmp/toy.yaml" --recompute >"$tmp/recompute.txt" 2>&1 ||
+    { cat "$tmp/recompute.txt" >&2; fail "the toy backbone did not run with --recompute"; }
+grep -q "recompute: on" "$tmp/recompute.txt" || fail "--recompute was not taken"
+[ "$(grep -o 'loss [0-9.]*' "$tmp/check.txt")" = "$(grep -o 'loss [0-9.]*' "$tmp/recompute.txt")" ] ||
+    { cat "$tmp/check.txt" "$tmp/recompute.txt" >&2; fail "another loss with --recompute"; }
 # a key the toy does not declare is refused by name, with exit code 2
 sed -i 's/^  embed_dim: 32/  embed_dim: 32\n  depth: 3/' "$tmp/toy.yaml"
 set +e

@@ -8,8 +8,10 @@ FOUNDATION_TESTS = \
 	tests/check_registry \
 	tests/check_plugin
 check_PROGRAMS += $(FOUNDATION_TESTS)
-TESTS += $(FOUNDATION_TESTS) tests/check_cli.sh tests/check_exports.sh tests/check_layers.sh
-EXTRA_DIST += tests/check_cli.sh tests/check_exports.sh tests/exports.txt tests/check_layers.sh tests/fixtures/plugins/fx_stubs.h
+TESTS += $(FOUNDATION_TESTS) tests/check_cli.sh tests/check_exports.sh tests/check_layers.sh \
+	tests/check_keys_read.sh
+EXTRA_DIST += tests/check_cli.sh tests/check_exports.sh tests/exports.txt tests/check_layers.sh tests/check_keys_read.sh \
+	tests/fixtures/plugins/fx_stubs.h
 
 tests_check_errors_SOURCES = tests/check_errors.c
 tests_check_errors_CFLAGS = $(TEST_CFLAGS)

@@ -1,7 +1,8 @@
 # tests/tensor.mk - tests of the tensor engine: tensors/arena/params, ops (forward against naive
-# references, finite-difference gradients, thread-count independence), safetensors.
-check_PROGRAMS += tests/check_tensor tests/check_ops tests/check_safetensors
-TESTS += tests/check_tensor tests/check_ops tests/check_safetensors
+# references, finite-difference gradients, thread-count independence), the memory plan and
+# recomputation, safetensors.
+check_PROGRAMS += tests/check_tensor tests/check_ops tests/check_memory tests/check_safetensors
+TESTS += tests/check_tensor tests/check_ops tests/check_memory tests/check_safetensors
 
 tests_check_tensor_SOURCES = tests/check_tensor.c
 tests_check_tensor_CFLAGS = $(TEST_CFLAGS)
@@ -10,6 +11,11 @@ tests_check_tensor_LDADD = $(TEST_LIBS)
 tests_check_ops_SOURCES = tests/check_ops.c
 tests_check_ops_CFLAGS = $(TEST_CFLAGS)
 tests_check_ops_LDADD = $(TEST_LIBS)
+
+tests_check_memory_SOURCES = tests/check_memory.c
+tests_check_memory_CFLAGS = $(TEST_CFLAGS)
+tests_check_memory_LDADD = $(TEST_LIBS)
+EXTRA_DIST += docs/performance.md
 
 tests_check_safetensors_SOURCES = tests/check_safetensors.c
 tests_check_safetensors_CFLAGS = $(TEST_CFLAGS)

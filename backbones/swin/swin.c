@@ -35,6 +35,8 @@ typedef struct swin_block {
     int global_index;
     sm_tensor *attn_mask; /* (nW, N, N) heap tensor for shifted blocks, else NULL */
     char mask_name[64];
+    const struct swin *s; /* the model and the block's stage (sm_checkpoint's argument) */
+    const struct swin_stage *st;
 } swin_block;
 
 typedef struct swin_stage {
@@ -333,6 +335,8 @@ static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params 
         for (int b = 0; b < st->depth && !rc; b++, gidx++) {
             swin_block *bl = &st->blocks[b];
             char n[128];
+            bl->s = s;
+            bl->st = st;
             bl->global_index = gidx;
             bl->drop_path = s->total_depth > 1 ? (float)(dpr * gidx / (s->total_depth - 1)) : 0.0f;
             bl->shift = (no_shift || b % 2 == 0) ? 0 : w / 2;
@@ -450,11 +454,15 @@ static int swin_init(void *self, sm_rng *rng, sm_error *err)
 
 /* ---- forward --------------------------------------------------------------------------------- */
 
-/* One block: x (B, H·W, C) -> (B, H·W, C). */
-static sm_tensor *swin_block_forward(const swin *s, const swin_stage *st, const swin_block *bl,
-                                     sm_ctx *ctx, sm_tensor *x, int64_t B)
+/* One block (an sm_block_fn; arg: the swin_block): in = {x (B, H·W, C)} -> (B, H·W, C). */
+static sm_tensor *swin_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *in)
 {
-    int64_t H = st->H, W = st->W, C = st->dim;
+    const swin_block *bl = arg;
+    const swin *s = bl->s;
+    const swin_stage *st = bl->st;
+    sm_tensor *x = in[0];
+    if (!x) return NULL;
+    int64_t B = x->shape[0], H = st->H, W = st->W, C = st->dim;
     int w = st->window;
     float scale = s->has_qk_scale ? (float)s->qk_scale : (float)(1.0 / sqrt((double)C / st->heads));
     sm_tensor *h = sm_layernorm(ctx, x, bl->norm1_w, bl->norm1_b, (float)s->eps);
@@ -463,7 +471,8 @@ static sm_tensor *swin_block_forward(const swin *s, const swin_stage *st, const 
     h = sm_linear(ctx, h, bl->qkv_w, bl->qkv_b);
     sm_tensor *bias = sm_relpos_bias(ctx, bl->rpb_table, st->rp_index, (int64_t)w * w);
     h = sm_attention(ctx, h, st->heads, scale, bias, bl->attn_mask);
-    h = sm_linear(ctx, h, bl->proj_w, bl->proj_b);
+    /* kept for a recomputation (sm_checkpoint): proj and fc2, see vit.c */
+    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->proj_w, bl->proj_b));
     h = sm_window_reverse(ctx, h, H, W, w, bl->shift); /* (B, H, W, C) */
     h = sm_reshape(ctx, h, 3, SM_SHAPE(B, H * W, C));
     h = sm_drop_path(ctx, h, bl->drop_path, (uint64_t)bl->global_index * 2);
@@ -471,7 +480,7 @@ static sm_tensor *swin_block_forward(const swin *s, const swin_stage *st, const 
     h = sm_layernorm(ctx, x, bl->norm2_w, bl->norm2_b, (float)s->eps);
     h = sm_linear(ctx, h, bl->fc1_w, bl->fc1_b);
     h = sm_gelu(ctx, h);
-    h = sm_linear(ctx, h, bl->fc2_w, bl->fc2_b);
+    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->fc2_w, bl->fc2_b));
     h = sm_drop_path(ctx, h, bl->drop_path, (uint64_t)bl->global_index * 2 + 1);
     return sm_add(ctx, x, h);
 }
@@ -492,7 +501,7 @@ static sm_tensor *swin_forward(void *self, sm_ctx *ctx, sm_tensor *images, const
     for (int k = 0; k < s->n_stages; k++) {
         const swin_stage *st = &s->stages[k];
         for (int b = 0; b < st->depth; b++)
-            x = swin_block_forward(s, st, &st->blocks[b], ctx, x, B);
+            x = sm_checkpoint(ctx, swin_block_forward, &st->blocks[b], 1, &x);
         if (st->down_red_w) {
             x = sm_reshape(ctx, x, 4, SM_SHAPE(B, st->H, st->W, st->dim));
             x = sm_patch_merge(ctx, x); /* (B, H/2·W/2, 4C) */

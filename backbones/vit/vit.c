@@ -30,6 +30,8 @@ typedef struct vit_block {
     sm_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;
     float drop_path;
     char index_name[64]; /* blocks.i.attn.relative_position_index */
+    const struct vit *v; /* the model and this block's index (sm_checkpoint's argument) */
+    int index;
 } vit_block;
 
 typedef struct vit {
@@ -246,6 +248,8 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
         vit_block *b = &v->blocks[i];
         char n[128];
         b->drop_path = v->depth > 1 ? (float)(dpr * i / (v->depth - 1)) : 0.0f;
+        b->v = v;
+        b->index = i;
         snprintf(b->index_name, sizeof b->index_name, "blocks.%d.attn.relative_position_index", i);
 #define B(field, suffix, ...)                                                                      \
     do {                                                                                           \
@@ -365,11 +369,14 @@ static void vit_init_head(const void *self, sm_tensor *w, sm_tensor *b, sm_rng *
 
 /* ---- forward --------------------------------------------------------------------------------- */
 
-/* One pre-norm block: x (B, N, D) -> (B, N, D). */
-static sm_tensor *vit_block_forward(const vit *v, int i, sm_ctx *ctx, sm_tensor *x,
-                                    sm_tensor *shared_bias, sm_tensor *zeros)
+/* One pre-norm block (an sm_block_fn; arg: the vit_block): in = {x (B, N, D), the shared
+ * relative position bias (H, N, N) or NULL, zeros (D) or NULL} -> (B, N, D). */
+static sm_tensor *vit_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *in)
 {
-    const vit_block *b = &v->blocks[i];
+    const vit_block *b = arg;
+    const vit *v = b->v;
+    int i = b->index;
+    sm_tensor *x = in[0], *shared_bias = in[1], *zeros = in[2];
     /* attention branch */
     sm_tensor *h = sm_layernorm(ctx, x, b->norm1_w, b->norm1_b, (float)v->eps);
     sm_tensor *qkv_b = NULL;
@@ -382,7 +389,10 @@ static sm_tensor *vit_block_forward(const vit *v, int i, sm_ctx *ctx, sm_tensor 
     if (b->rpb_table) bias = sm_relpos_bias(ctx, b->rpb_table, v->rp_index, v->tokens + 1);
     if (shared_bias) bias = bias ? sm_add(ctx, bias, shared_bias) : shared_bias;
     sm_tensor *a = sm_attention(ctx, qkv, v->heads, (float)v->scale, bias, NULL);
-    a = sm_linear(ctx, a, b->proj_w, b->proj_b);
+    /* kept for a recomputation (sm_checkpoint): proj and fc2, the two products that map back
+     * to width D (5 of the block's 12·D² multiply-adds per token for 2 (B, N, D) tensors); qkv,
+     * fc1, attention and the elementwise ops are recomputed */
+    a = sm_checkpoint_keep(ctx, sm_linear(ctx, a, b->proj_w, b->proj_b));
     if (b->gamma_1) a = sm_mul(ctx, a, b->gamma_1);
     a = sm_drop_path(ctx, a, b->drop_path, (uint64_t)i * 2);
     x = sm_add(ctx, x, a);
@@ -390,7 +400,7 @@ static sm_tensor *vit_block_forward(const vit *v, int i, sm_ctx *ctx, sm_tensor 
     h = sm_layernorm(ctx, x, b->norm2_w, b->norm2_b, (float)v->eps);
     h = sm_linear(ctx, h, b->fc1_w, b->fc1_b);
     h = sm_gelu(ctx, h);
-    h = sm_linear(ctx, h, b->fc2_w, b->fc2_b);
+    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, b->fc2_w, b->fc2_b));
     if (b->gamma_2) h = sm_mul(ctx, h, b->gamma_2);
     h = sm_drop_path(ctx, h, b->drop_path, (uint64_t)i * 2 + 1);
     return sm_add(ctx, x, h);
@@ -412,7 +422,9 @@ static sm_tensor *vit_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
     sm_tensor *shared = NULL;
     if (v->shared_rpb) shared = sm_relpos_bias(ctx, v->shared_rpb, v->rp_index, L + 1);
     sm_tensor *zeros = v->qkv_bias ? sm_ctx_zeros(ctx, 1, SM_SHAPE(D)) : NULL;
-    for (int i = 0; i < v->depth; i++) x = vit_block_forward(v, i, ctx, x, shared, zeros);
+    for (int i = 0; i < v->depth; i++)
+        x = sm_checkpoint(ctx, vit_block_forward, &v->blocks[i], 3,
+                          (sm_tensor *[]){x, shared, zeros});
 
     if (v->task == SM_TASK_SIMMIM) {
         if (v->norm_w) x = sm_layernorm(ctx, x, v->norm_w, v->norm_b, (float)v->eps);

@@ -11,12 +11,15 @@
 
 static const char model_usage[] =
     "usage: simmimctl model CONFIG [--task pretrain|finetune] [--batch N] [--steps N]\n"
-    "                      [--backend NAME] [--options key=value ...] [--plugin-dir DIR]\n\n"
+    "                      [--recompute] [--backend NAME] [--options key=value ...]\n"
+    "                      [--plugin-dir DIR]\n\n"
     "Builds the model a config describes (model section, train_config.image_size and\n"
     "num_classes), prints its backbone, geometry and parameter counts, then runs forward and\n"
     "backward steps on random images (and a random SimMIM mask) and prints the loss and times.\n\n"
     "  --task      pretrain (SimMIM) or finetune (classifier); default from the config\n"
     "  --batch N   batch size of the timed steps (default 2); --steps N (default 1; 0 = none)\n"
+    "  --recompute recompute each block's activations in backward (less memory); default\n"
+    "              from train_config.recompute\n"
     "  --backend   compute backend (default: backend.name of the config, else blis or ref)\n";
 
 static double now_s(void)
@@ -27,7 +30,9 @@ static double now_s(void)
 }
 
 static const char *const model_values[] = {"--task", "--backend", "--batch", "--steps"};
-static const sm_cli_command model_cmd = {"model", model_usage, model_values, NULL, 4, NULL, 1, 1};
+static const char *const model_flags[] = {"--recompute", NULL};
+static const sm_cli_command model_cmd = {"model", model_usage, model_values, NULL, 4, model_flags,
+                                         1, 1};
 enum { V_TASK, V_BACKEND, V_BATCH, V_STEPS };
 
 /* The task: --task, else the config's (eval counts as finetune). */
@@ -111,6 +116,10 @@ static int model_steps(sm_cli_session *s, long batch, long steps)
     sm_backend_describe(s->be, desc, sizeof desc);
     printf("  backend: %s\n", desc);
     sm_ctx_set_train(s->ctx, true);
+    sm_ctx_set_recompute(s->ctx, sm_cli_has_flag(&s->o, "--recompute") ||
+                                     sm_cfg_bool(s->root, "train_config.recompute"));
+    if (sm_ctx_recompute(s->ctx))
+        printf("  recompute: on (block activations recomputed in backward)\n");
     for (long step = 0; step < steps; step++) {
         sm_ctx_reset(s->ctx);
         sm_ctx_set_rng(s->ctx, 0, (uint64_t)step);

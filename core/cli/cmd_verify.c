@@ -280,278 +280,288 @@ static void check_buffers(vstate *st, sm_model *model, sm_st_file *f, const char
 /* ---- one file ---------------------------------------------------------------------------------
  */
 
-static int verify_file(const char *path, sm_registry *reg, sm_backend *be, const vtiers *tiers,
-                       bool quiet, bool *strict_out)
-{
-    vstate st = {.file = path, .t = tiers, .quiet = quiet, .pass = true,
-                 .strict = tiers->has_strict};
+/* What verifying one file holds. */
+typedef struct vfile {
+    const char *path;
+    sm_st_file *f;
+    json_t *meta;
+    sm_config *cfg;
+    sm_model *model;
+    sm_ctx *ctx;
+    sm_task task;
+    const char *arch;
+    sm_tensor *x, *out, *loss;
     sm_error err;
-    sm_error_clear(&err);
-    sm_st_file *f = NULL;
-    sm_config *cfg = NULL;
-    sm_model *model = NULL;
-    sm_ctx *ctx = NULL;
-    json_t *meta = NULL;
-    float *buf = NULL;
+} vfile;
+
+/* The model the metadata describes (official constructor arguments -> our config). */
+static int vf_model(vfile *v, sm_registry *reg)
+{
+    const char *mc = sm_st_meta(v->f, "config");
+    json_error_t je;
+    if (!mc || !(v->meta = json_loads(mc, 0, &je)))
+        return sm_error_set(&v->err, SM_EFORMAT, v->path, 0, 0, "__metadata__.config",
+                            mc ? "not valid JSON: %s" : "missing%s", mc ? je.text : "");
+    const char *task_s = json_string_value(json_object_get(v->meta, "task"));
+    if (!task_s || (strcmp(task_s, "simmim") && strcmp(task_s, "classification")))
+        return sm_error_set(&v->err, SM_EFORMAT, v->path, 0, 0, "__metadata__.config.task",
+                            "expected \"simmim\" or \"classification\"");
+    v->task = !strcmp(task_s, "simmim") ? SM_TASK_SIMMIM : SM_TASK_CLASSIFY;
+    v->arch = json_string_value(json_object_get(v->meta, "arch"));
     sbuf yaml = {0};
     sm_diag *diag = sm_diag_new();
-
-    if (sm_st_open(path, &f, &err)) goto fail;
-    const char *mc = sm_st_meta(f, "config");
-    json_error_t je;
-    if (!mc || !(meta = json_loads(mc, 0, &je))) {
-        sm_error_set(&err, SM_EFORMAT, path, 0, 0, "__metadata__.config",
-                     mc ? "not valid JSON: %s" : "missing%s", mc ? je.text : "");
-        goto fail;
-    }
-    const char *task_s = json_string_value(json_object_get(meta, "task"));
-    sm_task task = task_s && !strcmp(task_s, "simmim") ? SM_TASK_SIMMIM : SM_TASK_CLASSIFY;
-    st.simmim = task == SM_TASK_SIMMIM;
-    if (!task_s || (strcmp(task_s, "simmim") && strcmp(task_s, "classification"))) {
-        sm_error_set(&err, SM_EFORMAT, path, 0, 0, "__metadata__.config.task",
-                     "expected \"simmim\" or \"classification\"");
-        goto fail;
-    }
-    if (build_yaml(meta, task, &yaml, &err)) goto fail;
-    if (sm_config_read_string(yaml.s, yaml.n, path, NULL, 0, &cfg, diag) ||
-        sm_config_validate_model(cfg, reg, diag)) {
+    int rc = build_yaml(v->meta, v->task, &yaml, &v->err);
+    if (!rc && (sm_config_read_string(yaml.s, yaml.n, v->path, NULL, 0, &v->cfg, diag) ||
+                sm_config_validate_model(v->cfg, reg, diag))) {
         sm_error e0 = *sm_diag_get(diag, 0, NULL);
-        sm_error_set(&err, SM_ECONFIG, path, 0, 0, e0.path[0] ? e0.path : NULL,
-                     "the reference's model configuration is not accepted: %s", e0.text);
-        goto fail;
+        rc = sm_error_set(&v->err, SM_ECONFIG, v->path, 0, 0, e0.path[0] ? e0.path : NULL,
+                          "the reference's model configuration is not accepted: %s", e0.text);
     }
-    if (sm_model_new(reg, sm_config_root(cfg), task, &model, &err)) goto fail;
-    const sm_backbone_info *info = sm_model_info(model);
-    sm_params *params = sm_model_params(model);
-    const char *arch = json_string_value(json_object_get(meta, "arch"));
-    json_t *es = json_object_get(meta, "encoder_stride");
-    if (task == SM_TASK_SIMMIM && json_is_integer(es) &&
-        json_integer_value(es) != info->encoder_stride) {
-        sm_error_set(&err, SM_EDATA, path, 0, 0, "__metadata__.config.encoder_stride",
-                     "the file says %lld, the %s backbone computes %d",
-                     (long long)json_integer_value(es), arch, info->encoder_stride);
-        goto fail;
-    }
+    free(yaml.s);
+    sm_diag_free(diag);
+    if (rc || (rc = sm_model_new(reg, sm_config_root(v->cfg), v->task, &v->model, &v->err)))
+        return rc;
+    json_t *es = json_object_get(v->meta, "encoder_stride");
+    int stride = sm_model_info(v->model)->encoder_stride;
+    if (v->task == SM_TASK_SIMMIM && json_is_integer(es) && json_integer_value(es) != stride)
+        return sm_error_set(&v->err, SM_EDATA, v->path, 0, 0, "__metadata__.config.encoder_stride",
+                            "the file says %lld, the %s backbone computes %d",
+                            (long long)json_integer_value(es), v->arch, stride);
+    return 0;
+}
 
-    /* weights: every parameter of ours must be in the file with the same shape, and every
-     * parameter the file lists must be ours */
+/* Weights: every parameter of ours is in the file with the same shape, and every parameter the
+ * file lists is ours. */
+static int vf_weights(vfile *v)
+{
+    sm_params *params = sm_model_params(v->model);
     for (size_t i = 0; i < sm_params_count(params); i++) {
         sm_tensor *t = sm_params_at(params, i);
-        const sm_st_info *in = sm_st_find(f, t->name);
-        if (!in) {
-            sm_error_set(&err, SM_EDATA, path, 0, 0, t->name,
-                         "parameter built by simmim is absent from the file");
-            goto fail;
-        }
+        const sm_st_info *in = sm_st_find(v->f, t->name);
+        if (!in)
+            return sm_error_set(&v->err, SM_EDATA, v->path, 0, 0, t->name,
+                                "parameter built by simmim is absent from the file");
         bool same = in->ndim == t->ndim;
         for (int d = 0; same && d < t->ndim; d++) same = in->shape[d] == t->shape[d];
         if (!same) {
             char s[64];
             sm_tensor_shape_str(t, s, sizeof s);
-            sm_error_set(&err, SM_EDATA, path, 0, 0, t->name, "shape differs: simmim builds %s", s);
-            goto fail;
+            return sm_error_set(&v->err, SM_EDATA, v->path, 0, 0, t->name,
+                                "shape differs: simmim builds %s", s);
         }
-        if (sm_st_read_f32(f, t->name, t->data, sm_tensor_numel(t), &err)) goto fail;
+        int rc = sm_st_read_f32(v->f, t->name, t->data, sm_tensor_numel(t), &v->err);
+        if (rc) return rc;
     }
-    json_t *plist =
-        json_loads(sm_st_meta(f, "parameters") ? sm_st_meta(f, "parameters") : "[]", 0, NULL);
-    for (size_t i = 0; plist && i < json_array_size(plist); i++) {
+    const char *pl = sm_st_meta(v->f, "parameters");
+    json_t *plist = json_loads(pl ? pl : "[]", 0, NULL);
+    int rc = 0;
+    for (size_t i = 0; !rc && plist && i < json_array_size(plist); i++) {
         const char *name = json_string_value(json_array_get(plist, i));
-        if (name && !sm_params_find(params, name)) {
-            sm_error_set(&err, SM_EDATA, path, 0, 0, name,
-                         "parameter in the file is not built by simmim");
-            json_decref(plist);
-            goto fail;
-        }
+        if (name && !sm_params_find(params, name))
+            rc = sm_error_set(&v->err, SM_EDATA, v->path, 0, 0, name,
+                              "parameter in the file is not built by simmim");
     }
     json_decref(plist);
+    return rc;
+}
 
-    /* inputs */
-    const sm_st_info *xi = sm_st_find(f, "input.x");
-    if (!xi || xi->ndim != 4) {
-        sm_error_set(&err, SM_EFORMAT, path, 0, 0, "input.x", "missing or not (B, C, H, W)");
-        goto fail;
-    }
-    int64_t B = xi->shape[0];
-    if (!(ctx = sm_ctx_new(be))) {
-        sm_error_set(&err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-        goto fail;
-    }
-    sm_tensor *x = sm_ctx_tensor(ctx, 4, xi->shape);
-    if (!x || sm_st_read_f32(f, "input.x", x->data, xi->numel, &err)) goto fail;
-    sm_tensor *out = NULL, *loss = NULL;
-    if (task == SM_TASK_SIMMIM) {
-        const sm_st_info *mi = sm_st_find(f, "input.mask");
-        if (!mi || mi->ndim != 3) {
-            sm_error_set(&err, SM_EFORMAT, path, 0, 0, "input.mask", "missing or not (B, Hp, Wp)");
-            goto fail;
-        }
-        int64_t *mv = malloc((size_t)mi->numel * sizeof *mv);
-        sm_tensor *mask = sm_ctx_tensor(ctx, 3, mi->shape);
-        if (!mv || !mask || sm_st_read_i64(f, "input.mask", mv, mi->numel, &err)) {
-            free(mv);
-            goto fail;
-        }
-        for (int64_t i = 0; i < mi->numel; i++) mask->data[i] = mv[i] ? 1.0f : 0.0f;
-        free(mv);
-        loss = sm_model_simmim(model, ctx, x, mask, &out);
-    } else {
-        const sm_st_info *li = sm_st_find(f, "input.labels");
-        if (!li || li->numel != B) {
-            sm_error_set(&err, SM_EFORMAT, path, 0, 0, "input.labels", "missing or not (B)");
-            goto fail;
-        }
-        int64_t *labels = sm_ctx_alloc(ctx, (size_t)B * sizeof *labels);
-        if (!labels || sm_st_read_i64(f, "input.labels", labels, B, &err)) goto fail;
-        for (int64_t i = 0; i < B; i++)
-            if (labels[i] < 0 || labels[i] >= sm_model_num_classes(model)) {
-                sm_error_set(&err, SM_EFORMAT, path, 0, 0, "input.labels",
-                             "label %lld outside [0, %d)", (long long)labels[i],
-                             sm_model_num_classes(model));
-                goto fail;
-            }
-        out = sm_model_logits(model, ctx, x);
-        loss = sm_cross_entropy(ctx, out, labels, 0.0f);
-    }
-    sm_params_zero_grad(params);
-    if (!loss || sm_backward(ctx, loss)) {
-        err = *sm_ctx_error(ctx);
-        goto fail;
-    }
+/* SimMIM: the mask of the file; the loss and the reconstruction. */
+static int vf_forward_simmim(vfile *v)
+{
+    const sm_st_info *mi = sm_st_find(v->f, "input.mask");
+    if (!mi || mi->ndim != 3)
+        return sm_error_set(&v->err, SM_EFORMAT, v->path, 0, 0, "input.mask",
+                            "missing or not (B, Hp, Wp)");
+    int64_t *mv = malloc((size_t)mi->numel * sizeof *mv);
+    sm_tensor *mask = sm_ctx_tensor(v->ctx, 3, mi->shape);
+    int rc = !mv || !mask ? sm_error_set(&v->err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory")
+                          : sm_st_read_i64(v->f, "input.mask", mv, mi->numel, &v->err);
+    for (int64_t i = 0; !rc && i < mi->numel; i++) mask->data[i] = mv[i] ? 1.0f : 0.0f;
+    free(mv);
+    if (!rc) v->loss = sm_model_simmim(v->model, v->ctx, v->x, mask, &v->out);
+    return rc;
+}
 
-    if (!quiet)
-        printf("%s: %s %s, batch %lld, image %lldx%lld, %zu parameters (%lld values), backend "
-               "%s (%s)\n",
-               path, task == SM_TASK_SIMMIM ? "SimMIM" : "classifier", arch, (long long)B,
-               (long long)xi->shape[2], (long long)xi->shape[3], sm_params_count(params),
-               (long long)sm_params_numel(params), sm_backend_name(be),
-               sm_precision_name(sm_backend_precision(be)));
+/* Classifier: the labels of the file; the cross-entropy of the logits. */
+static int vf_forward_classify(vfile *v)
+{
+    int64_t B = v->x->shape[0];
+    const sm_st_info *li = sm_st_find(v->f, "input.labels");
+    if (!li || li->numel != B)
+        return sm_error_set(&v->err, SM_EFORMAT, v->path, 0, 0, "input.labels",
+                            "missing or not (B)");
+    int64_t *labels = sm_ctx_alloc(v->ctx, (size_t)B * sizeof *labels);
+    int K = sm_model_num_classes(v->model);
+    int rc = labels ? sm_st_read_i64(v->f, "input.labels", labels, B, &v->err) : SM_ENOMEM;
+    for (int64_t i = 0; !rc && i < B; i++)
+        if (labels[i] < 0 || labels[i] >= K)
+            rc = sm_error_set(&v->err, SM_EFORMAT, v->path, 0, 0, "input.labels",
+                              "label %lld outside [0, %d)", (long long)labels[i], K);
+    if (rc) return rc;
+    v->out = sm_model_logits(v->model, v->ctx, v->x);
+    v->loss = sm_cross_entropy(v->ctx, v->out, labels, 0.0f);
+    return 0;
+}
 
-    /* loss: against the float64 value when present */
+/* Forward and backward on the file's inputs. */
+static int vf_run(vfile *v, sm_backend *be)
+{
+    const sm_st_info *xi = sm_st_find(v->f, "input.x");
+    if (!xi || xi->ndim != 4)
+        return sm_error_set(&v->err, SM_EFORMAT, v->path, 0, 0, "input.x",
+                            "missing or not (B, C, H, W)");
+    if (!(v->ctx = sm_ctx_new(be)))
+        return sm_error_set(&v->err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    v->x = sm_ctx_tensor(v->ctx, 4, xi->shape);
+    if (!v->x) return sm_error_set(&v->err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    int rc = sm_st_read_f32(v->f, "input.x", v->x->data, xi->numel, &v->err);
+    if (!rc) rc = v->task == SM_TASK_SIMMIM ? vf_forward_simmim(v) : vf_forward_classify(v);
+    if (rc) return rc;
+    sm_params_zero_grad(sm_model_params(v->model));
+    if (!v->loss || sm_backward(v->ctx, v->loss)) {
+        v->err = *sm_ctx_error(v->ctx);
+        return v->err.code ? v->err.code : SM_EINTERNAL;
+    }
+    return 0;
+}
+
+/* Compares tensor `name` of the file with n values of ours. */
+static int vf_compare(vfile *v, vstate *st, const char *name, const float *ours, int64_t n,
+                      bool grad)
+{
+    const sm_st_info *in = sm_st_find(v->f, name);
+    if (!in || in->numel != n) {
+        fail_line(st, "%s: %s", name, in ? "of another size than ours" : "absent from the file");
+        return 0;
+    }
+    float *buf = malloc((size_t)n * sizeof *buf);
+    int rc = buf ? sm_st_read_f32(v->f, name, buf, n, &v->err) : SM_ENOMEM;
+    if (!rc) report(st, name, rel_err(ours, buf, n), grad);
+    free(buf);
+    return rc;
+}
+
+/* The loss (against the float64 value when present), the output, every gradient, the
+ * buffers. */
+static int vf_check(vfile *v, vstate *st)
+{
     double ref_loss;
-    const sm_st_info *l64 = sm_st_find(f, "output.loss_f64");
     float lf;
-    if (l64 && l64->numel == 1 && sm_st_read_f64(f, "output.loss_f64", &ref_loss, 1, NULL) == 0) {
-    } else if (sm_st_read_f32(f, "output.loss", &lf, 1, &err) == 0) {
+    const sm_st_info *l64 = sm_st_find(v->f, "output.loss_f64");
+    if (!(l64 && l64->numel == 1 && sm_st_read_f64(v->f, "output.loss_f64", &ref_loss, 1, NULL) == 0)) {
+        int rc = sm_st_read_f32(v->f, "output.loss", &lf, 1, &v->err);
+        if (rc) return rc;
         ref_loss = lf;
-    } else {
-        goto fail;
     }
-    report(&st, "output.loss", fabs((double)loss->data[0] - ref_loss) / fabs(ref_loss), false);
-
-    const char *oname = task == SM_TASK_SIMMIM ? "output.x_rec" : "output.logits";
-    const sm_st_info *oi = sm_st_find(f, oname);
-    if (!oi || oi->numel != sm_tensor_numel(out)) {
-        fail_line(&st, "%s: missing or of another size than ours", oname);
-    } else {
-        buf = malloc((size_t)oi->numel * sizeof *buf);
-        if (!buf || sm_st_read_f32(f, oname, buf, oi->numel, &err)) goto fail;
-        report(&st, oname, rel_err(out->data, buf, oi->numel), false);
-        free(buf);
-        buf = NULL;
-    }
-    for (size_t i = 0; i < sm_params_count(params); i++) {
+    report(st, "output.loss", fabs((double)v->loss->data[0] - ref_loss) / fabs(ref_loss), false);
+    const char *oname = v->task == SM_TASK_SIMMIM ? "output.x_rec" : "output.logits";
+    int rc = vf_compare(v, st, oname, v->out->data, sm_tensor_numel(v->out), false);
+    sm_params *params = sm_model_params(v->model);
+    for (size_t i = 0; !rc && i < sm_params_count(params); i++) {
         sm_tensor *t = sm_params_at(params, i);
         char gname[300];
         snprintf(gname, sizeof gname, "grad.%s", t->name);
-        const sm_st_info *gi = sm_st_find(f, gname);
-        if (!gi) {
-            fail_line(&st, "%s: absent from the file", gname);
-            continue;
-        }
-        int64_t n = sm_tensor_numel(t);
-        buf = malloc((size_t)n * sizeof *buf);
-        if (!buf || gi->numel != n || sm_st_read_f32(f, gname, buf, n, &err)) goto fail;
-        report(&st, gname, rel_err(t->grad, buf, n), true);
-        free(buf);
-        buf = NULL;
+        rc = vf_compare(v, st, gname, t->grad, sm_tensor_numel(t), true);
     }
-    check_buffers(&st, model, f, task == SM_TASK_SIMMIM ? "encoder." : "");
+    if (!rc) check_buffers(st, v->model, v->f, v->task == SM_TASK_SIMMIM ? "encoder." : "");
+    return rc;
+}
 
+static void vf_verdict(const vfile *v, const vstate *st, const vtiers *tiers)
+{
     if (tiers->has_strict)
         printf("%s: %s at the required tier (outputs %.0e, gradients %.0e) over %d tensors; "
                "strict tier (%.0e, %.0e) %s\n",
-               path, st.pass ? "PASS" : "FAIL", tiers->out_req, tiers->grad_req, st.n_checked,
-               tiers->out_strict, tiers->grad_strict, st.strict ? "reached" : "not reached");
+               v->path, st->pass ? "PASS" : "FAIL", tiers->out_req, tiers->grad_req,
+               st->n_checked, tiers->out_strict, tiers->grad_strict,
+               st->strict ? "reached" : "not reached");
     else
-        printf("%s: %s at the bf16 tier (outputs %.0e, gradients %.0e) over %d tensors\n", path,
-               st.pass ? "PASS" : "FAIL", tiers->out_req,
-               st.simmim ? tiers->grad_l1 : tiers->grad_req, st.n_checked);
-    *strict_out = st.strict;
-    goto done;
-fail:
-    if (!err.code) sm_error_set(&err, SM_EINTERNAL, path, 0, 0, NULL, "verification failed");
-    if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path);
-    {
-        char line[1024];
-        sm_error_format(&err, line, sizeof line);
-        printf("%s\n%s: FAIL (could not be checked)\n", line, path);
+        printf("%s: %s at the bf16 tier (outputs %.0e, gradients %.0e) over %d tensors\n", v->path,
+               st->pass ? "PASS" : "FAIL", tiers->out_req,
+               st->simmim ? tiers->grad_l1 : tiers->grad_req, st->n_checked);
+}
+
+static int verify_file(const char *path, sm_registry *reg, sm_backend *be, const vtiers *tiers,
+                       bool quiet, bool *strict_out)
+{
+    vstate st = {.file = path, .t = tiers, .quiet = quiet, .pass = true,
+                 .strict = tiers->has_strict};
+    vfile v = {.path = path};
+    sm_error_clear(&v.err);
+    int rc = sm_st_open(path, &v.f, &v.err);
+    if (!rc) rc = vf_model(&v, reg);
+    if (!rc) rc = vf_weights(&v);
+    if (!rc) rc = vf_run(&v, be);
+    st.simmim = v.task == SM_TASK_SIMMIM;
+    if (!rc && !quiet) {
+        sm_params *params = sm_model_params(v.model);
+        printf("%s: %s %s, batch %lld, image %lldx%lld, %zu parameters (%lld values), backend "
+               "%s (%s)\n",
+               path, st.simmim ? "SimMIM" : "classifier", v.arch, (long long)v.x->shape[0],
+               (long long)v.x->shape[2], (long long)v.x->shape[3], sm_params_count(params),
+               (long long)sm_params_numel(params), sm_backend_name(be),
+               sm_precision_name(sm_backend_precision(be)));
     }
-    st.pass = false;
-    *strict_out = false;
-done:
-    free(buf);
-    free(yaml.s);
-    json_decref(meta);
-    sm_ctx_free(ctx);
-    sm_model_free(model);
-    sm_config_free(cfg);
-    sm_st_close(f);
-    sm_diag_free(diag);
+    if (!rc) rc = vf_check(&v, &st);
+    if (!rc) {
+        vf_verdict(&v, &st, tiers);
+    } else {
+        if (!v.err.code) sm_error_set(&v.err, SM_EINTERNAL, path, 0, 0, NULL, "verification failed");
+        if (!v.err.file[0]) snprintf(v.err.file, sizeof v.err.file, "%s", path);
+        char line[SM_ERROR_LINE_MAX];
+        sm_error_format(&v.err, line, sizeof line);
+        printf("%s\n%s: FAIL (could not be checked)\n", line, path);
+        st.pass = false;
+    }
+    *strict_out = rc == 0 && st.strict;
+    json_decref(v.meta);
+    sm_ctx_free(v.ctx);
+    sm_model_free(v.model);
+    sm_config_free(v.cfg);
+    sm_st_close(v.f);
     return st.pass ? 0 : 1;
 }
 
-int sm_cmd_verify(int argc, char **argv)
+static const char *const verify_values[] = {"--backend", "--precision"};
+static const char *const verify_flags[] = {"--quiet", "-q", NULL};
+static const sm_cli_command verify_cmd = {"verify", verify_usage, verify_values, NULL, 2,
+                                          verify_flags, 1, (size_t)-1};
+
+/* The backend (--backend, else blis when loaded, else ref) at the precision asked for. */
+static int verify_backend(sm_cli_session *s, sm_precision *prec)
 {
-    const char *backend_name = NULL, *precision = NULL;
-    int rc = sm_cli_take_value(&argc, argv, "--backend", &backend_name);
-    if (rc == SM_EXIT_USAGE) return rc;
-    rc = sm_cli_take_value(&argc, argv, "--precision", &precision);
-    if (rc == SM_EXIT_USAGE) return rc;
-    sm_precision prec = SM_PRECISION_FP32;
-    if (precision && sm_precision_parse(precision, &prec) != 0) {
+    const char *name = s->values[0], *precision = s->values[1];
+    *prec = SM_PRECISION_FP32;
+    if (precision && sm_precision_parse(precision, prec) != 0) {
         fprintf(stderr,
                 "simmimctl verify: --precision must be fp32 or bf16, not '%s' (see "
                 "'simmimctl verify --help')\n",
                 precision);
         return SM_EXIT_USAGE;
     }
-    sm_cli_opts o;
-    rc = sm_cli_parse(argc, argv, &o, verify_usage);
-    if (rc == SM_CLI_HELP) return SM_EXIT_OK;
-    if (rc) return rc;
-    static const char *const known[] = {"--quiet", "-q", NULL};
-    if (sm_cli_check_args(&o, "verify", known, 1, (size_t)-1)) {
-        sm_cli_opts_free(&o);
-        return SM_EXIT_USAGE;
-    }
-    bool quiet = sm_cli_has_flag(&o, "--quiet") || sm_cli_has_flag(&o, "-q");
-    const char **files = o.positional;
-    size_t nf = o.n_positional;
-    sm_registry *reg = sm_cli_registry(&o, NULL);
-    if (!reg) {
-        sm_cli_opts_free(&o);
-        return SM_EXIT_FAILURE;
-    }
-    if (!backend_name)
-        backend_name = sm_registry_find(reg, SM_KIND_BACKEND, "blis") ? "blis" : "ref";
-    sm_backend *be = NULL;
-    sm_error err;
-    sm_error_clear(&err);
-    if (sm_backend_new(reg, backend_name, NULL, 0, &be, &err) ||
-        sm_backend_set_precision(be, prec, &err)) {
-        sm_backend_free(be);
-        sm_cli_print_error(&err);
-        sm_registry_free(reg);
-        sm_cli_opts_free(&o);
-        return sm_cli_exit_code(SM_EINVAL);
-    }
+    if (!(s->reg = sm_cli_registry(&s->o, NULL))) return SM_EXIT_FAILURE;
+    if (!name) name = sm_registry_find(s->reg, SM_KIND_BACKEND, "blis") ? "blis" : "ref";
+    if (sm_backend_new(s->reg, name, NULL, 0, &s->be, &s->err) ||
+        sm_backend_set_precision(s->be, *prec, &s->err))
+        return sm_cli_session_fail(s, sm_cli_exit_code(SM_EINVAL));
+    return 0;
+}
+
+int sm_cmd_verify(int argc, char **argv)
+{
+    sm_cli_session s;
+    sm_precision prec;
+    int rc = sm_cli_session_begin(&s, &argc, argv, &verify_cmd);
+    if (!rc) rc = verify_backend(&s, &prec);
+    if (rc) return sm_cli_session_end(&s, rc);
+    bool quiet = sm_cli_has_flag(&s.o, "--quiet") || sm_cli_has_flag(&s.o, "-q");
+    size_t nf = s.o.n_positional;
     int failed = 0, strict = 0;
     for (size_t i = 0; i < nf; i++) {
-        bool s = false;
-        failed += verify_file(files[i], reg, be,
-                              prec == SM_PRECISION_BF16 ? &tiers_bf16 : &tiers_fp32, quiet, &s);
-        strict += s;
+        bool st = false;
+        failed += verify_file(s.o.positional[i], s.reg, s.be,
+                              prec == SM_PRECISION_BF16 ? &tiers_bf16 : &tiers_fp32, quiet, &st);
+        strict += st;
         if (!quiet && i + 1 < nf) printf("\n");
     }
     if (nf > 1 && prec == SM_PRECISION_BF16)
@@ -559,8 +569,5 @@ int sm_cmd_verify(int argc, char **argv)
     else if (nf > 1)
         printf("verify: %zu of %zu files pass the required tier, %d reach the strict tier\n",
                nf - (size_t)failed, nf, strict);
-    sm_backend_free(be);
-    sm_registry_free(reg);
-    sm_cli_opts_free(&o);
-    return failed ? SM_EXIT_FAILURE : SM_EXIT_OK;
+    return sm_cli_session_end(&s, failed ? SM_EXIT_FAILURE : SM_EXIT_OK);
 }

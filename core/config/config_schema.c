@@ -58,6 +58,8 @@ static const sm_key sm__train_keys[] = {
     {"accumulation_mode", SM_KEY_STRING, "exact", "exact|official", 0,
      "exact: the update of one batch accumulation_steps times larger; official: "
      "microsoft/SimMIM's path (each partial sum clipped, the schedule counted in micro-batches)"},
+    {"recompute", SM_KEY_BOOL, "false", NULL, 0,
+     "recompute block activations in backward: less memory, some forward work done twice"},
     IGNORED("sink_mode"), IGNORED("has_trained_epoches"), IGNORED("has_trained_steps"),
     {0},
 };

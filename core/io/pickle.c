@@ -768,13 +768,15 @@ static int binary_long(sm__pickle *pk, size_t n, sm_error *err)
 
 /* ---- the machine ---------------------------------------------------------------------------- */
 
-/* One opcode (pk->op, already consumed). 1 at STOP, 0 to go on, < 0 on error. */
-static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *err)
+/* The opcode families; each returns 1 at STOP, 0 to go on, < 0 on error. */
+enum { SM__PK_NOT_MINE = 2 };
+
+/* Framing and the stack: PROTO, FRAME, STOP, MARK, POP, POP_MARK, DUP. SM__PK_NOT_MINE for another opcode. */
+static int op_frame(sm__pickle *pk, sm_error *err)
 {
     int rc = 0;
-    size_t n = 0, first = 0;
-    uint64_t idx;
-    sm__pv *v, *w;
+    size_t first = 0;
+    sm__pv *v;
     switch (pk->op) {
     case 0x80: /* PROTO */
         if ((rc = need(pk, 1, err))) return rc;
@@ -802,6 +804,17 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
         pk->sp = first;
         return 0;
     case '2': return (v = top(pk, err)) ? push(pk, v, err) : SM_EFORMAT; /* DUP */
+    default: return SM__PK_NOT_MINE;
+    }
+}
+
+/* Scalars: None, booleans, integers, floats, strings, bytes. SM__PK_NOT_MINE for another opcode. */
+static int op_scalar(sm__pickle *pk, sm_error *err)
+{
+    int rc = 0;
+    size_t n = 0;
+    sm__pv *v;
+    switch (pk->op) {
     case 'N': return push(pk, sm__pk_alloc(pk, SM__PK_NONE), err);
     case 0x88:
     case 0x89: /* NEWTRUE, NEWFALSE */
@@ -857,6 +870,17 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
         pk->at += n;
         return push(pk, v, err);
     }
+    default: return SM__PK_NOT_MINE;
+    }
+}
+
+/* Lists, tuples, dicts and what fills them. SM__PK_NOT_MINE for another opcode. */
+static int op_container(sm__pickle *pk, sm_error *err)
+{
+    int rc = 0;
+    size_t n = 0, first = 0;
+    sm__pv *v;
+    switch (pk->op) {
     case ']':
     case 0x8f: return push(pk, sm__pk_alloc(pk, SM__PK_LIST), err); /* EMPTY_LIST, EMPTY_SET */
     case ')': return push(pk, sm__pk_alloc(pk, SM__PK_TUPLE), err); /* EMPTY_TUPLE */
@@ -898,6 +922,16 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
     case 'u': /* SETITEMS */
         if ((rc = pop_mark(pk, &first, err))) return rc;
         return set_items(pk, first, err);
+    default: return SM__PK_NOT_MINE;
+    }
+}
+
+/* The memo: GET, PUT and their binary forms, MEMOIZE. SM__PK_NOT_MINE for another opcode. */
+static int op_memo(sm__pickle *pk, sm_error *err)
+{
+    int rc = 0;
+    uint64_t idx;
+    switch (pk->op) {
     case 'g': /* GET */
         if ((rc = text_index(pk, &idx, err))) return rc;
         return memo_get(pk, idx, err);
@@ -917,6 +951,17 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
         if ((rc = need(pk, 4, err))) return rc;
         return memo_put(pk, take_le(pk, 4), err);
     case 0x94: return memo_put(pk, pk->n_memo, err); /* MEMOIZE */
+    default: return SM__PK_NOT_MINE;
+    }
+}
+
+/* Classes and objects (GLOBAL, REDUCE, BUILD, NEWOBJ, OBJ; never executed), persistent ids, and the opcodes we refuse. SM__PK_NOT_MINE for another opcode. */
+static int op_object(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *err)
+{
+    int rc = 0;
+    size_t first = 0;
+    sm__pv *v, *w;
+    switch (pk->op) {
     case 'c':                                        /* GLOBAL */
     case 'i': {                                      /* INST */
         char module[LINE_MAX_LEN + 1], name[LINE_MAX_LEN + 1];
@@ -974,8 +1019,20 @@ static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *er
                            "extension-registry opcodes (EXT1/2/4) are not supported");
     case 0x97:
         return sm__pk_fail(pk, err, SM_EUNSUPPORTED, "out-of-band buffers are not supported");
-    default: return sm__pk_fail(pk, err, SM_EFORMAT, "unknown opcode 0x%02x", pk->op);
+    default: return SM__PK_NOT_MINE;
     }
+}
+
+/* One opcode (pk->op, already consumed). 1 at STOP, 0 to go on, < 0 on error. */
+static int step(sm__pickle *pk, sm__pk_persid_fn persid, void *arg, sm_error *err)
+{
+    int rc;
+    if ((rc = op_frame(pk, err)) != SM__PK_NOT_MINE) return rc;
+    if ((rc = op_scalar(pk, err)) != SM__PK_NOT_MINE) return rc;
+    if ((rc = op_container(pk, err)) != SM__PK_NOT_MINE) return rc;
+    if ((rc = op_memo(pk, err)) != SM__PK_NOT_MINE) return rc;
+    if ((rc = op_object(pk, persid, arg, err)) != SM__PK_NOT_MINE) return rc;
+    return sm__pk_fail(pk, err, SM_EFORMAT, "unknown opcode 0x%02x", pk->op);
 }
 
 int sm__pk_run(sm__pickle *pk, const unsigned char *buf, size_t len, sm__pk_persid_fn persid,

@@ -245,6 +245,48 @@ static void ignore_state(sm_ckpt *c, const plan *pl)
     }
 }
 
+/* The official name, the flags and the q/k/v part of every tensor. */
+static int make_plan(sm_ckpt *c, plan *pl, bool classifier, sm_error *err)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const char *n = c->t[i].name;
+        pl[i].model = starts(n, "encoder.") || starts(n, "decoder.") || starts(n, "head.");
+        char name[512];
+        if (pl[i].model && map_name(n, classifier, name, sizeof name, &pl[i].flags, &pl[i].part))
+            return sm_error_set(err, SM_EDATA, c->path, 0, 0, NULL, "name '%.100s' is too long", n);
+        if (pl[i].model && !(pl[i].name = sm__strdup(name)))
+            return sm_error_set(err, SM_ENOMEM, c->path, 0, 0, NULL, "out of memory");
+        if ((pl[i].flags & F_TRANSPOSE) && c->t[i].ndim != 2)
+            return sm_error_set(err, SM_EDATA, c->path, 0, 0, n,
+                                "a Linear weight with %d dimensions (2 expected)", c->t[i].ndim);
+    }
+    return 0;
+}
+
+/* The q part t with its k and v parts, merged into *out (qkv); all three are consumed. */
+static int join_qkv(sm_ckpt *c, plan *pl, sm_ckpt_tensor *t, sm_ckpt_tensor *out, sm_error *err)
+{
+    sm_ckpt_tensor *p[3] = {t, NULL, NULL};
+    for (size_t j = 0; j < c->n; j++)
+        if (pl[j].part > 0 && pl[j].name && !strcmp(pl[j].name, t->name)) p[pl[j].part] = &c->t[j];
+    if (!p[1] || !p[2])
+        return sm_error_set(err, SM_EDATA, c->path, 0, 0, t->source,
+                            "the %s part of '%s' is missing", p[1] ? "v" : "k", t->name);
+    for (size_t j = 0; j < c->n; j++) /* the k and v parts are consumed */
+        if (&c->t[j] == p[1] || &c->t[j] == p[2]) {
+            free(pl[j].name);
+            pl[j].name = NULL;
+            c->from[c->t[j].stored]--;
+        }
+    int rc = merge(c, p, out, err);
+    if (rc) return rc;
+    p[1]->name = p[1]->source = p[1]->data = NULL;
+    p[2]->name = p[2]->source = p[2]->data = NULL;
+    t->name = t->source = t->data = NULL;
+    c->map.merged++;
+    return 0;
+}
+
 int sm__ringmo_map(sm_ckpt *c, sm_error *err)
 {
     bool has_head = false, has_decoder = false;
@@ -255,19 +297,8 @@ int sm__ringmo_map(sm_ckpt *c, sm_error *err)
     bool classifier = has_head && !has_decoder;
     plan *pl = calloc(c->n ? c->n : 1, sizeof *pl);
     sm_ckpt_tensor *out = calloc(c->n ? c->n : 1, sizeof *out);
-    int rc = !pl || !out ? sm_error_set(err, SM_ENOMEM, c->path, 0, 0, NULL, "out of memory") : 0;
-    for (size_t i = 0; i < c->n && !rc; i++) {
-        const char *n = c->t[i].name;
-        pl[i].model = starts(n, "encoder.") || starts(n, "decoder.") || starts(n, "head.");
-        char name[512];
-        if (pl[i].model && map_name(n, classifier, name, sizeof name, &pl[i].flags, &pl[i].part))
-            rc = sm_error_set(err, SM_EDATA, c->path, 0, 0, NULL, "name '%.100s' is too long", n);
-        else if (pl[i].model && !(pl[i].name = sm__strdup(name)))
-            rc = sm_error_set(err, SM_ENOMEM, c->path, 0, 0, NULL, "out of memory");
-        if (!rc && (pl[i].flags & F_TRANSPOSE) && c->t[i].ndim != 2)
-            rc = sm_error_set(err, SM_EDATA, c->path, 0, 0, n,
-                              "a Linear weight with %d dimensions (2 expected)", c->t[i].ndim);
-    }
+    int rc = !pl || !out ? sm_error_set(err, SM_ENOMEM, c->path, 0, 0, NULL, "out of memory")
+                         : make_plan(c, pl, classifier, err);
     if (!rc) ignore_state(c, pl);
     size_t k = 0, dropped = 0;
     for (size_t i = 0; i < c->n && !rc; i++) {
@@ -298,27 +329,8 @@ int sm__ringmo_map(sm_ckpt *c, sm_error *err)
             t->name = t->source = t->data = NULL;
             continue;
         }
-        sm_ckpt_tensor *p[3] = {t, NULL, NULL};
-        for (size_t j = 0; j < c->n; j++)
-            if (pl[j].part > 0 && pl[j].name && !strcmp(pl[j].name, t->name))
-                p[pl[j].part] = &c->t[j];
-        if (!p[1] || !p[2]) {
-            rc = sm_error_set(err, SM_EDATA, c->path, 0, 0, t->source,
-                              "the %s part of '%s' is missing", p[1] ? "v" : "k", t->name);
-            break;
-        }
-        for (size_t j = 0; j < c->n; j++) /* the k and v parts are consumed */
-            if (&c->t[j] == p[1] || &c->t[j] == p[2]) {
-                free(pl[j].name);
-                pl[j].name = NULL;
-                c->from[c->t[j].stored]--;
-            }
-        if ((rc = merge(c, p, &out[k], err))) break;
-        p[1]->name = p[1]->source = p[1]->data = NULL;
-        p[2]->name = p[2]->source = p[2]->data = NULL;
-        t->name = t->source = t->data = NULL;
+        if ((rc = join_qkv(c, pl, t, &out[k], err))) break;
         k++;
-        c->map.merged++;
     }
     /* k and v parts whose q part never came */
     for (size_t i = 0; i < c->n && !rc; i++)

@@ -4,7 +4,16 @@
  * {op, inputs, output, saved data} allocated in the arena. The tape is in creation order, which
  * is a topological order, so backward is a plain reverse walk with no sort (micrograd's
  * algorithm without closures). A node whose output received no gradient is skipped. Backward
- * consumes the tape (some ops reuse saved buffers), so it runs once per step. */
+ * consumes the tape (some ops reuse saved buffers), so it runs once per step.
+ *
+ * Memory plan: when the walk reaches the node that produced a tensor, every consumer of the
+ * tensor (all later on the tape) has added its share, so the node's backward is the last reader
+ * of the tensor's gradient; right after it the gradient goes back to the gradient arena's free
+ * list, where the next gradient of the same size picks it up. Elementwise ops go further and
+ * write their input's gradient over their output's (sm__grad_take). Scratch a backward
+ * allocates in the activation arena is rewound when it returns. Only where results are stored
+ * changes, never the arithmetic or its order, so gradients are bitwise those of keeping every
+ * gradient (sm_ctx_set_keep_grads, the mode that disables the plan). */
 #include "tensor/tensor_internal.h"
 
 static const struct {
@@ -36,8 +45,9 @@ static const struct {
     [SM__OP_MASKED_L1] = {"masked_l1", sm__masked_l1_backward},
     [SM__OP_CROSS_ENTROPY] = {"cross_entropy", sm__cross_entropy_backward},
     [SM__OP_SOFT_CROSS_ENTROPY] = {"soft_cross_entropy", sm__soft_cross_entropy_backward},
+    [SM__OP_CHECKPOINT] = {"checkpoint", sm__checkpoint_backward},
 };
-_Static_assert(SM__OP_COUNT == 25, "op table out of date: add the new op's row");
+_Static_assert(SM__OP_COUNT == 26, "op table out of date: add the new op's row");
 
 const char *sm__op_name(sm__op op)
 {
@@ -56,6 +66,12 @@ sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor
                      const void *saved_data, size_t saved_bytes)
 {
     if (!out || !sm__wants_grad(ctx, n_in, in)) return out;
+    return sm__record(ctx, op, out, n_in, in, saved_data, saved_bytes);
+}
+
+sm_tensor *sm__record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
+                      const void *saved_data, size_t saved_bytes)
+{
     sm__node *node = sm_ctx_alloc(ctx, sizeof *node);
     sm_tensor **ins = sm_ctx_alloc(ctx, (size_t)(n_in > 0 ? n_in : 1) * sizeof *ins);
     void *saved = saved_bytes ? sm_ctx_alloc(ctx, saved_bytes) : NULL;
@@ -63,6 +79,7 @@ sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor
     if (saved) memcpy(saved, saved_data, saved_bytes);
     for (int i = 0; i < n_in; i++) ins[i] = in[i];
     node->op = op;
+    node->index = ctx->tape_size;
     node->n_in = n_in;
     node->in = ins;
     node->out = out;
@@ -71,10 +88,22 @@ sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor
     ctx->tape = node;
     ctx->tape_size++;
     out->flags |= SM_TENSOR_REQUIRES_GRAD;
+    out->node = node;
     return out;
 }
 
 size_t sm_ctx_tape_size(const sm_ctx *ctx) { return ctx->tape_size; }
+
+void sm__backward_walk(sm_ctx *ctx, sm__node *newest)
+{
+    for (sm__node *n = newest; n && !ctx->err.code; n = n->prev) {
+        if (!n->out->grad) continue;
+        sm__mark scratch = sm__arena_mark(&ctx->act);
+        op_table[n->op].backward(ctx, n);
+        sm__arena_rewind(&ctx->act, scratch);
+        if (!ctx->keep_grads) sm__grad_release(ctx, n->out);
+    }
+}
 
 int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
 {
@@ -100,8 +129,7 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
     } else if (!sm_tensor_grad(ctx, out)) {
         return ctx->err.code;
     }
-    for (sm__node *n = ctx->tape; n && !ctx->err.code; n = n->prev)
-        if (n->out->grad) op_table[n->op].backward(ctx, n);
+    sm__backward_walk(ctx, ctx->tape);
     ctx->backward_done = true;
     return ctx->err.code;
 }

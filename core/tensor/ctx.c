@@ -1,41 +1,12 @@
-/* core/tensor/ctx.c - the per-step context: arena, sticky error, modes, and the helpers op
+/* core/tensor/ctx.c - the per-step context: its arenas, sticky error, modes, and the helpers op
  * constructors share (input checks, shape errors, output allocation).
  *
- * The arena is a chunked bump allocator (64-byte aligned, sizes rounded to 64 bytes). When a
- * step needed more than its first chunk, the next reset replaces all chunks by a single chunk
- * of the step's total, so from the second step on a step with the same allocations never
- * touches malloc: memory is flat. */
+ * Tensors, tape nodes and op data go to the activation arena (ctx->act), gradients of
+ * non-parameter tensors to the gradient arena (ctx->grads); both are chunked bump allocators
+ * (arena.c) that are flat from the second step on. */
 #include "tensor/tensor_internal.h"
 
 #include <omp.h>
-
-#define SM__CHUNK_MIN ((size_t)1 << 20)
-
-static sm__chunk *chunk_new(size_t size)
-{
-    size = (size + 63) & ~(size_t)63;
-    sm__chunk *c = malloc(sizeof *c);
-    if (!c) return NULL;
-    c->data = aligned_alloc(64, size);
-    if (!c->data) {
-        free(c);
-        return NULL;
-    }
-    c->size = size;
-    c->used = 0;
-    c->next = NULL;
-    return c;
-}
-
-static void chunks_free(sm__chunk *c)
-{
-    while (c) {
-        sm__chunk *n = c->next;
-        free(c->data);
-        free(c);
-        c = n;
-    }
-}
 
 sm_ctx *sm_ctx_new(sm_backend *backend)
 {
@@ -58,7 +29,8 @@ void sm_ctx_free(sm_ctx *ctx)
 {
     if (!ctx) return;
     sm_ctx_reset(ctx); /* detaches foreign gradients */
-    chunks_free(ctx->chunks);
+    sm__arena_release(&ctx->act);
+    sm__arena_release(&ctx->grads);
     sm_backend_free(ctx->own_backend);
     free(ctx);
 }
@@ -71,16 +43,8 @@ void sm_ctx_reset(sm_ctx *ctx)
     ctx->tape_size = 0;
     ctx->backward_done = false;
     sm_error_clear(&ctx->err);
-    /* the step spilled over its first chunk: one chunk of the whole need from now on */
-    if (ctx->chunks && ctx->chunks->next && ctx->step_need > ctx->chunks->size) {
-        chunks_free(ctx->chunks);
-        ctx->chunks = chunk_new(ctx->step_need);
-        ctx->reserved = ctx->chunks ? ctx->chunks->size : 0;
-    }
-    for (sm__chunk *c = ctx->chunks; c; c = c->next) c->used = 0;
-    ctx->cur = ctx->chunks;
-    ctx->used = 0;
-    ctx->step_need = 0;
+    sm__arena_reset(&ctx->act);
+    sm__arena_reset(&ctx->grads);
 }
 
 int sm_ctx_status(const sm_ctx *ctx) { return ctx->err.code; }
@@ -111,9 +75,17 @@ void sm_ctx_set_threads(sm_ctx *ctx, int threads)
 int sm_ctx_threads(const sm_ctx *ctx) { return ctx->threads; }
 sm_backend *sm_ctx_backend(sm_ctx *ctx) { return ctx->backend; }
 
-size_t sm_ctx_arena_used(const sm_ctx *ctx) { return ctx->used; }
+void sm_ctx_set_keep_grads(sm_ctx *ctx, bool keep) { ctx->keep_grads = keep; }
+bool sm_ctx_keep_grads(const sm_ctx *ctx) { return ctx->keep_grads; }
+void sm_ctx_set_recompute(sm_ctx *ctx, bool recompute) { ctx->recompute = recompute; }
+bool sm_ctx_recompute(const sm_ctx *ctx) { return ctx->recompute; }
+
+size_t sm_ctx_arena_used(const sm_ctx *ctx) { return ctx->act.used + ctx->grads.used; }
 size_t sm_ctx_arena_peak(const sm_ctx *ctx) { return ctx->peak; }
-size_t sm_ctx_arena_reserved(const sm_ctx *ctx) { return ctx->reserved; }
+size_t sm_ctx_arena_reserved(const sm_ctx *ctx)
+{
+    return ctx->act.reserved + ctx->grads.reserved;
+}
 
 void *sm_ctx_alloc(sm_ctx *ctx, size_t bytes)
 {
@@ -123,30 +95,13 @@ void *sm_ctx_alloc(sm_ctx *ctx, size_t bytes)
         return NULL;
     }
     if (need == 0) need = 64;
-    /* first chunk at or after the current one with room (earlier chunks are full) */
-    sm__chunk *c = ctx->cur;
-    while (c && c->size - c->used < need) c = c->next;
-    if (!c) {
-        size_t last = 0;
-        for (sm__chunk *k = ctx->chunks; k; k = k->next) last = k->size;
-        size_t size = SM__MAX(SM__MAX(need, SM__CHUNK_MIN), last);
-        c = chunk_new(size);
-        if (!c) {
-            sm_ctx_fail(ctx, SM_ENOMEM, "arena: out of memory (%zu bytes requested, %zu in use)",
-                        bytes, ctx->used);
-            return NULL;
-        }
-        sm__chunk **tail = &ctx->chunks;
-        while (*tail) tail = &(*tail)->next;
-        *tail = c;
-        ctx->reserved += c->size;
+    void *p = sm__arena_alloc(&ctx->act, need);
+    if (!p) {
+        sm_ctx_fail(ctx, SM_ENOMEM, "arena: out of memory (%zu bytes requested, %zu in use)",
+                    bytes, sm_ctx_arena_used(ctx));
+        return NULL;
     }
-    ctx->cur = c;
-    void *p = c->data + c->used;
-    c->used += need;
-    ctx->used += need;
-    ctx->step_need += need;
-    if (ctx->used > ctx->peak) ctx->peak = ctx->used;
+    sm__note_peak(ctx);
     return p;
 }
 

@@ -90,21 +90,27 @@ void sm_tensor_free(sm_tensor *t)
     free(t);
 }
 
-/* Allocates the gradient of a storage-owning tensor (zeroed or not). */
+/* Allocates the gradient of a storage-owning tensor (zeroed or not) in the gradient arena. */
 static float *grad_alloc(sm_ctx *ctx, sm_tensor *t, bool zero)
 {
     /* a storage-owning tensor: its data are contiguous (params already have their block) */
     size_t n = (size_t)sm_tensor_numel(t);
-    float *g = sm_ctx_alloc(ctx, n * sizeof(float));
-    if (!g) return NULL;
+    float *g = sm__arena_get(&ctx->grads, sm__block_bytes((int64_t)n));
+    sm__foreign *fl = NULL;
+    if (g && !(t->flags & SM__TENSOR_ARENA)) /* a heap tensor: forget its gradient at reset */
+        fl = sm__arena_alloc(&ctx->grads, (sizeof *fl + 63) & ~(size_t)63);
+    if (!g || (!fl && !(t->flags & SM__TENSOR_ARENA))) {
+        sm_ctx_fail(ctx, SM_ENOMEM, "arena: out of memory for a gradient of %zu floats", n);
+        return NULL;
+    }
+    sm__note_peak(ctx);
     if (zero) memset(g, 0, n * sizeof(float));
-    if (!(t->flags & SM__TENSOR_ARENA)) {
-        /* a heap tensor: forget this arena gradient at the next reset */
-        sm__foreign *fl = sm_ctx_alloc(ctx, sizeof *fl);
-        if (!fl) return NULL;
+    if (fl) {
         fl->t = t;
         fl->next = ctx->foreign;
         ctx->foreign = fl;
+    } else {
+        t->flags |= SM__TENSOR_GRAD_OWNED;
     }
     t->grad = g;
     return g;
@@ -130,4 +136,25 @@ float *sm__grad_w(sm_ctx *ctx, sm_tensor *t, bool *fresh)
     if (t->grad || t->base) return sm_tensor_grad(ctx, t);
     *fresh = true;
     return grad_alloc(ctx, t, false);
+}
+
+float *sm__grad_take(sm_ctx *ctx, sm_tensor *x, sm_tensor *out)
+{
+    const uint32_t need = SM_TENSOR_REQUIRES_GRAD | SM__TENSOR_ARENA;
+    if (ctx->keep_grads || !x || x == out || (x->flags & need) != need || x->grad || x->base ||
+        !(out->flags & SM__TENSOR_GRAD_OWNED) || sm_tensor_numel(x) != sm_tensor_numel(out))
+        return NULL;
+    x->grad = out->grad;
+    x->flags |= SM__TENSOR_GRAD_OWNED;
+    out->grad = NULL;
+    out->flags &= ~SM__TENSOR_GRAD_OWNED;
+    return x->grad;
+}
+
+void sm__grad_release(sm_ctx *ctx, sm_tensor *t)
+{
+    if (t->flags & SM__TENSOR_GRAD_OWNED)
+        sm__arena_put(&ctx->grads, t->grad, sm__block_bytes(sm_tensor_numel(t)));
+    t->flags &= ~SM__TENSOR_GRAD_OWNED;
+    t->grad = NULL;
 }

@@ -1,11 +1,14 @@
-# core/tensor/tensor.mk - the tensor engine: tensors, the per-step arena (ctx), the parameter
-# store, autograd, backend dispatch and the built-in ref backend, and the ops (ops/, one file
-# per family, forward and backward side by side). Private header: core/tensor/tensor_internal.h.
+# core/tensor/tensor.mk - the tensor engine: tensors, the per-step arenas (ctx, arena), the
+# parameter store, autograd and recomputation (checkpoint), backend dispatch and the built-in
+# ref backend, and the ops (ops/, one file per family, forward and backward side by side).
+# Private header: core/tensor/tensor_internal.h.
 core_libsimmim_la_SOURCES += \
 	core/tensor/tensor_internal.h \
 	core/tensor/tensor.c \
+	core/tensor/arena.c \
 	core/tensor/ctx.c \
 	core/tensor/autograd.c \
+	core/tensor/checkpoint.c \
 	core/tensor/params.c \
 	core/tensor/backend.c \
 	core/tensor/backend_ref.c

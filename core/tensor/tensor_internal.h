@@ -27,10 +27,12 @@
  * reproducible whatever the number of threads. */
 #define SM__ROW_BLOCK 64
 
-/* Internal flag: the tensor header lives in the arena (its gradient needs no clean-up). */
+/* Internal flags: the tensor header lives in the arena (its gradient needs no clean-up); its
+ * gradient is a block of the gradient arena that the tensor owns (released when it dies). */
 #define SM__TENSOR_ARENA 0x100u
+#define SM__TENSOR_GRAD_OWNED 0x200u
 
-/* ---- the context --------------------------------------------------------------------- */
+/* ---- arenas (arena.c) ---------------------------------------------------------------- */
 
 typedef struct sm__chunk {
     struct sm__chunk *next;
@@ -38,27 +40,88 @@ typedef struct sm__chunk {
     unsigned char *data; /* 64-byte aligned */
 } sm__chunk;
 
+typedef struct sm__free sm__free;
+
+/* A chunked bump allocator with mark/rewind and a free list of exact-size blocks. Requests are
+ * sizes already rounded to 64 bytes. */
+typedef struct sm__arena {
+    sm__chunk *chunks, *cur;
+    size_t used;      /* bytes bumped (released free-list blocks included) */
+    size_t step_peak; /* high-water mark of used since the last reset */
+    size_t reserved;  /* bytes of all chunks */
+    size_t live;      /* bytes handed out by sm__arena_get and not put back */
+    sm__free *free;   /* released blocks (sm__arena_put), newest first */
+} sm__arena;
+
+/* A position in an arena (sm__arena_mark). */
+typedef struct sm__mark {
+    sm__chunk *chunk;
+    size_t chunk_used, used;
+} sm__mark;
+
+/* Bump allocation of `need` bytes (a multiple of 64); NULL on ENOMEM. */
+void *sm__arena_alloc(sm__arena *a, size_t need);
+sm__mark sm__arena_mark(const sm__arena *a);
+/* Releases everything allocated after the mark (the free list must hold no such block). */
+void sm__arena_rewind(sm__arena *a, sm__mark m);
+/* True if p lies in memory allocated after the mark (and not rewound since). */
+bool sm__arena_since(const sm__arena *a, sm__mark m, const void *p);
+/* A block of `need` bytes from the free list (same size, latest released first), else bumped;
+ * sm__arena_put releases it for reuse. NULL on ENOMEM. */
+void *sm__arena_get(sm__arena *a, size_t need);
+void sm__arena_put(sm__arena *a, void *p, size_t need);
+/* Start of a step: everything released; one chunk of the last step's high-water mark if that
+ * step spilled over its first chunk. */
+void sm__arena_reset(sm__arena *a);
+/* Frees all chunks. */
+void sm__arena_release(sm__arena *a);
+
+/* ---- the context --------------------------------------------------------------------- */
+
 typedef struct sm__foreign {
     struct sm__foreign *next;
     sm_tensor *t;
 } sm__foreign;
 
 typedef struct sm__node sm__node;
+typedef struct sm__keep sm__keep;
 
+/* Two arenas: `act` holds tensors, tape nodes and op data, used as a stack (a node's backward
+ * scratch and a recomputed block are rewound when done); `grads` holds the gradients of
+ * non-parameter tensors, each put back on the free list as soon as it is dead (unless
+ * keep_grads). */
 struct sm_ctx {
     sm_backend *backend;
     sm_backend *own_backend; /* created by sm_ctx_new(NULL) */
-    sm__chunk *chunks, *cur;
-    size_t used, step_need, peak, reserved;
+    sm__arena act, grads;
+    size_t peak;    /* high-water mark of act.used + grads.used since creation */
     sm__node *tape; /* newest entry */
     size_t tape_size;
-    bool backward_done; /* the tape was consumed by a backward pass */
+    bool backward_done;   /* the tape was consumed by a backward pass */
     sm__foreign *foreign; /* non-arena tensors whose gradient is in the arena */
     sm_error err;
     bool grad, train;
+    bool keep_grads;        /* keep every gradient until reset: no liveness plan, no in-place */
+    bool recompute;         /* sm_checkpoint keeps only its block's inputs and output */
+    sm__keep *keep;         /* a checkpointed block's forward: the tensors it keeps */
+    const sm__keep *replay; /* its recomputation: the kept tensors' data, by tape position */
     uint64_t seed, step;
     int threads;
 };
+
+/* Bytes of a block of n floats (rounded up to 64, at least 64). */
+static inline size_t sm__block_bytes(int64_t n)
+{
+    size_t b = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
+    return b ? b : 64;
+}
+
+/* Records the arenas' combined high-water mark. */
+static inline void sm__note_peak(sm_ctx *ctx)
+{
+    size_t u = ctx->act.used + ctx->grads.used;
+    if (u > ctx->peak) ctx->peak = u;
+}
 
 /* ---- the tape ------------------------------------------------------------------------ */
 
@@ -88,12 +151,14 @@ typedef enum sm__op {
     SM__OP_MASKED_L1,
     SM__OP_CROSS_ENTROPY,
     SM__OP_SOFT_CROSS_ENTROPY,
+    SM__OP_CHECKPOINT,
     SM__OP_COUNT
 } sm__op;
 
 struct sm__node {
     sm__node *prev;
     sm__op op;
+    size_t index; /* position on its tape (0 = first; a checkpointed block has its own tape) */
     int n_in;
     sm_tensor **in; /* inputs (any may be NULL or not require grad) */
     sm_tensor *out;
@@ -113,6 +178,10 @@ bool sm__wants_grad(const sm_ctx *ctx, int n, sm_tensor *const *in);
  * ENOMEM) on failure. */
 sm_tensor *sm__track(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
                      const void *saved, size_t saved_bytes);
+/* sm__track without the test: always appends the node (sm_checkpoint: the block's parameters,
+ * not its inputs, may be what requires grad). */
+sm_tensor *sm__record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_tensor *const *in,
+                      const void *saved, size_t saved_bytes);
 
 /* Backward functions, one per op (in the op's file). */
 void sm__linear_backward(sm_ctx *ctx, sm__node *n);
@@ -140,6 +209,19 @@ void sm__drop_path_backward(sm_ctx *ctx, sm__node *n);
 void sm__masked_l1_backward(sm_ctx *ctx, sm__node *n);
 void sm__cross_entropy_backward(sm_ctx *ctx, sm__node *n);
 void sm__soft_cross_entropy_backward(sm_ctx *ctx, sm__node *n);
+void sm__checkpoint_backward(sm_ctx *ctx, sm__node *n);
+
+/* Inside the recomputation of a checkpointed block: a tensor over the data the block kept from
+ * its forward (sm_checkpoint_keep, and its output) when the op about to be recorded (the next
+ * tape position) made it there, else NULL. An op whose backward does not need its inputs'
+ * gradients to pass through anything it computes now (sm_linear) then skips its work. */
+sm_tensor *sm__replayed(sm_ctx *ctx, int ndim, const int64_t *shape);
+
+/* Backward over the tape from `newest` back to its first entry (reverse creation order):
+ * each node whose output received a gradient runs its backward, then its scratch in the
+ * activation arena is rewound and (unless keep_grads) its output's gradient is released: every
+ * consumer of the output came later on the tape and has been processed already. */
+void sm__backward_walk(sm_ctx *ctx, sm__node *newest);
 
 /* ---- helpers for op constructors -------------------------------------------------------- */
 
@@ -175,6 +257,16 @@ static inline float *sm__grad(sm_ctx *ctx, sm_tensor *t)
  * "=" instead of "+="), saving a zeroing pass and a read; otherwise it already holds gradient
  * and the caller accumulates. NULL if t does not require grad. */
 float *sm__grad_w(sm_ctx *ctx, sm_tensor *t, bool *fresh);
+
+/* In-place backward of an elementwise op out = f(x): when gradients are planned (not
+ * keep_grads), x is an arena tensor owning its storage with no gradient yet, x has out's
+ * element count and out owns its gradient, x takes over out's gradient buffer (out's gradient
+ * is dead once its op's backward ran) and the buffer is returned: the caller overwrites it with
+ * dx, element i from dout's element i only. Otherwise NULL (use sm__grad_w / sm__grad). */
+float *sm__grad_take(sm_ctx *ctx, sm_tensor *x, sm_tensor *out);
+
+/* Puts t's gradient back on the gradient arena's free list if t owns it; t->grad = NULL. */
+void sm__grad_release(sm_ctx *ctx, sm_tensor *t);
 
 /* Rows × last dim of a contiguous tensor. */
 static inline int64_t sm__rows(const sm_tensor *t)

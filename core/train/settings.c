@@ -37,6 +37,7 @@ int sm__settings_read(const sm_config *cfg, sm__settings *s, sm_error *err)
     s->initial_epoch = sm_cfg_int(tc, "initial_epoch");
     s->num_classes = sm_cfg_is_null(tc, "num_classes") ? 0 : sm_cfg_int(tc, "num_classes");
     s->accumulation = sm_cfg_int(tc, "accumulation_steps");
+    s->recompute = sm_cfg_bool(tc, "recompute");
     const char *am = sm_cfg_str(tc, "accumulation_mode");
     s->accumulation_official = am && !strcmp(am, "official");
     if (sm_cfg_path(tc, "resume_ckpt", s->resume_ckpt, sizeof s->resume_ckpt) >=

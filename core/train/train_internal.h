@@ -52,6 +52,7 @@ typedef struct sm__settings {
     double lr_batch_factor; /* learning rates x global batch/512 (arch simmim), else 1       */
     bool clip;
     double clip_norm;
+    bool recompute;       /* train_config.recompute: blocks recomputed in backward            */
     bool use_ema;
     float ema_decay;      /* float32, as RingMo's EMACell holds it                          */
     int64_t samples_num;  /* RingMo's accuracy denominator; 0: the images evaluated         */

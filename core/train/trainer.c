@@ -110,6 +110,7 @@ int sm_trainer_new(const sm_registry *reg, const sm_config *cfg, const sm_traine
     if (!rc && !(t->ctx = sm_ctx_new(t->be)))
         rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     if (!rc && s->threads > 0) sm_ctx_set_threads(t->ctx, s->threads);
+    if (!rc) sm_ctx_set_recompute(t->ctx, s->recompute);
     sm_task task = s->task == SM__RUN_PRETRAIN ? SM_TASK_SIMMIM : SM_TASK_CLASSIFY;
     if (!rc)
         rc = sm_model_new_classes(reg, sm_config_root(cfg), task, classes, &t->model, err);

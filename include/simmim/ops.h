@@ -134,6 +134,34 @@ SM_API sm_tensor *sm_view(sm_ctx *ctx, sm_tensor *x, int ndim, const int64_t *sh
  * counter-based function of (ctx seed, ctx step, key, b). Otherwise returns x itself. */
 SM_API sm_tensor *sm_drop_path(sm_ctx *ctx, sm_tensor *x, float rate, uint64_t key);
 
+/* ---- recomputation ----------------------------------------------------------------------- */
+
+/* A block of ops for sm_checkpoint: computes its output from in[0..n_in) (entries may be NULL),
+ * parameters and constants, through the ops of this header. */
+typedef sm_tensor *(*sm_block_fn)(sm_ctx *ctx, void *arg, sm_tensor *const *in);
+
+/* fn(ctx, arg, in), as a unit that can trade compute for memory (torch.utils.checkpoint).
+ * With recomputation off (sm_ctx_set_recompute, the default) or gradients off, it is exactly the
+ * call fn(ctx, arg, in). With it on, the block runs as usual, then everything it allocated is
+ * released except its output and the tensors it marked with sm_checkpoint_keep (moved to new
+ * arena memory), and one tape entry stands for the block; backward runs fn again with the same
+ * inputs (and the training mode and RNG keys of the forward, so drop path draws the same
+ * samples), reusing the kept tensors instead of recomputing them, then backpropagates through
+ * that copy. Every number is the same as without recomputation; the cost is one more forward
+ * of the block minus the kept products.
+ * Requirements: fn is deterministic and depends only on in, parameters, constants and the ctx
+ * modes; arg and the tensors fn reads stay valid until backward; the output is computed by ops
+ * inside fn (not an input returned as is, nor a part of a larger tensor). Any other arena
+ * memory fn allocates is valid only until sm_checkpoint returns. */
+SM_API sm_tensor *sm_checkpoint(sm_ctx *ctx, sm_block_fn fn, void *arg, int n_in,
+                                sm_tensor *const *in);
+/* Inside a checkpointed block being recorded for recomputation: keeps t, the output of an
+ * sm_linear of the block, so that the recomputation takes it from memory instead of redoing the
+ * product (worth it when t is small for its cost: a projection back to the embedding width).
+ * Anywhere else (recomputation off, outside a block, another op's output) it does nothing.
+ * Returns t. At most 8 tensors per block. */
+SM_API sm_tensor *sm_checkpoint_keep(sm_ctx *ctx, sm_tensor *t);
+
 /* ---- losses (scalar outputs, shape ()) -------------------------------------------------- */
 
 /* SimMIM reconstruction loss (models/simmim.py):

@@ -7,9 +7,12 @@
  * Three lifetimes:
  *  - parameters, their gradients and optimizer state: an sm_params store (params.h), each one
  *    contiguous block;
- *  - activations, activation gradients and the tape: the per-step arena inside an sm_ctx. It is
- *    rewound by sm_ctx_reset() at the start of every step; there is no per-tensor free, and after
- *    the first step the arena does not grow (same shapes, same allocations);
+ *  - activations, activation gradients and the tape: the per-step arenas inside an sm_ctx. They
+ *    are rewound by sm_ctx_reset() at the start of every step; there is no per-tensor free, and
+ *    after the first step they do not grow (same shapes, same allocations). Backward releases
+ *    each activation gradient as soon as it is dead (after the op that produced the tensor) and
+ *    reuses its memory for the next gradients, so after sm_backward only the gradients of leaves
+ *    (parameters, and tensors that no op produced) remain; sm_ctx_set_keep_grads keeps them all;
  *  - long-lived tensors (inputs kept across steps, buffers): sm_tensor_new / sm_tensor_free.
  *
  * Autograd is a define-by-run tape: every op (ops.h) computes its result eagerly and, when
@@ -100,14 +103,24 @@ SM_API bool sm_ctx_train(const sm_ctx *ctx);
 /* Keys of the counter-based RNG used by stochastic ops (drop path): results depend only on
  * (seed, step, the op's own key, the sample index), never on threads. */
 SM_API void sm_ctx_set_rng(sm_ctx *ctx, uint64_t seed, uint64_t step);
+/* Keep every gradient until the next reset (default off): intermediate gradients stay readable
+ * after backward, at the cost of memory for all of them (and no in-place backward). Gradients
+ * are bitwise the same either way. */
+SM_API void sm_ctx_set_keep_grads(sm_ctx *ctx, bool keep);
+SM_API bool sm_ctx_keep_grads(const sm_ctx *ctx);
+/* Recompute checkpointed blocks in backward instead of keeping their activations (default off;
+ * see sm_checkpoint in ops.h): less memory, one more forward of each block but its kept
+ * products; the same numbers. */
+SM_API void sm_ctx_set_recompute(sm_ctx *ctx, bool recompute);
+SM_API bool sm_ctx_recompute(const sm_ctx *ctx);
 /* Number of threads for the core's own OpenMP kernels (default: omp_get_max_threads()).
  * Results never depend on it. */
 SM_API void sm_ctx_set_threads(sm_ctx *ctx, int threads);
 SM_API int sm_ctx_threads(const sm_ctx *ctx);
 SM_API sm_backend *sm_ctx_backend(sm_ctx *ctx);
 
-/* Arena statistics in bytes: in use now, the high-water mark since creation, and the memory
- * reserved from the system. */
+/* Arena statistics in bytes (activation and gradient arenas together): in use now, the
+ * high-water mark since creation, and the memory reserved from the system. */
 SM_API size_t sm_ctx_arena_used(const sm_ctx *ctx);
 SM_API size_t sm_ctx_arena_peak(const sm_ctx *ctx);
 SM_API size_t sm_ctx_arena_reserved(const sm_ctx *ctx);
@@ -123,7 +136,9 @@ SM_API sm_tensor *sm_ctx_wrap(sm_ctx *ctx, float *data, int ndim, const int64_t 
 SM_API void *sm_ctx_alloc(sm_ctx *ctx, size_t bytes);
 
 /* The gradient buffer of t (allocating a zeroed one in the arena if needed; for views, inside
- * the base's gradient), laid out like t->data. NULL if t does not require grad. */
+ * the base's gradient), laid out like t->data. NULL if t does not require grad. After backward,
+ * the gradient of a tensor an op produced is gone (unless keep_grads): this returns a new zeroed
+ * buffer. */
 SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
 
 /* Backpropagates from a scalar (numel 1) `loss` with d loss = 1. Gradients ACCUMULATE into

@@ -2,7 +2,8 @@
  *   x (B, ...) -> same shape; in training mode with rate > 0 sample b is kept with probability
  *   1 - rate and scaled by 1/(1 - rate), else zeroed. The decision is a pure function of
  *   sm_rng_hash(seed, step, key, b), so it does not depend on threads or call order.
- *   backward: dx += dout·factor[b] */
+ *   backward: dx += dout·factor[b] (in place over dout, dx = 0 + dout·factor[b], when x takes
+ *   over dout's buffer) */
 #include "tensor/tensor_internal.h"
 
 typedef struct dp_saved {
@@ -41,10 +42,17 @@ sm_tensor *sm_drop_path(sm_ctx *ctx, sm_tensor *x, float rate, uint64_t key)
 void sm__drop_path_backward(sm_ctx *ctx, sm__node *n)
 {
     sm_tensor *x = n->in[0];
-    float *gx = sm__grad(ctx, x);
-    if (!gx) return;
     const float *f = ((const dp_saved *)n->saved)->factor, *g = n->out->grad;
     int64_t B = x->shape[0], per = B ? sm_tensor_numel(x) / B : 0;
+    float *over = sm__grad_take(ctx, x, n->out);
+    if (over) { /* the value a zeroed dx gets below */
+#pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, B * per))
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < per; i++) over[b * per + i] = 0.0f + over[b * per + i] * f[b];
+        return;
+    }
+    float *gx = sm__grad(ctx, x);
+    if (!gx) return;
 #pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, B * per))
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < per; i++) gx[b * per + i] += g[b * per + i] * f[b];

@@ -118,16 +118,50 @@ static void reduce_to_b(sm_ctx *ctx, const sm_tensor *a, const sm_tensor *b, con
     (void)b;
 }
 
+/* gb += reduce(dout (·a for mul)) */
+static void b_backward(sm_ctx *ctx, sm_tensor *a, sm_tensor *b, const bcast *bc, const float *g,
+                       bool mul, float *gb)
+{
+    int64_t total = sm_tensor_numel(a);
+    const float *src = g;
+    if (mul) { /* dout·a, then reduce */
+        float *p = sm_ctx_alloc(ctx, (size_t)total * sizeof(float));
+        if (!p) return;
+#pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, total))
+        for (int64_t i = 0; i < total; i++) p[i] = g[i] * a->data[i];
+        src = p;
+    }
+    reduce_to_b(ctx, a, b, bc, src, gb);
+}
+
 static void binary_backward(sm_ctx *ctx, sm__node *node, bool mul)
 {
     sm_tensor *a = node->in[0], *b = node->in[1];
-    const float *g = node->out->grad;
+    float *g = node->out->grad;
     bcast bc;
     broadcast(a, b, &bc);
     int64_t total = sm_tensor_numel(a), n = a->ndim ? a->shape[a->ndim - 1] : 1;
     int64_t rows = n ? total / n : 0, bs = a->ndim ? bc.bstride[a->ndim - 1] : 1;
+    /* a may write its gradient over dout (add: takes it as it is; mul: 0 + dout·b, the value
+     * a zeroed buffer gets), so b's gradient, which reads dout, comes first; unless a and b
+     * share storage, where the order stays a then b (the sums depend on it) */
+    bool shared = (a->base ? a->base : a) == (b->base ? b->base : b);
+    float *ga = shared ? NULL : sm__grad_take(ctx, a, node->out);
+    if (ga) {
+        float *gb = sm__grad(ctx, b);
+        if (gb) b_backward(ctx, a, b, &bc, g, mul, gb);
+        if (mul) {
+#pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, total))
+            for (int64_t r = 0; r < rows; r++) {
+                const float *bv = b->data + brow(a, &bc, r);
+                float *gr = ga + r * n;
+                for (int64_t j = 0; j < n; j++) gr[j] = 0.0f + gr[j] * bv[j * bs];
+            }
+        }
+        return;
+    }
     bool fresh;
-    float *ga = sm__grad_w(ctx, a, &fresh), *gb = sm__grad(ctx, b);
+    ga = sm__grad_w(ctx, a, &fresh);
     if (ga && fresh && !mul) {
         memcpy(ga, g, (size_t)total * sizeof(float));
     } else if (ga) {
@@ -143,17 +177,8 @@ static void binary_backward(sm_ctx *ctx, sm__node *node, bool mul)
             }
         }
     }
-    if (gb) {
-        const float *src = g;
-        if (mul) { /* dout·a, then reduce */
-            float *p = sm_ctx_alloc(ctx, (size_t)total * sizeof(float));
-            if (!p) return;
-#pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, total))
-            for (int64_t i = 0; i < total; i++) p[i] = g[i] * a->data[i];
-            src = p;
-        }
-        reduce_to_b(ctx, a, b, &bc, src, gb);
-    }
+    float *gb = sm__grad(ctx, b);
+    if (gb) b_backward(ctx, a, b, &bc, g, mul, gb);
 }
 
 void sm__add_backward(sm_ctx *ctx, sm__node *n) { binary_backward(ctx, n, false); }

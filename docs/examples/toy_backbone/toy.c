@@ -103,6 +103,18 @@ static int toy_init(void *self, sm_rng *rng, sm_error *err)
     return 0;
 }
 
+/* The residual MLP block, x (B, L, D) -> (B, L, D): a unit sm_checkpoint can recompute in
+ * backward (train_config.recompute) instead of keeping its activations; fc2's output, small
+ * for its cost, is kept. */
+static sm_tensor *toy_block(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    const toy *t = arg;
+    sm_tensor *h = sm_layernorm(ctx, in[0], t->norm_w, t->norm_b, 1e-6f);
+    h = sm_gelu(ctx, sm_linear(ctx, h, t->fc1_w, t->fc1_b));
+    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, t->fc2_w, t->fc2_b));
+    return sm_add(ctx, in[0], h);
+}
+
 /* images (B, C, H, W), mask (B, H/p, W/p) or NULL
  * -> SimMIM: (B, D, H/p, W/p); classifier: (B, D). */
 static sm_tensor *toy_forward(void *self, sm_ctx *ctx, sm_tensor *images, const sm_tensor *mask)
@@ -115,9 +127,7 @@ static sm_tensor *toy_forward(void *self, sm_ctx *ctx, sm_tensor *images, const 
     int64_t B = images->shape[0], D = t->dim;
     sm_tensor *x = sm_patch_embed(ctx, images, t->proj_w, t->proj_b, t->patch); /* (B, L, D) */
     if (m) x = sm_mask_blend(ctx, x, t->mask_token, m);
-    sm_tensor *h = sm_layernorm(ctx, x, t->norm_w, t->norm_b, 1e-6f);
-    h = sm_gelu(ctx, sm_linear(ctx, h, t->fc1_w, t->fc1_b));
-    x = sm_add(ctx, x, sm_linear(ctx, h, t->fc2_w, t->fc2_b));
+    x = sm_checkpoint(ctx, toy_block, self, 1, &x);
     if (t->task == SM_TASK_CLASSIFY) return sm_mean(ctx, x, 1);
     x = sm_permute(ctx, x, (const int[]){0, 2, 1}); /* (B, D, L) */
     return sm_reshape(ctx, x, 4, SM_SHAPE(B, D, t->hp, t->wp));

@@ -1,0 +1,140 @@
+/* core/tensor/arena.c - the chunked bump allocator behind a context's two arenas.
+ *
+ * Blocks are 64-byte aligned, sizes rounded to 64 bytes by the caller. An arena is a list of
+ * chunks; allocation bumps within the current chunk, else moves to the next chunk with room,
+ * else appends a chunk. Memory comes back in two ways:
+ *  - mark / rewind (a stack): everything allocated after a mark is released at once (the
+ *    activation arena: a node's backward scratch, a recomputed block);
+ *  - a free list of exact-size blocks (the gradient arena): a released block is reused by the
+ *    next request of the same size, latest first.
+ * When a step spilled over its first chunk, the next reset replaces all chunks by one chunk of
+ * the step's high-water mark, so from the second step on a step with the same sequence of
+ * requests never touches malloc: memory is flat. Every choice depends only on the sequence of
+ * requests (never on addresses), so the same step always lays out memory the same way. */
+#include "tensor/tensor_internal.h"
+
+#define SM__CHUNK_MIN ((size_t)1 << 20)
+
+/* A released block of the free list, stored in the block itself. */
+struct sm__free {
+    sm__free *next;
+    size_t size;
+};
+
+static sm__chunk *chunk_new(size_t size)
+{
+    size = (size + 63) & ~(size_t)63;
+    sm__chunk *c = malloc(sizeof *c);
+    if (!c) return NULL;
+    c->data = aligned_alloc(64, size);
+    if (!c->data) {
+        free(c);
+        return NULL;
+    }
+    c->size = size;
+    c->used = 0;
+    c->next = NULL;
+    return c;
+}
+
+static void chunks_free(sm__chunk *c)
+{
+    while (c) {
+        sm__chunk *n = c->next;
+        free(c->data);
+        free(c);
+        c = n;
+    }
+}
+
+void sm__arena_release(sm__arena *a)
+{
+    chunks_free(a->chunks);
+    memset(a, 0, sizeof *a);
+}
+
+void sm__arena_reset(sm__arena *a)
+{
+    /* the step spilled over its first chunk: one chunk of the step's high-water mark */
+    if (a->chunks && a->chunks->next && a->step_peak > a->chunks->size) {
+        chunks_free(a->chunks);
+        a->chunks = chunk_new(a->step_peak);
+        a->reserved = a->chunks ? a->chunks->size : 0;
+    }
+    for (sm__chunk *c = a->chunks; c; c = c->next) c->used = 0;
+    a->cur = a->chunks;
+    a->used = 0;
+    a->step_peak = 0;
+    a->free = NULL;
+}
+
+void *sm__arena_alloc(sm__arena *a, size_t need)
+{
+    /* first chunk at or after the current one with room (earlier chunks are full) */
+    sm__chunk *c = a->cur;
+    while (c && c->size - c->used < need) c = c->next;
+    if (!c) {
+        size_t last = 0;
+        for (sm__chunk *k = a->chunks; k; k = k->next) last = k->size;
+        c = chunk_new(SM__MAX(SM__MAX(need, SM__CHUNK_MIN), last));
+        if (!c) return NULL;
+        sm__chunk **tail = &a->chunks;
+        while (*tail) tail = &(*tail)->next;
+        *tail = c;
+        a->reserved += c->size;
+    }
+    a->cur = c;
+    void *p = c->data + c->used;
+    c->used += need;
+    a->used += need;
+    if (a->used > a->step_peak) a->step_peak = a->used;
+    return p;
+}
+
+sm__mark sm__arena_mark(const sm__arena *a)
+{
+    return (sm__mark){a->cur, a->cur ? a->cur->used : 0, a->used};
+}
+
+void sm__arena_rewind(sm__arena *a, sm__mark m)
+{
+    sm__chunk *c = m.chunk ? m.chunk : a->chunks;
+    if (!c) return;
+    c->used = m.chunk ? m.chunk_used : 0;
+    for (sm__chunk *k = c->next; k; k = k->next) k->used = 0;
+    a->cur = c;
+    a->used = m.used;
+}
+
+bool sm__arena_since(const sm__arena *a, sm__mark m, const void *p)
+{
+    const unsigned char *q = p;
+    for (const sm__chunk *c = m.chunk ? m.chunk : a->chunks; c; c = c->next) {
+        size_t lo = c == m.chunk ? m.chunk_used : 0;
+        if (q >= c->data + lo && q < c->data + c->used) return true;
+    }
+    return false;
+}
+
+void *sm__arena_get(sm__arena *a, size_t need)
+{
+    for (sm__free **f = &a->free; *f; f = &(*f)->next)
+        if ((*f)->size == need) {
+            sm__free *b = *f;
+            *f = b->next;
+            a->live += need;
+            return b;
+        }
+    void *p = sm__arena_alloc(a, need);
+    if (p) a->live += need;
+    return p;
+}
+
+void sm__arena_put(sm__arena *a, void *p, size_t need)
+{
+    sm__free *b = p;
+    b->size = need;
+    b->next = a->free;
+    a->free = b;
+    a->live -= need;
+}

@@ -1,0 +1,417 @@
+/* tests/check_memory.c - the memory plan of backward (gradients released when dead, in-place
+ * elementwise backward) and recomputation (sm_checkpoint): the same bits as keeping everything,
+ * what stays readable after backward, errors. The full ViT and Swin are compared in
+ * check_models (memory case). */
+#include "testutil.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Fills t with values in [lo, hi) from a fixed stream. */
+static void fill(sm_tensor *t, uint64_t key, double lo, double hi)
+{
+    sm_rng r;
+    sm_rng_init(&r, key, 0, 0, 0);
+    sm_init_uniform(t, lo, hi, &r);
+}
+
+/* Gradients of a graph where every in-place path is taken and meets a case it must refuse:
+ *   h = 1.5·x ; a = gelu(h) ; b = h ⊙ γ ; c = drop_path(b) ; d = a + c ; e = d + d ; f = e ⊙ e
+ * h feeds a and b: mul (later on the tape, so first in backward) writes h's gradient over b's
+ * (after γ's gradient read b's), then gelu must accumulate into it; drop path and the first add
+ * write in place too; e and f have both operands in one storage. x (an arena leaf) and γ (a
+ * heap tensor) must come out bitwise the same with and without the plan. */
+typedef struct plan_run {
+    float gx[2 * 8 * 16], gg[16], loss;
+    bool h_grad_after; /* h's gradient still there after backward */
+    size_t peak;
+} plan_run;
+
+static plan_run plan_graph(bool keep)
+{
+    plan_run r;
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_keep_grads(ctx, keep);
+    sm_ctx_set_train(ctx, true);
+    sm_ctx_set_rng(ctx, 9, 4);
+    sm_tensor *gamma = sm_tensor_new(1, SM_SHAPE(16));
+    fill(gamma, 1, -1.5, 1.5);
+    gamma->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(2, 8, 16));
+    fill(x, 2, -3.0, 3.0);
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *h = sm_scale(ctx, x, 1.5f);
+    sm_tensor *a = sm_gelu(ctx, h);
+    sm_tensor *b = sm_mul(ctx, h, gamma);
+    sm_tensor *c = sm_drop_path(ctx, b, 0.5f, 7);
+    sm_tensor *d = sm_add(ctx, a, c);
+    sm_tensor *e = sm_add(ctx, d, d);
+    sm_tensor *f = sm_mul(ctx, e, e);
+    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_mean(ctx, f, 2), 1), 0);
+    ck_assert_msg(loss != NULL, "%s", sm_ctx_error(ctx)->text);
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+    memcpy(r.gx, x->grad, sizeof r.gx);
+    memcpy(r.gg, gamma->grad, sizeof r.gg);
+    r.loss = loss->data[0];
+    r.h_grad_after = h->grad != NULL;
+    r.peak = sm_ctx_arena_peak(ctx);
+    sm_ctx_free(ctx);
+    sm_tensor_free(gamma);
+    return r;
+}
+
+START_TEST(test_plan_matches_keep)
+{
+    plan_run keep = plan_graph(true), plan = plan_graph(false);
+    ck_assert_mem_eq(&plan.loss, &keep.loss, sizeof(float));
+    ck_assert_mem_eq(plan.gx, keep.gx, sizeof keep.gx);
+    ck_assert_mem_eq(plan.gg, keep.gg, sizeof keep.gg);
+    /* not trivially equal: both inputs got real gradients */
+    double sx = 0, sg = 0;
+    for (int i = 0; i < 2 * 8 * 16; i++) sx += fabs(keep.gx[i]);
+    for (int i = 0; i < 16; i++) sg += fabs(keep.gg[i]);
+    ck_assert(sx > 0 && sg > 0);
+    /* the intermediate gradient is released with the plan, kept without */
+    ck_assert(keep.h_grad_after);
+    ck_assert(!plan.h_grad_after);
+    ck_assert_uint_lt(plan.peak, keep.peak);
+}
+END_TEST
+
+/* Gradients of a chain of n same-size ops reuse a few blocks: memory does not grow with n. */
+static size_t chain_peak(int n)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(64, 256));
+    fill(x, 3, -1.0, 1.0);
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *y = x;
+    for (int i = 0; i < n; i++) y = sm_scale(ctx, sm_gelu(ctx, y), 0.5f);
+    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, y, 1), 0);
+    size_t fwd = sm_ctx_arena_used(ctx);
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+    size_t extra = sm_ctx_arena_peak(ctx) - fwd;
+    sm_ctx_free(ctx);
+    return extra;
+}
+
+START_TEST(test_gradient_memory_is_reused)
+{
+    size_t e4 = chain_peak(4), e32 = chain_peak(32);
+    ck_assert_msg(e32 == e4, "backward needed %zu bytes over the forward for 32 links, %zu for 4",
+                  e32, e4);
+    ck_assert_uint_le(e4, 4 * 64 * 256 * sizeof(float)); /* a few gradients' worth */
+}
+END_TEST
+
+/* ---- sm_checkpoint ---------------------------------------------------------------------- */
+
+typedef struct block_arg {
+    sm_tensor *w, *b; /* heap tensors requiring grad: the block's parameters */
+    float rate;       /* drop path inside the block */
+    int calls;        /* times the block ran */
+} block_arg;
+
+/* y = x + drop_path(gelu(x·wᵀ + b)), x (4, 6, 16), w (16, 16) */
+static sm_tensor *block(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    block_arg *a = arg;
+    a->calls++;
+    sm_tensor *h = sm_gelu(ctx, sm_linear(ctx, in[0], a->w, a->b));
+    return sm_add(ctx, in[0], sm_drop_path(ctx, h, a->rate, 3));
+}
+
+/* Two chained blocks, the second nested inside another checkpoint. */
+static sm_tensor *outer(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    return sm_checkpoint(ctx, block, arg, 1, in);
+}
+
+typedef struct ckpt_run {
+    float y[4 * 6 * 16], gx[4 * 6 * 16], gw[16 * 16], gb[16];
+    size_t tape, after_forward;
+    int calls;
+} ckpt_run;
+
+static ckpt_run ckpt_graph(bool recompute, bool keep)
+{
+    ckpt_run r;
+    block_arg a = {sm_tensor_new(2, SM_SHAPE(16, 16)), sm_tensor_new(1, SM_SHAPE(16)), 0.5f, 0};
+    fill(a.w, 4, -0.5, 0.5);
+    fill(a.b, 5, -0.5, 0.5);
+    a.w->flags |= SM_TENSOR_REQUIRES_GRAD;
+    a.b->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_recompute(ctx, recompute);
+    sm_ctx_set_keep_grads(ctx, keep);
+    sm_ctx_set_train(ctx, true);
+    sm_ctx_set_rng(ctx, 1, 2);
+    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(4, 6, 16));
+    fill(x, 6, -2.0, 2.0);
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *y = sm_checkpoint(ctx, block, &a, 1, &x);
+    y = sm_checkpoint(ctx, outer, &a, 1, &y);
+    ck_assert_msg(y != NULL, "%s", sm_ctx_error(ctx)->text);
+    r.tape = sm_ctx_tape_size(ctx);
+    r.after_forward = sm_ctx_arena_used(ctx);
+    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_mean(ctx, sm_mul(ctx, y, y), 2), 1), 0);
+    /* the context's modes may change before backward: the recomputation uses the forward's */
+    sm_ctx_set_train(ctx, false);
+    sm_ctx_set_rng(ctx, 77, 78);
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+    memcpy(r.y, y->data, sizeof r.y);
+    memcpy(r.gx, x->grad, sizeof r.gx);
+    memcpy(r.gw, a.w->grad, sizeof r.gw);
+    memcpy(r.gb, a.b->grad, sizeof r.gb);
+    r.calls = a.calls;
+    sm_ctx_free(ctx);
+    sm_tensor_free(a.w);
+    sm_tensor_free(a.b);
+    return r;
+}
+
+START_TEST(test_checkpoint_same_bits)
+{
+    ckpt_run ref = ckpt_graph(false, true);
+    ck_assert_int_eq(ref.calls, 2); /* off: the block runs once per call */
+    for (int mode = 0; mode < 3; mode++) {
+        bool recompute = mode > 0, keep = mode == 2;
+        ckpt_run r = ckpt_graph(recompute, keep);
+        ck_assert_mem_eq(r.y, ref.y, sizeof ref.y);
+        ck_assert_mem_eq(r.gx, ref.gx, sizeof ref.gx);
+        ck_assert_mem_eq(r.gw, ref.gw, sizeof ref.gw);
+        ck_assert_mem_eq(r.gb, ref.gb, sizeof ref.gb);
+        if (recompute) {
+            /* forward once per block, and once more per block in backward (the nested one:
+             * once more for the outer recompute, whose inner checkpoint recomputes again) */
+            ck_assert_int_eq(r.calls, 5);
+            ck_assert_uint_eq(r.tape, 2); /* one entry per checkpoint */
+            ck_assert_uint_lt(r.after_forward, ref.after_forward);
+        } else {
+            ck_assert_int_eq(r.calls, 2);
+            ck_assert_uint_eq(r.tape, ref.tape);
+        }
+    }
+    /* drop path (seed 1, step 2, key 3) drops some samples and keeps others, so a replay with
+     * other keys or without training mode would have given other gradients */
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_train(ctx, true);
+    sm_ctx_set_rng(ctx, 1, 2);
+    sm_tensor *ones = sm_ctx_tensor(ctx, 2, SM_SHAPE(4, 1));
+    for (int i = 0; i < 4; i++) ones->data[i] = 1.0f;
+    sm_tensor *kept = sm_drop_path(ctx, ones, 0.5f, 3);
+    int dropped = 0;
+    for (int i = 0; i < 4; i++) dropped += kept->data[i] == 0.0f;
+    ck_assert_msg(dropped > 0 && dropped < 4, "%d of 4 samples dropped", dropped);
+    sm_ctx_free(ctx);
+}
+END_TEST
+
+/* y = gelu(keep(x·w1ᵀ))·w2ᵀ (keep optional): a kept product and a block ending in a linear. */
+typedef struct mlp_arg {
+    sm_tensor *w1, *w2;
+    bool keep;
+} mlp_arg;
+
+static sm_tensor *mlp(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    mlp_arg *a = arg;
+    sm_tensor *h = sm_linear(ctx, in[0], a->w1, NULL);
+    if (a->keep) h = sm_checkpoint_keep(ctx, h);
+    return sm_linear(ctx, sm_gelu(ctx, h), a->w2, NULL);
+}
+
+/* x's gradient when w1 and w2 change between forward and backward (never done in training; it
+ * shows which products the recomputation takes from memory: GELU's backward reads its input,
+ * which is the forward's if kept and the new product if recomputed). */
+static void mlp_grad(bool recompute, bool keep, float *gx, size_t *kept_bytes)
+{
+    mlp_arg a = {sm_tensor_new(2, SM_SHAPE(32, 16)), sm_tensor_new(2, SM_SHAPE(16, 32)), keep};
+    fill(a.w1, 7, -0.5, 0.5);
+    fill(a.w2, 8, -0.5, 0.5);
+    a.w1->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_recompute(ctx, recompute);
+    sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(8, 16));
+    fill(x, 9, -2.0, 2.0);
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    size_t before = sm_ctx_arena_used(ctx);
+    sm_tensor *y = sm_checkpoint(ctx, mlp, &a, 1, &x);
+    *kept_bytes = sm_ctx_arena_used(ctx) - before;
+    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_mul(ctx, y, y), 1), 0);
+    for (int i = 0; i < 32 * 16; i++) a.w1->data[i] *= -1.0f;
+    for (int i = 0; i < 16 * 32; i++) a.w2->data[i] *= 0.5f;
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+    memcpy(gx, x->grad, 8 * 16 * sizeof(float));
+    sm_ctx_free(ctx);
+    sm_tensor_free(a.w1);
+    sm_tensor_free(a.w2);
+}
+
+START_TEST(test_checkpoint_keep)
+{
+    float ref[8 * 16], kept[8 * 16], full[8 * 16];
+    size_t b_ref, b_kept, b_full;
+    mlp_grad(false, true, ref, &b_ref);
+    mlp_grad(true, true, kept, &b_kept);
+    mlp_grad(true, false, full, &b_full);
+    /* the kept product is the forward's: as without recomputation */
+    ck_assert_mem_eq(kept, ref, sizeof ref);
+    /* not kept: recomputed with the new w1, another gradient */
+    ck_assert(memcmp(full, ref, sizeof ref) != 0);
+    /* memory after the forward: all activations; the kept product and the output; the output */
+    ck_assert_uint_lt(b_kept, b_ref);
+    ck_assert_uint_lt(b_full, b_kept);
+    ck_assert_uint_ge(b_kept - b_full, 8 * 32 * sizeof(float));
+}
+END_TEST
+
+/* Keeps a linear output made outside the block (arg): it must be ignored. The block's own first
+ * op is a linear of the same shape, first on the block's tape as the outside one is on the main
+ * tape. */
+static sm_tensor *keeps_outside(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    sm_tensor **outside = arg; /* {the outside output, w} */
+    sm_checkpoint_keep(ctx, outside[0]);
+    return sm_gelu(ctx, sm_linear(ctx, in[0], outside[1], NULL));
+}
+
+START_TEST(test_checkpoint_keep_outside)
+{
+    float g[2][4 * 8];
+    for (int recompute = 0; recompute < 2; recompute++) {
+        sm_ctx *ctx = sm_ctx_new(NULL);
+        sm_ctx_set_recompute(ctx, recompute);
+        sm_tensor *w = sm_tensor_new(2, SM_SHAPE(8, 8));
+        fill(w, 10, -1.0, 1.0);
+        w->flags |= SM_TENSOR_REQUIRES_GRAD;
+        sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(4, 8));
+        fill(x, 11, -1.0, 1.0);
+        x->flags |= SM_TENSOR_REQUIRES_GRAD;
+        sm_tensor *outside[2] = {sm_linear(ctx, x, w, NULL), w};
+        sm_tensor *in = sm_scale(ctx, x, 2.0f);
+        sm_tensor *y = sm_checkpoint(ctx, keeps_outside, outside, 1, &in);
+        sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_add(ctx, y, outside[0]), 1), 0);
+        ck_assert_int_eq(sm_backward(ctx, loss), 0);
+        memcpy(g[recompute], x->grad, sizeof g[0]);
+        sm_ctx_free(ctx);
+        sm_tensor_free(w);
+    }
+    ck_assert_mem_eq(g[1], g[0], sizeof g[0]);
+}
+END_TEST
+
+static sm_tensor *keeps_too_many(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    sm_tensor *w = arg, *h = in[0];
+    for (int i = 0; i < 9; i++) h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, w, NULL));
+    return h;
+}
+
+/* A block that is not deterministic: its kept product has another width the second time. */
+static sm_tensor *changes(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    block_arg *a = arg;
+    sm_tensor *w = a->calls++ ? a->b : a->w;
+    return sm_gelu(ctx, sm_checkpoint_keep(ctx, sm_linear(ctx, in[0], w, NULL)));
+}
+
+static sm_tensor *identity(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    (void)ctx;
+    (void)arg;
+    return in[0];
+}
+
+static sm_tensor *fails(sm_ctx *ctx, void *arg, sm_tensor *const *in)
+{
+    (void)arg;
+    (void)in;
+    sm_ctx_fail(ctx, SM_ESHAPE, "block: bad shape");
+    return NULL;
+}
+
+START_TEST(test_checkpoint_errors)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_recompute(ctx, true);
+    sm_tensor *x = sm_ctx_zeros(ctx, 1, SM_SHAPE(8));
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    /* an input returned as it is cannot be recomputed */
+    ck_assert_ptr_null(sm_checkpoint(ctx, identity, NULL, 1, &x));
+    ck_assert_int_eq(sm_ctx_status(ctx), SM_EINVAL);
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, "computed inside the block"), "%s",
+                  sm_ctx_error(ctx)->text);
+    /* the block's own error is kept */
+    sm_ctx_reset(ctx);
+    x = sm_ctx_zeros(ctx, 1, SM_SHAPE(8));
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    ck_assert_ptr_null(sm_checkpoint(ctx, fails, NULL, 1, &x));
+    ck_assert_str_eq(sm_ctx_error(ctx)->text, "block: bad shape");
+    /* sm_checkpoint_keep: at most 8 per block; outside a recorded block it does nothing */
+    sm_ctx_reset(ctx);
+    sm_tensor *w8 = sm_tensor_new(2, SM_SHAPE(8, 8));
+    w8->flags |= SM_TENSOR_REQUIRES_GRAD;
+    x = sm_ctx_zeros(ctx, 1, SM_SHAPE(8));
+    ck_assert_ptr_null(sm_checkpoint(ctx, keeps_too_many, w8, 1, &x));
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, "at most 8"), "%s", sm_ctx_error(ctx)->text);
+    sm_ctx_reset(ctx);
+    x = sm_ctx_zeros(ctx, 1, SM_SHAPE(8));
+    sm_ctx_set_recompute(ctx, false);
+    ck_assert_ptr_nonnull(sm_checkpoint(ctx, keeps_too_many, w8, 1, &x));
+    sm_ctx_set_recompute(ctx, true);
+    sm_tensor_free(w8);
+    /* a block that recomputes differently is refused in backward */
+    sm_ctx_reset(ctx);
+    block_arg c = {sm_tensor_new(2, SM_SHAPE(8, 8)), sm_tensor_new(2, SM_SHAPE(4, 8)), 0.0f, 0};
+    c.w->flags |= SM_TENSOR_REQUIRES_GRAD;
+    c.b->flags |= SM_TENSOR_REQUIRES_GRAD;
+    x = sm_ctx_zeros(ctx, 2, SM_SHAPE(2, 8));
+    sm_tensor *z = sm_checkpoint(ctx, changes, &c, 1, &x);
+    ck_assert_ptr_nonnull(z);
+    ck_assert_int_eq(sm_backward(ctx, sm_mean(ctx, sm_mean(ctx, z, 1), 0)), SM_EINVAL);
+    ck_assert_msg(strstr(sm_ctx_error(ctx)->text, "differs from its forward"), "%s",
+                  sm_ctx_error(ctx)->text);
+    sm_tensor_free(c.w);
+    sm_tensor_free(c.b);
+    /* bad arguments */
+    sm_ctx_reset(ctx);
+    ck_assert_ptr_null(sm_checkpoint(ctx, NULL, NULL, 0, NULL));
+    ck_assert_int_eq(sm_ctx_status(ctx), SM_EINVAL);
+    /* recompute off or gradients off: the call itself, whatever it returns */
+    sm_ctx_reset(ctx);
+    x = sm_ctx_zeros(ctx, 1, SM_SHAPE(8));
+    sm_ctx_set_grad(ctx, false);
+    ck_assert_ptr_eq(sm_checkpoint(ctx, identity, NULL, 1, &x), x);
+    sm_ctx_set_grad(ctx, true);
+    sm_ctx_set_recompute(ctx, false);
+    ck_assert_ptr_eq(sm_checkpoint(ctx, identity, NULL, 1, &x), x);
+    /* nothing in the block requires grad: its output is returned, no tape entry */
+    sm_ctx_set_recompute(ctx, true);
+    block_arg a = {sm_tensor_new(2, SM_SHAPE(8, 8)), NULL, 0.0f, 0};
+    sm_tensor *y = sm_checkpoint(ctx, block, &a, 1, &x);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_uint_eq(sm_ctx_tape_size(ctx), 0);
+    ck_assert(!(y->flags & SM_TENSOR_REQUIRES_GRAD));
+    sm_tensor_free(a.w);
+    sm_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *memory_suite(void)
+{
+    Suite *s = suite_create("memory");
+    TCase *tc = tcase_create("plan");
+    tcase_add_test(tc, test_plan_matches_keep);
+    tcase_add_test(tc, test_gradient_memory_is_reused);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("checkpoint");
+    tcase_add_test(tc, test_checkpoint_same_bits);
+    tcase_add_test(tc, test_checkpoint_keep);
+    tcase_add_test(tc, test_checkpoint_keep_outside);
+    tcase_add_test(tc, test_checkpoint_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return sm_test_run(memory_suite()); }
