@@ -28,7 +28,8 @@ Writes OUT/metrics.jsonl ("epoch" and "eval" records as our trainer writes them:
 loss, top-1, top-5, loss) and OUT/summary.json.
 
     /usr/bin/python3 bench/seeds_official.py --simmim-src /tmp/SimMIM --out DIR --seed 0 \
-        [--pretrained CKPT.safetensors] [--epochs 15] [--threads 2]
+        [--pretrained CKPT.safetensors] [--epochs 15] [--threads 2] [--train-ratio 0.2]
+        [--embed-dim 192 --depth 6 --num-heads 3 --warmup-epochs 2]
 """
 import argparse
 import gzip
@@ -165,7 +166,8 @@ def protocol_config(args):
     c.MODEL.DROP_RATE = 0.0
     c.MODEL.DROP_PATH_RATE = 0.1
     c.MODEL.LABEL_SMOOTHING = 0.1
-    c.MODEL.VIT.update(dict(PATCH_SIZE=4, IN_CHANS=3, EMBED_DIM=192, DEPTH=6, NUM_HEADS=3,
+    c.MODEL.VIT.update(dict(PATCH_SIZE=4, IN_CHANS=3, EMBED_DIM=args.embed_dim, DEPTH=args.depth,
+                            NUM_HEADS=args.num_heads,
                             MLP_RATIO=4, QKV_BIAS=True, INIT_VALUES=0.1, USE_APE=False,
                             USE_RPB=True, USE_SHARED_RPB=False, USE_MEAN_POOLING=True))
     c.DATA.IMG_SIZE = 32
@@ -179,7 +181,7 @@ def protocol_config(args):
     c.AUG.CUTMIX = 0.0
     c.AUG.CUTMIX_MINMAX = None
     c.TRAIN.EPOCHS = args.epochs
-    c.TRAIN.WARMUP_EPOCHS = 2
+    c.TRAIN.WARMUP_EPOCHS = args.warmup_epochs
     c.TRAIN.BASE_LR = 5e-3
     c.TRAIN.WARMUP_LR = 1e-6
     c.TRAIN.MIN_LR = 1e-6
@@ -230,6 +232,11 @@ def main():
     ap.add_argument("--data-path", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--train-ratio", type=float, default=0.2)
     ap.add_argument("--split-seed", type=int, default=0)
+    # a reduced protocol (bench/seeds --reduced): a smaller ViT, a shorter warmup
+    ap.add_argument("--embed-dim", type=int, default=192)
+    ap.add_argument("--depth", type=int, default=6)
+    ap.add_argument("--num-heads", type=int, default=3)
+    ap.add_argument("--warmup-epochs", type=int, default=2)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
