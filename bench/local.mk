@@ -22,5 +22,5 @@ bench_bench_data_LDADD = core/libsimmim.la $(JPEG_LIBS) $(PNG_LIBS) $(TIFF_LIBS)
 # (docs/protocol.md). bench/seeds (with bench/seeds_official.py) compares our fine-tuning with
 # the official code's over several seeds; it needs tools/golden_train/stubs and a checkout of
 # microsoft/SimMIM, so it is a source-tree tool and not in the tarball.
-EXTRA_DIST += bench/protocol
+EXTRA_DIST += bench/protocol docs/protocol.md
 # ---- end of the scaled protocol -------------------------------------------------------------
