@@ -19,3 +19,10 @@ bench_bench_data_LDADD = core/libsimmim.la $(JPEG_LIBS) $(PNG_LIBS) $(TIFF_LIBS)
 
 # ---- bench/run (issue 12): whole steps against the PyTorch peer; builds nothing -------------
 EXTRA_DIST += bench/run bench/simmim_torch.py
+# ---- the scaled protocol (issue 11): scripts that train for hours, never run by make ------
+# bench/protocol: SimMIM pretraining + fine-tuning from it and from random weights
+# (docs/protocol.md). bench/seeds (with bench/seeds_official.py) compares our fine-tuning with
+# the official code's over several seeds; it needs tools/golden_train/stubs and a checkout of
+# microsoft/SimMIM, so it is a source-tree tool and not in the tarball.
+EXTRA_DIST += bench/protocol docs/protocol.md
+# ---- end of the scaled protocol -------------------------------------------------------------

@@ -9,7 +9,8 @@ dist_configs_DATA += \
 	configs/finetune_simmim_swin_base_p4_w7_nwpu_224_200ep.yaml \
 	configs/finetune_simmim_swin_base_p4_w7_imagenet1k_224_100ep.yaml \
 	configs/demo_pretrain_vit_fashion_mnist.yaml \
-	configs/demo_finetune_vit_fashion_mnist.yaml
+	configs/demo_finetune_vit_fashion_mnist.yaml \
+	configs/demo_finetune_vit_fashion_mnist_random.yaml
 
 configs_basedir = $(configsdir)/base
 dist_configs_base_DATA = configs/base/__base__.yaml
@@ -31,3 +32,8 @@ configs_runnerdir = $(configsdir)/base/runner
 dist_configs_runner_DATA = configs/base/runner/runner.yaml
 configs_modelartsdir = $(configsdir)/base/modelarts
 dist_configs_modelarts_DATA = configs/base/modelarts/aicc.yaml
+# the scaled protocol of docs/protocol.md (bench/protocol, bench/seeds; not run by make check)
+configs_protocoldir = $(configsdir)/protocol
+dist_configs_protocol_DATA = configs/protocol/pretrain.yaml configs/protocol/finetune.yaml
+# the curves of the demo's three runs, shown in README.md
+EXTRA_DIST += docs/img/demo-curves.png

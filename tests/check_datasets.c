@@ -269,6 +269,89 @@ START_TEST(test_idx_fashion_mnist)
 }
 END_TEST
 
+/* Opens the idx reader's split with a section read from yaml (NULL: no section). */
+static void *idx_open_yaml(const sm_dataset_vtbl *vt, const char *yaml, sm_split split)
+{
+    sm_config *cfg = NULL;
+    sm_diag *d = sm_diag_new();
+    if (yaml)
+        ck_assert_int_eq(sm_config_read_string(yaml, strlen(yaml), "idx.yaml", NULL, 0, &cfg, d), 0);
+    sm_dataset_opts o = {split, 0, NULL};
+    void *self = NULL;
+    sm_error e;
+    sm_error_clear(&e);
+    ck_assert_msg(vt->open(cfg ? sm_config_root(cfg) : NULL, &o, &self, &e) == 0, "%s", e.text);
+    sm_config_free(cfg);
+    sm_diag_free(d);
+    return self;
+}
+
+/* pad: zeros around the unchanged pixels; train_ratio: a seeded stratified subset of the
+ * training file, kept in file order, the evaluation file whole. */
+START_TEST(test_idx_pad_and_subset)
+{
+    sm_registry *reg = sm_registry_new();
+    const sm_dataset_vtbl *vt = load_reader(reg, "idx");
+    void *full = idx_open_yaml(vt, NULL, SM_SPLIT_TRAIN);
+    void *pad = idx_open_yaml(vt, "pad: 2\n", SM_SPLIT_TRAIN);
+    ck_assert_int_eq(vt->count(pad), 60000);
+    sm_sample a, b;
+    for (int64_t i = 0; i < 60000; i += 9973) {
+        ck_assert_int_eq(vt->get(full, i, &a, NULL), 0);
+        ck_assert_int_eq(vt->get(pad, i, &b, NULL), 0);
+        ck_assert_int_eq(b.width, 32);
+        ck_assert_int_eq(b.height, 32);
+        ck_assert_int_eq(b.label, a.label);
+        for (int y = 0; y < 32; y++)
+            for (int x = 0; x < 32; x++) {
+                bool inside = y >= 2 && y < 30 && x >= 2 && x < 30;
+                int want = inside ? a.pixels[(y - 2) * 28 + (x - 2)] : 0;
+                ck_assert_msg(b.pixels[y * 32 + x] == want, "image %lld (%d,%d)", (long long)i, y, x);
+            }
+    }
+    vt->close(pad);
+
+    void *sub0 = idx_open_yaml(vt, "train_ratio: 0.2\nsplit_seed: 0\n", SM_SPLIT_TRAIN);
+    void *sub0b = idx_open_yaml(vt, "train_ratio: 0.2\nsplit_seed: 0\n", SM_SPLIT_TRAIN);
+    void *sub1 = idx_open_yaml(vt, "train_ratio: 0.2\nsplit_seed: 1\n", SM_SPLIT_TRAIN);
+    ck_assert_int_eq(vt->count(sub0), 12000);
+    ck_assert_int_eq(vt->num_classes(sub0), 10);
+    int per_class[10] = {0};
+    int64_t j = 0, first[3] = {-1, -1, -1}, differ = 0;
+    for (int64_t k = 0; k < 12000; k++) {
+        ck_assert_int_eq(vt->get(sub0, k, &b, NULL), 0);
+        per_class[b.label]++;
+        /* the k-th kept image is a later image of the file than the (k-1)-th, unchanged */
+        for (;; j++) {
+            ck_assert_int_lt(j, 60000);
+            ck_assert_int_eq(vt->get(full, j, &a, NULL), 0);
+            if (a.label == b.label && memcmp(a.pixels, b.pixels, 784) == 0) break;
+        }
+        if (k < 3) first[k] = j;
+        j++;
+        ck_assert_int_eq(vt->get(sub0b, k, &a, NULL), 0); /* same seed, same subset */
+        ck_assert_int_eq(memcmp(a.pixels, b.pixels, 784), 0);
+        ck_assert_int_eq(vt->get(sub1, k, &a, NULL), 0);
+        differ += memcmp(a.pixels, b.pixels, 784) != 0;
+    }
+    for (int c = 0; c < 10; c++) ck_assert_int_eq(per_class[c], 1200);
+    ck_assert_int_gt(differ, 10000); /* another seed, another subset */
+    /* the file positions of the first kept images (bench/seeds computes the same in Python) */
+    ck_assert_msg(first[0] == 7 && first[1] == 17 && first[2] == 23,
+                  "%lld %lld %lld", (long long)first[0], (long long)first[1], (long long)first[2]);
+    vt->close(sub0);
+    vt->close(sub0b);
+    vt->close(sub1);
+    void *ev = idx_open_yaml(vt, "train_ratio: 0.2\npad: 2\n", SM_SPLIT_EVAL);
+    ck_assert_int_eq(vt->count(ev), 10000);
+    ck_assert_int_eq(vt->get(ev, 0, &b, NULL), 0);
+    ck_assert_int_eq(b.width, 32);
+    vt->close(ev);
+    vt->close(full);
+    sm_registry_free(reg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("datasets");
@@ -282,6 +365,7 @@ static Suite *suite(void)
     TCase *tr = tcase_create("readers");
     tcase_set_timeout(tr, 120);
     tcase_add_test(tr, test_idx_fashion_mnist);
+    tcase_add_test(tr, test_idx_pad_and_subset);
     suite_add_tcase(s, tr);
     return s;
 }

@@ -1,10 +1,10 @@
 #!/bin/sh
-# Every config shipped in configs/ validates with the real plugins of this build: no error, and
-# for the RingMo configs only the warning that lists the MindSpore-only keys.
+# Every config shipped in configs/ and configs/protocol/ validates with the real plugins of this
+# build: no error, and for the RingMo configs only the warning that lists the MindSpore-only keys.
 set -u
 : "${SIMMIMCTL:?run through make check}" "${SM_TEST_SRCDIR:?}"
 failures=0
-for f in "$SM_TEST_SRCDIR"/../configs/*.yaml; do
+for f in "$SM_TEST_SRCDIR"/../configs/*.yaml "$SM_TEST_SRCDIR"/../configs/protocol/*.yaml; do
     err=$("$SIMMIMCTL" check-config "$f" 2>&1 >/dev/null)
     rc=$?
     if [ "$rc" != 0 ]; then

@@ -2,7 +2,10 @@
  * <prefix>-images-idx3-ubyte[.gz] (N x rows x cols unsigned bytes) and
  * <prefix>-labels-idx1-ubyte[.gz] (N labels). Serves 8-bit gray pixels; the pipeline converts
  * them to model.in_chans channels and the image size. The default data_path is Debian's
- * dataset-fashion-mnist package, the embedded demo data (10 classes, 28x28). */
+ * dataset-fashion-mnist package, the embedded demo data (10 classes, 28x28). Two options:
+ * `pad` zero-pads every image on each side (28 -> 32 px, as CIFAR-style recipes do), and
+ * `train_ratio` < 1 keeps a seeded stratified share of each class of the training file (the
+ * 10 % / 20 % label protocols; the evaluation file is always whole). */
 #include "../common/dscommon.h"
 
 #include <errno.h>
@@ -19,6 +22,11 @@ static const sm_key idx_keys[] = {
     {"eval_prefix", SM_KEY_STRING, "t10k", NULL, 0, "file prefix of the evaluation split"},
     {"class_names", SM_KEY_STRING_LIST, "null", NULL, SM_KEY_NULLABLE,
      "names of the classes 0, 1, ... (IDX files have none; default: the numbers)"},
+    {"pad", SM_KEY_INT, "0", "[0,1024]", 0,
+     "zero pixels added on each side of every image (2: 28x28 -> 32x32)"},
+    {"train_ratio", SM_KEY_FLOAT, "1.0", "(0,1]", 0,
+     "share of each class of the training file used (seeded, stratified); the eval file is whole"},
+    {"split_seed", SM_KEY_INT, "0", "[0,)", 0, "seed of the per-class shuffle of train_ratio"},
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
 
@@ -104,6 +112,61 @@ static void idx_close(void *self)
     free(d);
 }
 
+/* Zero-pads every (rows, cols) image to (rows + 2 pad, cols + 2 pad). */
+static int idx_pad(idx_ds *d, int pad, sm_error *err)
+{
+    int R = d->rows + 2 * pad, C = d->cols + 2 * pad;
+    uint8_t *p = calloc((size_t)d->n * (size_t)R * (size_t)C, 1);
+    if (!p) return sm_error_set(err, SM_ENOMEM, d->name, 0, 0, NULL, "out of memory padding to %dx%d", R, C);
+    for (int64_t i = 0; i < d->n; i++)
+        for (int y = 0; y < d->rows; y++)
+            memcpy(p + ((size_t)i * R + (size_t)(y + pad)) * C + pad,
+                   d->pixels + ((size_t)i * d->rows + (size_t)y) * d->cols, (size_t)d->cols);
+    free(d->pixels);
+    d->pixels = p;
+    d->rows = R;
+    d->cols = C;
+    return 0;
+}
+
+/* Keeps round(ratio x n_k) images of each class k (sm__ds_split's stratified seeded shuffle
+ * over the class's images in file order), in file order; the rest is dropped. */
+static int idx_subset(idx_ds *d, double ratio, uint64_t seed, sm_error *err)
+{
+    size_t n = (size_t)d->n, px = (size_t)d->rows * (size_t)d->cols;
+    int64_t *order = malloc(n * sizeof *order);
+    sm__strlist byclass = {NULL, malloc(n * sizeof(int)), n, n};
+    uint8_t *keep = calloc(n, 1), *chosen = calloc(n, 1);
+    int rc = 0;
+    if (!order || !byclass.label || !keep || !chosen)
+        rc = sm_error_set(err, SM_ENOMEM, d->name, 0, 0, NULL, "out of memory");
+    /* the images grouped by class (file order within a class), as sm__ds_split wants them */
+    size_t m = 0;
+    for (int k = 0; rc == 0 && k < d->classes; k++)
+        for (size_t i = 0; i < n; i++)
+            if (d->labels[i] == k) {
+                order[m] = (int64_t)i;
+                byclass.label[m++] = k;
+            }
+    if (rc == 0 && sm__ds_split(&byclass, ratio, seed, chosen))
+        rc = sm_error_set(err, SM_ENOMEM, d->name, 0, 0, NULL, "out of memory");
+    if (rc == 0) {
+        for (size_t j = 0; j < n; j++) keep[order[j]] = chosen[j];
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++)
+            if (keep[i]) {
+                memmove(d->pixels + w * px, d->pixels + i * px, px);
+                d->labels[w++] = d->labels[i];
+            }
+        d->n = (int64_t)w;
+    }
+    free(order);
+    free(byclass.label);
+    free(keep);
+    free(chosen);
+    return rc;
+}
+
 static int idx_open(const sm_cfg *section, const sm_dataset_opts *opts, void **self, sm_error *err)
 {
     char *dir = sm__ds_path(section, "data_path");
@@ -164,6 +227,13 @@ static int idx_open(const sm_cfg *section, const sm_dataset_opts *opts, void **s
             if (d->names[k] && !nm) snprintf(d->names[k], 12, "%d", k);
         }
     }
+    /* absent keys (an unvalidated section) take the defaults: no padding, the whole file */
+    if (rc == 0 && sm_cfg_get(section, "pad") && sm_cfg_int(section, "pad") > 0)
+        rc = idx_pad(d, (int)sm_cfg_int(section, "pad"), err);
+    double ratio = sm_cfg_get(section, "train_ratio") ? sm_cfg_float(section, "train_ratio") : 1.0;
+    uint64_t seed = sm_cfg_get(section, "split_seed") ? (uint64_t)sm_cfg_int(section, "split_seed") : 0;
+    if (rc == 0 && opts->split == SM_SPLIT_TRAIN && ratio > 0 && ratio < 1)
+        rc = idx_subset(d, ratio, seed, err);
     free(img);
     free(lab);
     free(ip);
