@@ -234,6 +234,26 @@ static void ref_att_window(sm_tensor **in, double *o)
     att_ref(T(0), 36 * 192, 192, 2, 36, 2, 32, 0.18f, T(1), NULL, 1, o);
 }
 
+/* The other block shapes of the small kernel: N = 64 with D = 24 (8-lane machines: S in
+ * blocks of one row of 8 vectors, P·v of four rows of 3, v read in place; 16-lane machines: 4
+ * vectors, v packed to 32 columns) and N = 50 with D = 12 (7 vectors for S, packed v). */
+static sm_tensor *run_att_window64(sm_ctx *c, sm_tensor **in)
+{
+    return sm_attention(c, in[0], 1, 0.2f, in[1], NULL);
+}
+static void ref_att_window64(sm_tensor **in, double *o)
+{
+    att_ref(T(0), 64 * 72, 72, 1, 64, 1, 24, 0.2f, T(1), NULL, 1, o);
+}
+static sm_tensor *run_att_window50(sm_ctx *c, sm_tensor **in)
+{
+    return sm_attention(c, in[0], 1, 0.3f, in[1], NULL);
+}
+static void ref_att_window50(sm_tensor **in, double *o)
+{
+    att_ref(T(0), 50 * 36, 36, 1, 50, 1, 12, 0.3f, T(1), NULL, 1, o);
+}
+
 /* N = 70 > 64: the heads go through the backend's GEMMs on contiguous per-head copies of q,
  * k, v and dO (two heads, so that head offsets and strides matter) */
 static sm_tensor *run_att_long(sm_ctx *c, sm_tensor **in)
@@ -530,6 +550,8 @@ static const op_case cases[] = {
     {"attention", 3, {3, 3, 3}, {S(4, 5, 18), S(2, 5, 5), S(2, 5, 5)}, 3, -1, 1, init_att_mask, run_att, ref_att, NULL},
     {"attention_view", 1, {3}, {S(2, 7, 18)}, 1, -1, 1, NULL, run_att_view, ref_att_view, NULL},
     {"attention_window", 2, {3, 3}, {S(2, 36, 192), S(2, 36, 36)}, 3, -1, 1, NULL, run_att_window, ref_att_window, NULL},
+    {"attention_window64", 2, {3, 3}, {S(1, 64, 72), S(1, 64, 64)}, 3, -1, 1, NULL, run_att_window64, ref_att_window64, NULL},
+    {"attention_window50", 2, {3, 3}, {S(1, 50, 36), S(1, 50, 50)}, 3, -1, 1, NULL, run_att_window50, ref_att_window50, NULL},
     {"attention_long", 2, {3, 3}, {S(2, 70, 18), S(2, 70, 70)}, 3, -1, 1, NULL, run_att_long, ref_att_long, NULL},
     {"relpos_bias", 1, {2}, {S(7, 2)}, 1, -1, 1, NULL, run_relpos, ref_relpos, NULL},
     {"window_partition", 1, {4}, {S(2, 4, 6, 3)}, 1, -1, 1, NULL, run_winpart, ref_winpart, NULL},

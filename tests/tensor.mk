@@ -11,6 +11,9 @@ tests_check_tensor_LDADD = $(TEST_LIBS)
 tests_check_ops_SOURCES = tests/check_ops.c
 tests_check_ops_CFLAGS = $(TEST_CFLAGS)
 tests_check_ops_LDADD = $(TEST_LIBS)
+# check_ops again with each layout of the small-matrix kernel, whatever this CPU picks
+TESTS += tests/check_small_gemm.sh
+EXTRA_DIST += tests/check_small_gemm.sh
 
 tests_check_memory_SOURCES = tests/check_memory.c
 tests_check_memory_CFLAGS = $(TEST_CFLAGS)
