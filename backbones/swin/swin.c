@@ -243,12 +243,28 @@ static void swin_destroy(void *self)
     free(s);
 }
 
-static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *params,
-                       void **self, sm_error *err)
+/* Declares one parameter <prefix><name> of the given shape into *field. */
+static int swin_param(const swin *s, sm_params *params, sm_tensor **field, const char *name,
+                      int ndim, const int64_t *shape, sm_error *err)
 {
-    *self = NULL;
-    swin *s = calloc(1, sizeof *s);
-    if (!s) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", s->prefix, name);
+    *field = sm_params_add(params, full, ndim, shape, err);
+    return *field ? 0 : SM_EINVAL;
+}
+/* P(field, name, dims...): declare, return from the calling function on failure */
+#define P(field, name, ...)                                                                    \
+    do {                                                                                       \
+        const int64_t shp_[] = {__VA_ARGS__};                                                  \
+        int rc_ = swin_param(s, params, &(field), name, (int)(sizeof shp_ / sizeof *shp_),     \
+                             shp_, err);                                                       \
+        if (rc_) return rc_;                                                                   \
+    } while (0)
+
+/* The scalar keys of the model section, and the stage lists checked against the geometry. */
+static int swin_read_config(swin *s, const sm_cfg *m, const sm_backbone_opts *opts,
+                            int64_t *depth, int64_t *heads, sm_error *err)
+{
     s->task = opts->task;
     snprintf(s->prefix, sizeof s->prefix, "%s", opts->prefix ? opts->prefix : "");
     s->in_chans = (int)sm_cfg_int(m, "in_chans");
@@ -262,50 +278,111 @@ static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params 
     s->eps = sm_cfg_float(m, "layer_norm_eps");
     s->has_qk_scale = !sm_cfg_is_null(m, "qk_scale");
     s->qk_scale = s->has_qk_scale ? sm_cfg_float(m, "qk_scale") : 0.0;
-    int64_t depth[SWIN_MAX_STAGES + 1], heads[SWIN_MAX_STAGES + 1];
     size_t nd = sm_cfg_int_list(m, "depth", depth, SWIN_MAX_STAGES + 1);
     size_t nh = sm_cfg_int_list(m, "num_heads", heads, SWIN_MAX_STAGES + 1);
     char msg[256] = "";
     if (nd == 0 || nd > SWIN_MAX_STAGES || nd != nh || s->patch <= 0 || s->embed_dim <= 0 ||
         s->window_cfg <= 0 ||
         swin_geometry(opts->img_h, opts->img_w, s->patch, s->window_cfg, (int)nd, msg,
-                      sizeof msg)) {
-        swin_destroy(s);
+                      sizeof msg))
         return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model", "swin: %s",
                             msg[0] ? msg : "inconsistent depth/num_heads/sizes");
-    }
     s->n_stages = (int)nd;
     s->hp = opts->img_h / s->patch;
     s->wp = opts->img_w / s->patch;
-    {
-        /* the largest buffers: stage 0's shifted-window mask, (H·W)·w² floats */
-        int64_t w0 = s->window_cfg < s->hp ? s->window_cfg : s->hp;
-        double gib =
-            (double)s->hp * (double)s->wp * (double)(w0 * w0) * 4.0 / (1024.0 * 1024 * 1024);
-        if (gib > 4.0) {
-            sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model.window_size",
-                         "swin: the shifted-window attention mask of stage 0 would take %.1f GiB "
-                         "(image %lld, patch_size %d, window_size %d): too large",
-                         gib, (long long)opts->img_h, s->patch, s->window_cfg);
-            swin_destroy(s);
-            return SM_ECONFIG;
-        }
-    }
     for (size_t k = 0; k < nd; k++) s->total_depth += (int)depth[k];
-    double dpr = sm_cfg_float(m, "drop_path_rate");
+    /* the largest buffers: stage 0's shifted-window mask, (H·W)·w² floats */
+    int64_t w0 = s->window_cfg < s->hp ? s->window_cfg : s->hp;
+    double gib = (double)s->hp * (double)s->wp * (double)(w0 * w0) * 4.0 / (1024.0 * 1024 * 1024);
+    if (gib > 4.0)
+        return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model.window_size",
+                            "swin: the shifted-window attention mask of stage 0 would take "
+                            "%.1f GiB (image %lld, patch_size %d, window_size %d): too large",
+                            gib, (long long)opts->img_h, s->patch, s->window_cfg);
+    return 0;
+}
 
-    int64_t C = s->embed_dim, H = s->hp, W = s->wp;
-    int rc = 0, gidx = 0;
-#define P(field, name, ...)                                                                        \
-    do {                                                                                           \
-        const int64_t shp_[] = {__VA_ARGS__};                                                      \
-        char full_[256];                                                                           \
-        snprintf(full_, sizeof full_, "%s%s", s->prefix, name);                                    \
-        if (!rc && !((field) = sm_params_add(params, full_, (int)(sizeof shp_ / sizeof shp_[0]),   \
-                                             shp_, err)))                                          \
-            rc = SM_EINVAL;                                                                        \
+/* Block b of stage k (global index gidx): geometry, shift mask, parameters in state_dict order. */
+static int swin_declare_block(swin *s, swin_stage *st, int k, int b, int gidx, double dpr,
+                              sm_params *params, sm_error *err)
+{
+    swin_block *bl = &st->blocks[b];
+    int w = st->window;
+    int64_t D = st->dim, Hd = (int64_t)((double)D * s->mlp_ratio);
+    bl->s = s;
+    bl->st = st;
+    bl->global_index = gidx;
+    bl->drop_path = s->total_depth > 1 ? (float)(dpr * gidx / (s->total_depth - 1)) : 0.0f;
+    bool no_shift = (st->H < st->W ? st->H : st->W) <= s->window_cfg; /* one window per stage */
+    bl->shift = (no_shift || b % 2 == 0) ? 0 : w / 2;
+    snprintf(st->index_names[b], sizeof st->index_names[b],
+             "layers.%d.blocks.%d.attn.relative_position_index", k, b);
+    if (bl->shift > 0) {
+        snprintf(bl->mask_name, sizeof bl->mask_name, "layers.%d.blocks.%d.attn_mask", k, b);
+        if (!(bl->attn_mask = swin_attn_mask(st->H, st->W, w, bl->shift)))
+            return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    }
+    char n[128];
+#define B(field, suffix, ...)                                                                  \
+    do {                                                                                       \
+        snprintf(n, sizeof n, "layers.%d.blocks.%d.%s", k, b, suffix);                         \
+        P(field, n, __VA_ARGS__);                                                              \
     } while (0)
-    /* Declaration order = the official state_dict order (module's own parameters first). */
+    B(bl->norm1_w, "norm1.weight", D);
+    B(bl->norm1_b, "norm1.bias", D);
+    B(bl->rpb_table, "attn.relative_position_bias_table", (2 * w - 1) * (2 * w - 1), st->heads);
+    B(bl->qkv_w, "attn.qkv.weight", 3 * D, D);
+    if (s->qkv_bias) B(bl->qkv_b, "attn.qkv.bias", 3 * D);
+    B(bl->proj_w, "attn.proj.weight", D, D);
+    B(bl->proj_b, "attn.proj.bias", D);
+    B(bl->norm2_w, "norm2.weight", D);
+    B(bl->norm2_b, "norm2.bias", D);
+    B(bl->fc1_w, "mlp.fc1.weight", Hd, D);
+    B(bl->fc1_b, "mlp.fc1.bias", Hd);
+    B(bl->fc2_w, "mlp.fc2.weight", D, Hd);
+    B(bl->fc2_b, "mlp.fc2.bias", D);
+#undef B
+    return 0;
+}
+
+/* Stage k at token resolution H x W: its blocks, then its patch merging (not after the last). */
+static int swin_declare_stage(swin *s, int k, int64_t H, int64_t W, int64_t depth, int64_t heads,
+                              int *gidx, double dpr, sm_params *params, sm_error *err)
+{
+    swin_stage *st = &s->stages[k];
+    st->dim = (int)((int64_t)s->embed_dim << k);
+    st->heads = (int)heads;
+    st->depth = (int)depth;
+    st->H = H;
+    st->W = W;
+    int64_t mn = H < W ? H : W;
+    st->window = mn <= s->window_cfg ? (int)mn : s->window_cfg; /* official no-shift rule */
+    st->rp_index = swin_rp_index(st->window);
+    st->blocks = calloc((size_t)st->depth, sizeof *st->blocks);
+    if (!st->rp_index || !st->blocks)
+        return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    for (int b = 0; b < st->depth; b++, (*gidx)++) {
+        int rc = swin_declare_block(s, st, k, b, *gidx, dpr, params, err);
+        if (rc) return rc;
+    }
+    if (k + 1 < s->n_stages) {
+        int64_t D = st->dim;
+        char n[128];
+        snprintf(n, sizeof n, "layers.%d.downsample.reduction.weight", k);
+        P(st->down_red_w, n, 2 * D, 4 * D);
+        snprintf(n, sizeof n, "layers.%d.downsample.norm.weight", k);
+        P(st->down_norm_w, n, 4 * D);
+        snprintf(n, sizeof n, "layers.%d.downsample.norm.bias", k);
+        P(st->down_norm_b, n, 4 * D);
+    }
+    return 0;
+}
+
+/* Every parameter, in the official state_dict order (a module's own parameters first). */
+static int swin_declare(swin *s, const int64_t *depth, const int64_t *heads, double dpr,
+                        sm_params *params, sm_error *err)
+{
+    int64_t C = s->embed_dim, H = s->hp, W = s->wp;
     if (s->ape) P(s->abs_pos, "absolute_pos_embed", 1, H * W, C);
     if (s->task == SM_TASK_SIMMIM) P(s->mask_token, "mask_token", 1, 1, C);
     P(s->patch_w, "patch_embed.proj.weight", C, s->in_chans, s->patch, s->patch);
@@ -314,80 +391,27 @@ static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params 
         P(s->patch_norm_w, "patch_embed.norm.weight", C);
         P(s->patch_norm_b, "patch_embed.norm.bias", C);
     }
-    for (int k = 0; k < s->n_stages && !rc; k++) {
-        swin_stage *st = &s->stages[k];
-        st->dim = (int)(C << k);
-        st->heads = (int)heads[k];
-        st->depth = (int)depth[k];
-        st->H = H;
-        st->W = W;
-        int64_t mn = H < W ? H : W;
-        bool no_shift = mn <= s->window_cfg;
-        st->window = no_shift ? (int)mn : s->window_cfg;
-        int w = st->window;
-        int64_t Nw = (int64_t)w * w, D = st->dim, Hd = (int64_t)((double)D * s->mlp_ratio);
-        st->rp_index = swin_rp_index(w);
-        st->blocks = calloc((size_t)st->depth, sizeof *st->blocks);
-        if (!st->rp_index || !st->blocks) {
-            rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-            break;
-        }
-        for (int b = 0; b < st->depth && !rc; b++, gidx++) {
-            swin_block *bl = &st->blocks[b];
-            char n[128];
-            bl->s = s;
-            bl->st = st;
-            bl->global_index = gidx;
-            bl->drop_path = s->total_depth > 1 ? (float)(dpr * gidx / (s->total_depth - 1)) : 0.0f;
-            bl->shift = (no_shift || b % 2 == 0) ? 0 : w / 2;
-            snprintf(st->index_names[b], sizeof st->index_names[b],
-                     "layers.%d.blocks.%d.attn.relative_position_index", k, b);
-            if (bl->shift > 0) {
-                snprintf(bl->mask_name, sizeof bl->mask_name, "layers.%d.blocks.%d.attn_mask", k,
-                         b);
-                if (!(bl->attn_mask = swin_attn_mask(H, W, w, bl->shift))) {
-                    rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-                    break;
-                }
-            }
-#define B(field, suffix, ...)                                                                      \
-    do {                                                                                           \
-        snprintf(n, sizeof n, "layers.%d.blocks.%d.%s", k, b, suffix);                             \
-        P(field, n, __VA_ARGS__);                                                                  \
-    } while (0)
-            B(bl->norm1_w, "norm1.weight", D);
-            B(bl->norm1_b, "norm1.bias", D);
-            B(bl->rpb_table, "attn.relative_position_bias_table", (2 * w - 1) * (2 * w - 1),
-              st->heads);
-            B(bl->qkv_w, "attn.qkv.weight", 3 * D, D);
-            if (s->qkv_bias) B(bl->qkv_b, "attn.qkv.bias", 3 * D);
-            B(bl->proj_w, "attn.proj.weight", D, D);
-            B(bl->proj_b, "attn.proj.bias", D);
-            B(bl->norm2_w, "norm2.weight", D);
-            B(bl->norm2_b, "norm2.bias", D);
-            B(bl->fc1_w, "mlp.fc1.weight", Hd, D);
-            B(bl->fc1_b, "mlp.fc1.bias", Hd);
-            B(bl->fc2_w, "mlp.fc2.weight", D, Hd);
-            B(bl->fc2_b, "mlp.fc2.bias", D);
-#undef B
-            (void)Nw;
-        }
-        if (k + 1 < s->n_stages && !rc) {
-            char n[128];
-            snprintf(n, sizeof n, "layers.%d.downsample.reduction.weight", k);
-            P(st->down_red_w, n, 2 * D, 4 * D);
-            snprintf(n, sizeof n, "layers.%d.downsample.norm.weight", k);
-            P(st->down_norm_w, n, 4 * D);
-            snprintf(n, sizeof n, "layers.%d.downsample.norm.bias", k);
-            P(st->down_norm_b, n, 4 * D);
-            H /= 2;
-            W /= 2;
-        }
+    int gidx = 0;
+    for (int k = 0; k < s->n_stages; k++, H /= 2, W /= 2) {
+        int rc = swin_declare_stage(s, k, H, W, depth[k], heads[k], &gidx, dpr, params, err);
+        if (rc) return rc;
     }
     s->num_features = (int)(C << (s->n_stages - 1));
     P(s->norm_w, "norm.weight", s->num_features);
     P(s->norm_b, "norm.bias", s->num_features);
+    return 0;
+}
 #undef P
+
+static int swin_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *params,
+                       void **self, sm_error *err)
+{
+    *self = NULL;
+    swin *s = calloc(1, sizeof *s);
+    if (!s) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    int64_t depth[SWIN_MAX_STAGES + 1], heads[SWIN_MAX_STAGES + 1];
+    int rc = swin_read_config(s, m, opts, depth, heads, err);
+    if (!rc) rc = swin_declare(s, depth, heads, sm_cfg_float(m, "drop_path_rate"), params, err);
     if (rc) {
         swin_destroy(s);
         return rc;

@@ -171,12 +171,9 @@ static void vit_destroy(void *self)
     free(v);
 }
 
-static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *params, void **self,
-                      sm_error *err)
+/* The keys of the model section, checked against the image size. */
+static int vit_read_config(vit *v, const sm_cfg *m, const sm_backbone_opts *opts, sm_error *err)
 {
-    *self = NULL;
-    vit *v = calloc(1, sizeof *v);
-    if (!v) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     v->task = opts->task;
     snprintf(v->prefix, sizeof v->prefix, "%s", opts->prefix ? opts->prefix : "");
     v->in_chans = (int)sm_cfg_int(m, "in_chans");
@@ -199,44 +196,76 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
         sm_cfg_is_null(m, "qk_scale") ? 1.0 / sqrt((double)head_dim) : sm_cfg_float(m, "qk_scale");
     if (v->patch <= 0 || v->dim <= 0 || v->heads <= 0 || v->dim % v->heads || v->depth <= 0 ||
         v->depth > VIT_MAX_DEPTH || v->hidden <= 0 || opts->img_h % v->patch ||
-        opts->img_w % v->patch || opts->img_h <= 0 || opts->img_w <= 0) {
-        sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model",
-                     "vit: inconsistent sizes (image %lldx%lld, patch %d, embed_dim %d, heads %d, "
-                     "depth %d)",
-                     (long long)opts->img_h, (long long)opts->img_w, v->patch, v->dim, v->heads,
-                     v->depth);
-        vit_destroy(v);
-        return SM_ECONFIG;
-    }
+        opts->img_w % v->patch || opts->img_h <= 0 || opts->img_w <= 0)
+        return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model",
+                            "vit: inconsistent sizes (image %lldx%lld, patch %d, embed_dim %d, "
+                            "heads %d, depth %d)",
+                            (long long)opts->img_h, (long long)opts->img_w, v->patch, v->dim,
+                            v->heads, v->depth);
     v->hp = opts->img_h / v->patch;
     v->wp = opts->img_w / v->patch;
     v->tokens = v->hp * v->wp;
-    if (v->tokens > 16384) {
-        sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model.patch_size",
-                     "vit: %lld patch tokens (image %lldx%lld, patch_size %d): attention over more "
-                     "than 16384 tokens is not supported",
-                     (long long)v->tokens, (long long)opts->img_h, (long long)opts->img_w,
-                     v->patch);
-        vit_destroy(v);
-        return SM_ECONFIG;
-    }
-    double dpr = sm_cfg_float(m, "drop_path_rate");
-    v->blocks = calloc((size_t)v->depth, sizeof *v->blocks);
-    if (!v->blocks || vit_build_index(v)) {
-        vit_destroy(v);
-        return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
-    }
+    if (v->tokens > 16384)
+        return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, "model.patch_size",
+                            "vit: %lld patch tokens (image %lldx%lld, patch_size %d): attention "
+                            "over more than 16384 tokens is not supported",
+                            (long long)v->tokens, (long long)opts->img_h, (long long)opts->img_w,
+                            v->patch);
+    return 0;
+}
 
-    int64_t D = v->dim, Hd = v->hidden, L1 = v->tokens + 1;
-    int rc = 0;
-#define P(field, name, ...)                                                                        \
-    do {                                                                                           \
-        const int64_t shp_[] = {__VA_ARGS__};                                                      \
-        if (!rc && !((field) = vit_param(params, v, name, (int)(sizeof shp_ / sizeof shp_[0]),     \
-                                         shp_, err)))                                              \
-            rc = SM_EINVAL;                                                                        \
+/* P(field, name, dims...): declare <prefix><name>, return from the calling function on failure */
+#define P(field, name, ...)                                                                    \
+    do {                                                                                       \
+        const int64_t shp_[] = {__VA_ARGS__};                                                  \
+        if (!((field) = vit_param(params, v, name, (int)(sizeof shp_ / sizeof *shp_), shp_,    \
+                                  err)))                                                       \
+            return SM_EINVAL;                                                                  \
     } while (0)
-    /* Declaration order = the official state_dict order. */
+
+/* Block i's parameters, in the official state_dict order. */
+static int vit_declare_block(vit *v, int i, double dpr, sm_params *params, sm_error *err)
+{
+    vit_block *b = &v->blocks[i];
+    int64_t D = v->dim, Hd = v->hidden;
+    char n[128];
+    b->drop_path = v->depth > 1 ? (float)(dpr * i / (v->depth - 1)) : 0.0f;
+    b->v = v;
+    b->index = i;
+    snprintf(b->index_name, sizeof b->index_name, "blocks.%d.attn.relative_position_index", i);
+#define B(field, suffix, ...)                                                                  \
+    do {                                                                                       \
+        snprintf(n, sizeof n, "blocks.%d.%s", i, suffix);                                      \
+        P(field, n, __VA_ARGS__);                                                              \
+    } while (0)
+    if (v->layer_scale) {
+        B(b->gamma_1, "gamma_1", D);
+        B(b->gamma_2, "gamma_2", D);
+    }
+    B(b->norm1_w, "norm1.weight", D);
+    B(b->norm1_b, "norm1.bias", D);
+    if (v->qkv_bias) {
+        B(b->q_bias, "attn.q_bias", D);
+        B(b->v_bias, "attn.v_bias", D);
+    }
+    if (v->rel_pos) B(b->rpb_table, "attn.relative_position_bias_table", v->rp_rows, v->heads);
+    B(b->qkv_w, "attn.qkv.weight", 3 * D, D);
+    B(b->proj_w, "attn.proj.weight", D, D);
+    B(b->proj_b, "attn.proj.bias", D);
+    B(b->norm2_w, "norm2.weight", D);
+    B(b->norm2_b, "norm2.bias", D);
+    B(b->fc1_w, "mlp.fc1.weight", Hd, D);
+    B(b->fc1_b, "mlp.fc1.bias", Hd);
+    B(b->fc2_w, "mlp.fc2.weight", D, Hd);
+    B(b->fc2_b, "mlp.fc2.bias", D);
+#undef B
+    return 0;
+}
+
+/* Every parameter, in the official state_dict order. */
+static int vit_declare(vit *v, double dpr, sm_params *params, sm_error *err)
+{
+    int64_t D = v->dim, L1 = v->tokens + 1;
     P(v->cls_token, "cls_token", 1, 1, D);
     if (v->abs_pos) P(v->pos_embed, "pos_embed", 1, L1, D);
     if (v->task == SM_TASK_SIMMIM) P(v->mask_token, "mask_token", 1, 1, D);
@@ -244,39 +273,9 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
     P(v->patch_b, "patch_embed.proj.bias", D);
     if (v->shared_rel_pos)
         P(v->shared_rpb, "rel_pos_bias.relative_position_bias_table", v->rp_rows, v->heads);
-    for (int i = 0; i < v->depth && !rc; i++) {
-        vit_block *b = &v->blocks[i];
-        char n[128];
-        b->drop_path = v->depth > 1 ? (float)(dpr * i / (v->depth - 1)) : 0.0f;
-        b->v = v;
-        b->index = i;
-        snprintf(b->index_name, sizeof b->index_name, "blocks.%d.attn.relative_position_index", i);
-#define B(field, suffix, ...)                                                                      \
-    do {                                                                                           \
-        snprintf(n, sizeof n, "blocks.%d.%s", i, suffix);                                          \
-        P(field, n, __VA_ARGS__);                                                                  \
-    } while (0)
-        if (v->layer_scale) {
-            B(b->gamma_1, "gamma_1", D);
-            B(b->gamma_2, "gamma_2", D);
-        }
-        B(b->norm1_w, "norm1.weight", D);
-        B(b->norm1_b, "norm1.bias", D);
-        if (v->qkv_bias) {
-            B(b->q_bias, "attn.q_bias", D);
-            B(b->v_bias, "attn.v_bias", D);
-        }
-        if (v->rel_pos) B(b->rpb_table, "attn.relative_position_bias_table", v->rp_rows, v->heads);
-        B(b->qkv_w, "attn.qkv.weight", 3 * D, D);
-        B(b->proj_w, "attn.proj.weight", D, D);
-        B(b->proj_b, "attn.proj.bias", D);
-        B(b->norm2_w, "norm2.weight", D);
-        B(b->norm2_b, "norm2.bias", D);
-        B(b->fc1_w, "mlp.fc1.weight", Hd, D);
-        B(b->fc1_b, "mlp.fc1.bias", Hd);
-        B(b->fc2_w, "mlp.fc2.weight", D, Hd);
-        B(b->fc2_b, "mlp.fc2.bias", D);
-#undef B
+    for (int i = 0; i < v->depth; i++) {
+        int rc = vit_declare_block(v, i, dpr, params, err);
+        if (rc) return rc;
     }
     if (!v->mean_pool) {
         P(v->norm_w, "norm.weight", D);
@@ -285,7 +284,23 @@ static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *
         P(v->fc_norm_w, "fc_norm.weight", D);
         P(v->fc_norm_b, "fc_norm.bias", D);
     }
+    return 0;
+}
 #undef P
+
+static int vit_create(const sm_cfg *m, const sm_backbone_opts *opts, sm_params *params, void **self,
+                      sm_error *err)
+{
+    *self = NULL;
+    vit *v = calloc(1, sizeof *v);
+    if (!v) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    int rc = vit_read_config(v, m, opts, err);
+    if (!rc) {
+        v->blocks = calloc((size_t)v->depth, sizeof *v->blocks);
+        if (!v->blocks || vit_build_index(v))
+            rc = sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    }
+    if (!rc) rc = vit_declare(v, sm_cfg_float(m, "drop_path_rate"), params, err);
     if (rc) {
         vit_destroy(v);
         return rc;
