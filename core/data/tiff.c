@@ -252,6 +252,12 @@ static int sm__tiff_load(TIFF *t, sm__tiff_io *io, const char *name, const sm_de
     bool tiled = TIFFIsTiled(t);
     tmsize_t bsize = tiled ? TIFFTileSize(t) : TIFFStripSize(t);
     if (bsize <= 0) return sm__tiff_fail(io, name, err, "bad strip/tile size");
+    /* a strip holds at most the whole image; a tile (padded to its grid) may be larger than a
+     * small image but not larger than both the image and 256 MiB (a hostile TileWidth asks
+     * for gigabytes) */
+    uint64_t img = (uint64_t)l.w * l.h * l.spp * (uint64_t)((l.bits + 7) / 8);
+    if ((uint64_t)bsize > img && (uint64_t)bsize > ((uint64_t)256 << 20))
+        return sm__tiff_fail(io, name, err, "strip/tile size larger than the image");
     uint8_t *tb = malloc((size_t)bsize);
     if (!tb) return sm_error_set(err, SM_ENOMEM, name, 0, 0, NULL, "out of memory");
     rc = tiled ? sm__tiff_tiles(t, io, &l, tb, bsize, out, name, err)
