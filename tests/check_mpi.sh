@@ -15,7 +15,8 @@
 #  - sharded evaluation: the same top-1 and confusion matrix with 1, 2 and 3 ranks; a bad image is
 #    skipped once and reported once, too many stop every rank alike;
 #  - failures end the whole job, non-zero, naming the rank, within 60 s: a rank killed with
-#    SIGKILL, a rank that hangs (SIGSTOP; SIMMIM_COMM_TIMEOUT=3), a bad config on one rank, data
+#    SIGKILL, a rank that hangs (SIGSTOP; SIMMIM_COMM_TIMEOUT=3), a bad config on one rank, another
+#    config on one rank (naming the first key; loader workers and threads may differ), data
 #    missing on one rank.
 # Skips (77) only when simmimctl was built without MPI (a missing mpirun fails). CI runs as
 # root, hence --allow-run-as-root; --oversubscribe runs 4 ranks on 2 cores.
@@ -284,6 +285,18 @@ rc=$?
 [ "$rc" = 2 ] && grep -q "rank 1 of 2: bad.yaml:.*model.dept: unknown key" b.log ||
     { tail -5 b.log >&2; fail "a bad config on rank 1: exit $rc, want 2 and its message"; }
 [ -e b ] && fail "a bad config on rank 1: the output directory was created"
+# another config on rank 1 (MPMD): exit 2 from both ranks, rank 1 names the first key that
+# differs; the keys a rank may set for itself (loader workers, threads) are not compared
+$MPIRUN -np 1 "$SIMMIMCTL" run tiny.yaml --options output_dir="$tmp/c" : -np 1 "$SIMMIMCTL" run \
+    tiny.yaml --options output_dir="$tmp/c" train_config.batch_size=4 >c.log 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "error: rank 1 (.*) runs another configuration than rank 0: at train_config.batch_size, 'batch_size: 4' here and 'batch_size: 8' on rank 0" c.log &&
+    grep -q "rank 0 of 2: .*1 rank(s) run another configuration than rank 0" c.log &&
+    ! grep -q '"event":"step"' c/metrics.jsonl 2>/dev/null ||
+    { tail -5 c.log >&2; fail "another config on rank 1: exit $rc, want 2, the key named and no step"; }
+$MPIRUN -np 1 "$SIMMIMCTL" run tiny.yaml --options output_dir="$tmp/l" : -np 1 "$SIMMIMCTL" run \
+    tiny.yaml --options output_dir="$tmp/l" pretrain_dataset.num_workers=2 backend.threads=1 >l.log 2>&1 ||
+    { tail -5 l.log >&2; fail "other loader workers and threads on rank 1: exit status not 0"; }
 # data missing on rank 1 only: every rank stops, naming rank 1
 $MPIRUN -np 1 "$SIMMIMCTL" run tiny.yaml --options output_dir="$tmp/m" : -np 1 "$SIMMIMCTL" run \
     tiny.yaml --options output_dir="$tmp/m" pretrain_dataset.data_path="$tmp/none" >m.log 2>&1

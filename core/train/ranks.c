@@ -1,7 +1,8 @@
 /* core/train/ranks.c - what the ranks of a data-parallel run agree on (docs/scaling.md): that
- * every rank set up, that they read the same data, where the run starts (rank 0 decides), a
- * stop request and the bad files at every optimizer step, and that their weights are the same
- * when a checkpoint is written. With one rank every function returns at once.
+ * every rank set up, that they run the same config (but for the keys each rank may set for
+ * itself), that they read the same data, where the run starts (rank 0 decides), a stop request
+ * and the bad files at every optimizer step, and that their weights are the same when a
+ * checkpoint is written. With one rank every function returns at once.
  *
  * An error every rank learns of here ends the run on every rank together (r->agreed); any other
  * error on one rank leaves the others waiting in a collective, and the caller ends the job
@@ -107,6 +108,107 @@ int sm__ranks_check_data(sm__run *r, const sm_dataset *ds, const char *split, sm
                         "%.0f rank(s) see other %s data than rank 0 (their messages say what "
                         "differs): mount the data at the same path on every node",
                         differ, split);
+}
+
+/* Walks the effective config's YAML (sm_config_to_yaml: two-space indents, lists as "- item"
+ * lines at their key's indent) one line at a time, naming each line by its dotted key path. */
+typedef struct sm__yaml_walk {
+    const char *p;                   /* the next line                            */
+    const char *line;                /* the current line without its indent      */
+    int len, depth, indent[16];      /* the open keys: their indents ...          */
+    char keys[16][64], path[1024];   /* ... and names; path = keys joined by '.'  */
+} sm__yaml_walk;
+
+static bool sm__yaml_next(sm__yaml_walk *w)
+{
+    while (*w->p) {
+        const char *s = w->p, *e = strchr(s, '\n');
+        if (!e) e = s + strlen(s);
+        w->p = *e ? e + 1 : e;
+        int ind = (int)strspn(s, " ");
+        if (s + ind == e) continue;
+        w->line = s + ind;
+        w->len = (int)(e - w->line);
+        if (*w->line != '-') { /* a key: close the keys at its indent or deeper, open it */
+            while (w->depth > 0 && w->indent[w->depth - 1] >= ind) w->depth--;
+            if (w->depth < 16) {
+                size_t k = strcspn(w->line, ":\n");
+                snprintf(w->keys[w->depth], sizeof w->keys[0], "%.*s", (int)k, w->line);
+                w->indent[w->depth++] = ind;
+            }
+        }
+        size_t at = 0;
+        w->path[0] = '\0';
+        for (int d = 0; d < w->depth && at < sizeof w->path; d++)
+            at += (size_t)snprintf(w->path + at, sizeof w->path - at, "%s%s", d ? "." : "", w->keys[d]);
+        return true;
+    }
+    return false;
+}
+
+/* Keys each rank may set for itself: how it uses its own cores, and what only rank 0 reads. */
+static bool sm__rank_local_key(const char *path)
+{
+    static const char *const whole[] = {"output_dir", "plugin_path", "backend.threads",
+                                        "train_config.resume_ckpt"};
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
+        if (!strcmp(path, whole[i])) return true;
+    const char *last = strrchr(path, '.');
+    last = last ? last + 1 : path;
+    return !strcmp(last, "num_workers") || !strcmp(last, "prefetch_size");
+}
+
+static bool sm__yaml_next_shared(sm__yaml_walk *w)
+{
+    while (sm__yaml_next(w))
+        if (!sm__rank_local_key(w->path)) return true;
+    return false;
+}
+
+/* Logs the first key where this rank's effective config differs from rank 0's; false if none. */
+static bool sm__config_differs(const sm__run *r, const char *mine, const char *root)
+{
+    sm__yaml_walk a = {.p = mine}, b = {.p = root};
+    for (;;) {
+        bool ha = sm__yaml_next_shared(&a), hb = sm__yaml_next_shared(&b);
+        if (!ha && !hb) return false;
+        if (ha && hb && !strcmp(a.path, b.path) && a.len == b.len && !memcmp(a.line, b.line, (size_t)a.len))
+            continue;
+        sm_log(SM_LOG_ERROR,
+               "rank %d (%s) runs another configuration than rank 0: at %s, '%.*s' here and "
+               "'%.*s' on rank 0; every rank must run the same config and --options",
+               r->rank, sm_comm_host(r->comm), ha ? a.path : b.path, ha ? a.len : 7,
+               ha ? a.line : "nothing", hb ? b.len : 7, hb ? b.line : "nothing");
+        return true;
+    }
+}
+
+int sm__ranks_check_config(sm__run *r, sm_error *err)
+{
+    if (r->ranks < 2) return 0;
+    uint64_t len = strlen(r->yaml);
+    int rc = sm_comm_bcast(r->comm, &len, sizeof len, 0, err);
+    if (rc) return rc;
+    char *root = r->rank == 0 ? r->yaml : malloc(len + 1);
+    rc = root ? 0 : sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
+    if ((rc = sm__ranks_agree(r, rc, "comparing the configs failed", err))) {
+        if (root != r->yaml) free(root);
+        return rc;
+    }
+    rc = sm_comm_bcast(r->comm, root, len, 0, err);
+    double differ = 0;
+    if (!rc) {
+        root[len] = '\0';
+        differ = sm__config_differs(r, r->yaml, root);
+    }
+    if (root != r->yaml) free(root);
+    if (rc || (rc = sm_comm_allreduce_f64(r->comm, &differ, 1, SM_COMM_SUM, err))) return rc;
+    if (differ == 0) return 0;
+    r->agreed = true;
+    return sm_error_set(err, SM_ECONFIG, NULL, 0, 0, NULL,
+                        "%.0f rank(s) run another configuration than rank 0 (their messages name "
+                        "the first key that differs): start every rank with the same config file "
+                        "and --options", differ);
 }
 
 /* Sends this rank's bad files [*shared, count) to the others (rank q's turn when v[q] > 0) and

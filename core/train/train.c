@@ -139,6 +139,7 @@ static int sm__setup(sm__run *r, sm_error *err)
     if (!rc && r->writer && r->set.task != SM__RUN_EVAL) rc = sm__rundir_check_owner(r, err);
     if (!rc) sm__log_setup(r);
     rc = sm__ranks_agree(r, rc, "setting up failed", err);
+    if (!rc) rc = sm__ranks_check_config(r, err);
     if (!rc && r->loader) rc = sm__ranks_check_data(r, &r->ds, "training", err);
     if (!rc && r->eval_loader) rc = sm__ranks_check_data(r, &r->eval_ds, "evaluation", err);
     return rc;

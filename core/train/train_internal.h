@@ -264,6 +264,10 @@ void sm__trainer_swap_ema(sm_trainer *t);
 int sm__ranks_agree(sm__run *r, int rc, const char *what, sm_error *err);
 /* Rank 0's status on every rank. */
 int sm__ranks_bcast_status(sm__run *r, int rc, const char *what, sm_error *err);
+/* The same effective config on every rank, but for the keys a rank may set for itself (threads,
+ * loader workers, what only rank 0 reads); else an agreed SM_ECONFIG, each differing rank
+ * naming the first key. */
+int sm__ranks_check_config(sm__run *r, sm_error *err);
 /* The same dataset on every rank (count, classes, names). */
 int sm__ranks_check_data(sm__run *r, const sm_dataset *ds, const char *split, sm_error *err);
 /* After each update: stop requests (r->stop_agreed) and the bad files found, shared; too many
