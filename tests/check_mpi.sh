@@ -294,6 +294,7 @@ rc=$?
     grep -q "rank 0 of 2: .*1 rank(s) run another configuration than rank 0" c.log &&
     ! grep -q '"event":"step"' c/metrics.jsonl 2>/dev/null ||
     { tail -5 c.log >&2; fail "another config on rank 1: exit $rc, want 2, the key named and no step"; }
+[ -e c ] && fail "another config on rank 1: the output directory was left behind"
 $MPIRUN -np 1 "$SIMMIMCTL" run tiny.yaml --options output_dir="$tmp/l" : -np 1 "$SIMMIMCTL" run \
     tiny.yaml --options output_dir="$tmp/l" pretrain_dataset.num_workers=2 backend.threads=1 >l.log 2>&1 ||
     { tail -5 l.log >&2; fail "other loader workers and threads on rank 1: exit status not 0"; }

@@ -121,6 +121,7 @@ static int sm__setup(sm__run *r, sm_error *err)
     bool created = false;
     int rc = r->writer ? sm__resume_ckpt_exists(r, err) : 0;
     if (!rc && r->writer) rc = sm__rundir_create(r->set.out_dir, &created, err);
+    r->created_dir = created;
     char real[PATH_MAX];
     if (!rc && r->writer && realpath(r->set.out_dir, real))
         memcpy(r->set.out_dir, real, strlen(real) + 1);
@@ -229,5 +230,11 @@ int sm_train(const sm_registry *reg, const sm_config *cfg, const sm_train_opts *
     free(st.positions);
     if (result) *result = res;
     sm__run_free(&r);
+    if (rc && !started && r.created_dir) { /* refused before its first file: leave nothing */
+        char lock[PATH_MAX + 8];
+        snprintf(lock, sizeof lock, "%s/.lock", r.set.out_dir);
+        unlink(lock);
+        rmdir(r.set.out_dir);
+    }
     return rc;
 }

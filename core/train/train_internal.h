@@ -204,6 +204,7 @@ typedef struct sm__run {
     sm_comm *comm;
     int rank, ranks;
     bool writer;      /* rank 0: the only one that writes the output directory              */
+    bool created_dir; /* this run created the output directory (removed if refused, empty)  */
     bool stop_agreed; /* several ranks: a stop request agreed on at the last exchange       */
     bool agreed;      /* the error being returned is known to every rank                    */
     size_t bad_shared, eval_bad_shared; /* bad files already shared with the other ranks    */
