@@ -24,5 +24,6 @@ EXTRA_DIST += bench/run bench/simmim_torch.py
 # (docs/protocol.md). bench/seeds (with bench/seeds_official.py) compares our fine-tuning with
 # the official code's over several seeds; it needs tools/golden_train/stubs and a checkout of
 # microsoft/SimMIM, so it is a source-tree tool and not in the tarball.
-EXTRA_DIST += bench/protocol docs/protocol.md docs/img/seeds-small.png
+EXTRA_DIST += bench/protocol docs/protocol.md docs/img/seeds-small.png docs/img/protocol-short.png \
+	docs/protocol-short.json
 # ---- end of the scaled protocol -------------------------------------------------------------
