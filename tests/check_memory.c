@@ -207,6 +207,45 @@ START_TEST(test_checkpoint_same_bits)
 }
 END_TEST
 
+/* Gradients off (evaluation): a checkpointed block leaves only its output in the arena, with
+ * the same bits as the block run plainly; with checkpoint calls replaced by plain calls the
+ * block's activations stay. */
+static size_t no_grad_forward(bool checkpointed, float *y_out)
+{
+    block_arg a = {sm_tensor_new(2, SM_SHAPE(16, 16)), sm_tensor_new(1, SM_SHAPE(16)), 0.5f, 0};
+    fill(a.w, 4, -0.5, 0.5);
+    fill(a.b, 5, -0.5, 0.5);
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_grad(ctx, false);
+    sm_ctx_set_train(ctx, true);
+    sm_ctx_set_rng(ctx, 1, 2);
+    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(4, 6, 16));
+    fill(x, 6, -2.0, 2.0);
+    size_t before = sm_ctx_arena_used(ctx);
+    sm_tensor *y = checkpointed ? sm_checkpoint(ctx, block, &a, 1, &x) : block(ctx, &a, &x);
+    y = checkpointed ? sm_checkpoint(ctx, outer, &a, 1, &y) : block(ctx, &a, &y);
+    ck_assert_msg(y != NULL, "%s", sm_ctx_error(ctx)->text);
+    memcpy(y_out, y->data, 4 * 6 * 16 * sizeof(float));
+    size_t used = sm_ctx_arena_used(ctx) - before;
+    sm_ctx_free(ctx);
+    sm_tensor_free(a.w);
+    sm_tensor_free(a.b);
+    return used;
+}
+
+START_TEST(test_checkpoint_no_grad)
+{
+    ckpt_run ref = ckpt_graph(false, true);
+    float y_ck[4 * 6 * 16], y_plain[4 * 6 * 16];
+    size_t ck = no_grad_forward(true, y_ck), plain = no_grad_forward(false, y_plain);
+    ck_assert_mem_eq(y_ck, ref.y, sizeof ref.y);
+    ck_assert_mem_eq(y_plain, ref.y, sizeof ref.y);
+    /* two block outputs (the first is the second's input) and their headers, no more */
+    ck_assert_uint_le(ck, 2 * (sizeof y_ck + 1024));
+    ck_assert_uint_gt(plain, ck + 2 * sizeof y_ck); /* the products and GELUs of both blocks */
+}
+END_TEST
+
 /* y = gelu(keep(x·w1ᵀ))·w2ᵀ (keep optional): a kept product and a block ending in a linear. */
 typedef struct mlp_arg {
     sm_tensor *w1, *w2;
@@ -407,6 +446,7 @@ static Suite *memory_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("checkpoint");
     tcase_add_test(tc, test_checkpoint_same_bits);
+    tcase_add_test(tc, test_checkpoint_no_grad);
     tcase_add_test(tc, test_checkpoint_keep);
     tcase_add_test(tc, test_checkpoint_keep_outside);
     tcase_add_test(tc, test_checkpoint_errors);

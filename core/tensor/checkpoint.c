@@ -16,7 +16,8 @@
  *     exactly as the un-checkpointed tape would (the same nodes in the same order). The walk
  *     then rewinds the recomputed activations.
  * So only the block's inputs, output and kept tensors stay in memory between forward and
- * backward. */
+ * backward. With gradients off (evaluation), every block's activations are released as soon as
+ * it has run, whatever the recompute setting. */
 #include "tensor/tensor_internal.h"
 
 #define SM__KEEP_MAX 9 /* 8 kept tensors and the output */
@@ -119,6 +120,28 @@ static void keep_sort(sm__keep *k)
         }
 }
 
+/* Without gradients nothing is needed later but the block's output: release every activation
+ * of the block and move the output down to where the block started (evaluation and feature
+ * extraction then hold one block's activations at a time, as PyTorch under no_grad). An
+ * output that is not a whole contiguous tensor made inside the block is returned as it is. */
+static sm_tensor *run_no_grad(sm_ctx *ctx, sm_block_fn fn, void *arg, sm_tensor *const *in)
+{
+    sm__mark mark = sm__arena_mark(&ctx->act);
+    sm_tensor *y = fn(ctx, arg, in);
+    if (!y || y->base || !sm_tensor_is_contiguous(y) || !sm__arena_since(&ctx->act, mark, y->data))
+        return y;
+    int ndim = y->ndim;
+    int64_t shape[SM_MAX_DIMS];
+    memcpy(shape, y->shape, sizeof shape);
+    const float *src = y->data; /* y's header lies in the memory about to be reused */
+    size_t bytes = (size_t)sm_tensor_numel(y) * sizeof(float);
+    sm__arena_rewind(&ctx->act, mark);
+    float *data = sm_ctx_alloc(ctx, bytes);
+    if (!data) return NULL;
+    memmove(data, src, bytes);
+    return sm_ctx_wrap(ctx, data, ndim, shape);
+}
+
 sm_tensor *sm_checkpoint(sm_ctx *ctx, sm_block_fn fn, void *arg, int n_in, sm_tensor *const *in)
 {
     if (!ctx || ctx->err.code) return NULL;
@@ -126,7 +149,8 @@ sm_tensor *sm_checkpoint(sm_ctx *ctx, sm_block_fn fn, void *arg, int n_in, sm_te
         sm_ctx_fail(ctx, SM_EINVAL, "checkpoint: no block function, or a bad input list");
         return NULL;
     }
-    if (!ctx->recompute || !ctx->grad) return fn(ctx, arg, in);
+    if (!ctx->grad) return run_no_grad(ctx, fn, arg, in);
+    if (!ctx->recompute) return fn(ctx, arg, in);
     sm__mark mark = sm__arena_mark(&ctx->act);
     sm__node *sub;
     ckpt_saved sv = {fn, arg, ctx->train, ctx->seed, ctx->step, ctx->sample, {.mark = mark}};
