@@ -15,6 +15,7 @@ struct sm_params {
     int64_t numel;
     bool final;
     float *data, *grads;
+    void *grads_raw; /* grads' allocation (grads is its first 64-byte boundary) */
     float **state;
     int n_state;
 };
@@ -30,7 +31,7 @@ void sm_params_free(sm_params *p)
     }
     free(p->p);
     free(p->data);
-    free(p->grads);
+    free(p->grads_raw);
     for (int i = 0; i < p->n_state; i++) free(p->state[i]);
     free(p->state);
     free(p);
@@ -100,15 +101,25 @@ static float *block_new(int64_t n)
     return b;
 }
 
+/* The gradients' zeroed block, from calloc: a large one comes straight from the kernel as zero
+ * pages that take no memory until written, so a model that is only evaluated never pays for
+ * its gradients (about a third of ViT-B's evaluation RSS). */
+static float *grads_new(int64_t n, void **raw)
+{
+    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float) + 63;
+    *raw = calloc(1, bytes);
+    return *raw ? (float *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63) : NULL;
+}
+
 int sm_params_finalize(sm_params *p, sm_error *err)
 {
     if (p->final) return sm_error_set(err, SM_EINVAL, NULL, 0, 0, NULL, "finalized twice");
     p->data = block_new(p->numel);
-    p->grads = block_new(p->numel);
+    p->grads = grads_new(p->numel, &p->grads_raw);
     if (!p->data || !p->grads) {
         free(p->data);
-        free(p->grads);
-        p->data = p->grads = NULL;
+        free(p->grads_raw);
+        p->data = p->grads = p->grads_raw = NULL;
         return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL,
                             "out of memory for %lld parameters", (long long)p->numel);
     }
