@@ -127,6 +127,21 @@ static sm_tensor *outer(sm_ctx *ctx, void *arg, sm_tensor *const *in)
     return sm_checkpoint(ctx, block, arg, 1, in);
 }
 
+/* The blocks' parameters (w, b filled; drop path 0.5), freed by block_arg_free. */
+static block_arg block_arg_new(void)
+{
+    block_arg a = {sm_tensor_new(2, SM_SHAPE(16, 16)), sm_tensor_new(1, SM_SHAPE(16)), 0.5f, 0};
+    fill(a.w, 4, -0.5, 0.5);
+    fill(a.b, 5, -0.5, 0.5);
+    return a;
+}
+
+static void block_arg_free(block_arg *a)
+{
+    sm_tensor_free(a->w);
+    sm_tensor_free(a->b);
+}
+
 typedef struct ckpt_run {
     float y[4 * 6 * 16], gx[4 * 6 * 16], gw[16 * 16], gb[16];
     size_t tape, after_forward;
@@ -136,9 +151,7 @@ typedef struct ckpt_run {
 static ckpt_run ckpt_graph(bool recompute, bool keep)
 {
     ckpt_run r;
-    block_arg a = {sm_tensor_new(2, SM_SHAPE(16, 16)), sm_tensor_new(1, SM_SHAPE(16)), 0.5f, 0};
-    fill(a.w, 4, -0.5, 0.5);
-    fill(a.b, 5, -0.5, 0.5);
+    block_arg a = block_arg_new();
     a.w->flags |= SM_TENSOR_REQUIRES_GRAD;
     a.b->flags |= SM_TENSOR_REQUIRES_GRAD;
     sm_ctx *ctx = sm_ctx_new(NULL);
@@ -165,8 +178,7 @@ static ckpt_run ckpt_graph(bool recompute, bool keep)
     memcpy(r.gb, a.b->grad, sizeof r.gb);
     r.calls = a.calls;
     sm_ctx_free(ctx);
-    sm_tensor_free(a.w);
-    sm_tensor_free(a.b);
+    block_arg_free(&a);
     return r;
 }
 
@@ -212,9 +224,7 @@ END_TEST
  * block's activations stay. */
 static size_t no_grad_forward(bool checkpointed, float *y_out)
 {
-    block_arg a = {sm_tensor_new(2, SM_SHAPE(16, 16)), sm_tensor_new(1, SM_SHAPE(16)), 0.5f, 0};
-    fill(a.w, 4, -0.5, 0.5);
-    fill(a.b, 5, -0.5, 0.5);
+    block_arg a = block_arg_new();
     sm_ctx *ctx = sm_ctx_new(NULL);
     sm_ctx_set_grad(ctx, false);
     sm_ctx_set_train(ctx, true);
@@ -228,8 +238,7 @@ static size_t no_grad_forward(bool checkpointed, float *y_out)
     memcpy(y_out, y->data, 4 * 6 * 16 * sizeof(float));
     size_t used = sm_ctx_arena_used(ctx) - before;
     sm_ctx_free(ctx);
-    sm_tensor_free(a.w);
-    sm_tensor_free(a.b);
+    block_arg_free(&a);
     return used;
 }
 
