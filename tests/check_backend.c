@@ -811,6 +811,40 @@ START_TEST(test_arch_from_config)
 }
 END_TEST
 
+/* backend.packed_from: 1 sends every whole-problem product down BLIS's packed path, 0 leaves
+ * BLIS's own choice (its unpacked "sup" path for any shape with one small dimension); both are
+ * checked against the reference on every layout, and on shapes BLIS would give to sup. */
+START_TEST(test_packed_from)
+{
+    static const char *values[] = {"1", "0"};
+    static const int64_t sup_shapes[][3] = {{40, 600, 300}, {600, 40, 300}, {300, 600, 16}};
+    sm_backend *ref = open_be("ref", 2);
+    for (int v = 0; v < 2; v++) {
+        sm_backend *be = NULL;
+        sm_error err = {0};
+        ck_assert_int_eq(open_with("blis", "packed_from", values[v], &be, &err), 0);
+        char buf[512];
+        sm_backend_describe(be, buf, sizeof buf);
+        ck_assert_msg(strstr(buf, v == 0 ? "packed path from m*n*k 1" : "sup path as BLIS chooses"),
+                      "%s", buf);
+        all_cases(be, ref, false);
+        for (int s = 0; s < 3; s++)
+            for (int t = 0; t < 4; t++)
+                gemm_case(be, ref, false, sup_shapes[s][0], sup_shapes[s][1], sup_shapes[s][2],
+                          t & 1, t >> 1, t % N_LAYOUTS, (t + 1) % N_LAYOUTS, 0, 1.0f,
+                          t == 3 ? 0.5f : 0.0f);
+        sm_backend_free(be);
+    }
+    sm_backend_free(ref);
+    /* the key is declared with its default and range */
+    sm_backend *be = open_be("blis", 2);
+    char buf[512];
+    sm_backend_describe(be, buf, sizeof buf);
+    ck_assert_msg(strstr(buf, "packed path from m*n*k 33554432"), "%s", buf);
+    sm_backend_free(be);
+}
+END_TEST
+
 START_TEST(test_arch_unknown)
 {
     sm_backend *be = NULL;
@@ -872,6 +906,7 @@ int main(void)
     if (is_built("blis")) {
         tcase_add_test(tc, test_arch_from_config);
         tcase_add_test(tc, test_arch_unknown);
+        tcase_add_test(tc, test_packed_from);
     }
     suite_add_tcase(s, tc);
     return sm_test_run(s);

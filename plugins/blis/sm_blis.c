@@ -15,7 +15,18 @@
  *
  * Threads: every call uses an rntm_t with this instance's thread count, or one thread when
  * called from inside an OpenMP parallel region (the core's per-head attention loop). BLIS does
- * not split the k loop across threads, so results do not depend on the thread count. */
+ * not split the k loop across threads, so results do not depend on the thread count.
+ *
+ * Packed or unpacked. BLIS 0.9 sends a GEMM to its "sup" path (small/unpacked: operands read in
+ * place, no packing) whenever one dimension is under a threshold (zen3 sgemm: m < 512, n < 200
+ * or k < 240), however large the other two are. On Swin's shapes that path runs at 35-65 % of
+ * the packed one (392 x 4096 x 1024, stage 4 at batch 8: 55-70 GFLOP/s against 120-165, 2
+ * threads, Zen 3; 25088 x 512 x 128, stage 1: 100 against 150-165): its unpacked operands with
+ * power-of-two row strides (128 ... 4096 floats) keep colliding in the same cache sets. So a
+ * whole-problem call (not one item of a batch or of the per-head attention loop, inside an
+ * OpenMP region: those products are small and sup often wins there) with m·n·k >= `packed_from`
+ * (default 2^25) takes the packed path; smaller ones keep BLIS's choice. The choice depends on
+ * the shape only, never on the thread count, so results stay the same bits at any count. */
 #include "sm_config.h"
 
 #include <simmim/simmim.h>
@@ -35,6 +46,7 @@
 
 typedef struct blis_be {
     int threads;
+    int64_t packed_from; /* m·n·k from which whole-problem calls skip BLIS's sup path; 0 never */
 } blis_be;
 
 /* ---- kernel selection (process-wide: BLIS initialises once) ----------------------------- */
@@ -184,6 +196,9 @@ static int blis_create(const sm_cfg *section, int threads, void **self, sm_error
     blis_be *be = malloc(sizeof *be);
     if (!be) return sm_error_set(err, SM_ENOMEM, NULL, 0, 0, NULL, "out of memory");
     be->threads = threads > 0 ? threads : 1;
+    be->packed_from = section && sm_cfg_get(section, "packed_from")
+                          ? sm_cfg_int(section, "packed_from")
+                          : INT64_C(1) << 25; /* the key's default, for unvalidated sections */
     *self = be;
     return 0;
 }
@@ -216,6 +231,11 @@ static void blis_sgemm(void *self, sm_trans ta, sm_trans tb, int64_t m, int64_t 
     fix_strides(m, n, &rsc, &csc);
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(omp_in_parallel() ? 1 : be->threads, &rntm);
+    /* omp_get_level, not omp_in_parallel: a per-item call of a batch is one at any thread
+     * count (a team of one is not "in parallel"), so the path, and the bits, do not depend on it */
+    if (omp_get_level() == 0 && be->packed_from > 0 &&
+        (double)m * (double)n * (double)k >= (double)be->packed_from)
+        bli_rntm_disable_l3_sup(&rntm);
     bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, ar, ac,
                  (float *)b, br, bc, &beta, c, rsc, csc, NULL, &rntm);
 }
@@ -223,9 +243,12 @@ static void blis_sgemm(void *self, sm_trans ta, sm_trans tb, int64_t m, int64_t 
 static size_t blis_describe(void *self, char *buf, size_t n)
 {
     const blis_be *be = self;
-    int r = snprintf(buf, n, "BLIS %s, kernels %s (%s), %d thread%s", bli_info_get_version_str(),
-                     bli_arch_string(bli_arch_query_id()), sel_how, be->threads,
-                     be->threads == 1 ? "" : "s");
+    char packed[64] = "sup path as BLIS chooses";
+    if (be->packed_from > 0)
+        snprintf(packed, sizeof packed, "packed path from m*n*k %lld", (long long)be->packed_from);
+    int r = snprintf(buf, n, "BLIS %s, kernels %s (%s), %d thread%s, %s",
+                     bli_info_get_version_str(), bli_arch_string(bli_arch_query_id()), sel_how,
+                     be->threads, be->threads == 1 ? "" : "s", packed);
     return r < 0 ? 0 : (size_t)r;
 }
 
@@ -247,6 +270,9 @@ static const sm_key blis_keys[] = {
     {"arch", SM_KEY_STRING, "auto", "auto|skx|haswell|zen3|zen2|zen|sandybridge|generic", 0,
      "BLIS kernel set; auto keeps BLIS's choice where BLIS knows the CPU and otherwise picks the "
      "widest SIMD (skx, then zen3/haswell)"},
+    {"packed_from", SM_KEY_INT, "33554432", "[0,)", 0,
+     "m*n*k from which a whole-problem GEMM always takes BLIS's packed path instead of its "
+     "small/unpacked one (2-3x faster on Swin's skinny shapes); 0: BLIS's own choice everywhere"},
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
 };
 
