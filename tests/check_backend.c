@@ -836,7 +836,7 @@ START_TEST(test_packed_from)
         sm_backend_free(be);
     }
     sm_backend_free(ref);
-    /* the key is declared with its default and range */
+    /* with no config section (an embedder's call) the backend uses the key's default */
     sm_backend *be = open_be("blis", 2);
     char buf[512];
     sm_backend_describe(be, buf, sizeof buf);
