@@ -44,6 +44,8 @@
 #include <blis/blis.h>
 #endif
 
+#define PACKED_FROM_DEFAULT "33554432" /* 2^25: backend.packed_from's default (blis_keys) */
+
 typedef struct blis_be {
     int threads;
     int64_t packed_from; /* m·n·k from which whole-problem calls skip BLIS's sup path; 0 never */
@@ -198,7 +200,7 @@ static int blis_create(const sm_cfg *section, int threads, void **self, sm_error
     be->threads = threads > 0 ? threads : 1;
     be->packed_from = section && sm_cfg_get(section, "packed_from")
                           ? sm_cfg_int(section, "packed_from")
-                          : INT64_C(1) << 25; /* the key's default, for unvalidated sections */
+                          : strtoll(PACKED_FROM_DEFAULT, NULL, 10); /* unvalidated section */
     *self = be;
     return 0;
 }
@@ -270,7 +272,7 @@ static const sm_key blis_keys[] = {
     {"arch", SM_KEY_STRING, "auto", "auto|skx|haswell|zen3|zen2|zen|sandybridge|generic", 0,
      "BLIS kernel set; auto keeps BLIS's choice where BLIS knows the CPU and otherwise picks the "
      "widest SIMD (skx, then zen3/haswell)"},
-    {"packed_from", SM_KEY_INT, "33554432", "[0,)", 0,
+    {"packed_from", SM_KEY_INT, PACKED_FROM_DEFAULT, "[0,)", 0,
      "m*n*k from which a whole-problem GEMM always takes BLIS's packed path instead of its "
      "small/unpacked one (2-3x faster on Swin's skinny shapes); 0: BLIS's own choice everywhere"},
     {NULL, SM_KEY_END, NULL, NULL, 0, NULL},
