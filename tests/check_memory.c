@@ -1,6 +1,7 @@
 /* tests/check_memory.c - the memory plan of backward (gradients released when dead, in-place
- * elementwise backward) and recomputation (sm_checkpoint): the same bits as keeping everything,
- * what stays readable after backward, errors. The full ViT and Swin are compared in
+ * elementwise backward), activations released in forward (sm_tensor_release) and recomputation
+ * (sm_checkpoint): the same bits as keeping everything, what stays readable after backward,
+ * errors. The full ViT and Swin are compared in
  * check_models (memory case). */
 #include "testutil.h"
 
@@ -101,6 +102,117 @@ START_TEST(test_gradient_memory_is_reused)
     ck_assert_msg(e32 == e4, "backward needed %zu bytes over the forward for 32 links, %zu for 4",
                   e32, e4);
     ck_assert_uint_le(e4, 4 * 64 * 256 * sizeof(float)); /* a few gradients' worth */
+}
+END_TEST
+
+/* ---- sm_tensor_release ------------------------------------------------------------------ */
+
+/* A residual branch and an MLP-like tail, every intermediate released once no op is given it:
+ *   a = 2·x ; b = drop_path(a) ; c = b + x ; d = gelu(c) ; e = d ⊙ γ ; loss = mean(e ⊙ e)
+ * a and b are dead after the add (scale, drop path and add read no data in backward): their
+ * blocks go to the next tensors of their size; c is read by gelu's backward and d by mul's, so
+ * they stay until backward has run their readers. */
+typedef struct rel_run {
+    float gx[4 * 32 * 16], gg[16], loss;
+    bool d_reuses_b, e_reuses_a, reused_c;
+    size_t peak;
+} rel_run;
+
+static rel_run release_graph(bool release)
+{
+    rel_run r;
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_ctx_set_train(ctx, true);
+    sm_ctx_set_rng(ctx, 5, 1);
+    sm_tensor *gamma = sm_tensor_new(1, SM_SHAPE(16));
+    fill(gamma, 4, -1.5, 1.5);
+    gamma->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(4, 32, 16));
+    fill(x, 5, -2.0, 2.0);
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *a = sm_scale(ctx, x, 2.0f);
+    sm_tensor *b = sm_drop_path(ctx, sm_reshape(ctx, a, 2, SM_SHAPE(4, 512)), 0.5f, 3);
+    sm_tensor *c = sm_add(ctx, sm_reshape(ctx, b, 3, SM_SHAPE(4, 32, 16)), x);
+    const float *a_data = a->data, *b_data = b->data, *c_data = c->data;
+    if (release) {
+        sm_tensor_release(ctx, a);
+        sm_tensor_release(ctx, b);
+        sm_tensor_release(ctx, b); /* twice: nothing more */
+    }
+    sm_tensor *d = sm_gelu(ctx, c);
+    if (release) sm_tensor_release(ctx, c);
+    sm_tensor *e = sm_mul(ctx, d, gamma);
+    if (release) sm_tensor_release(ctx, d);
+    r.d_reuses_b = d->data == b_data; /* the newest free block first */
+    r.e_reuses_a = e->data == a_data;
+    r.reused_c = d->data == c_data || e->data == c_data;
+    sm_tensor *f = sm_mul(ctx, e, e);
+    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_mean(ctx, f, 2), 1), 0);
+    ck_assert_msg(loss != NULL, "%s", sm_ctx_error(ctx)->text);
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+    memcpy(r.gx, x->grad, sizeof r.gx);
+    memcpy(r.gg, gamma->grad, sizeof r.gg);
+    r.loss = loss->data[0];
+    r.peak = sm_ctx_arena_peak(ctx);
+    sm_ctx_free(ctx);
+    sm_tensor_free(gamma);
+    return r;
+}
+
+START_TEST(test_release_same_bits)
+{
+    rel_run keep = release_graph(false), rel = release_graph(true);
+    ck_assert_mem_eq(&rel.loss, &keep.loss, sizeof(float));
+    ck_assert_mem_eq(rel.gx, keep.gx, sizeof keep.gx);
+    ck_assert_mem_eq(rel.gg, keep.gg, sizeof keep.gg);
+    double sx = 0;
+    for (size_t i = 0; i < sizeof keep.gx / sizeof *keep.gx; i++) sx += fabs(keep.gx[i]);
+    ck_assert(sx > 0);
+    ck_assert(rel.d_reuses_b && rel.e_reuses_a); /* dead: the next tensors took their blocks */
+    ck_assert(!rel.reused_c); /* c is read by gelu's backward: not reused in forward */
+    ck_assert(!keep.d_reuses_b && !keep.e_reuses_a);
+    /* two (4, 32, 16) blocks fewer in forward, and c's and d's serve gradients in backward */
+    ck_assert_uint_le(rel.peak + 2 * 4 * 32 * 16 * sizeof(float), keep.peak);
+}
+END_TEST
+
+START_TEST(test_release_errors_and_modes)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *w = sm_tensor_new(2, SM_SHAPE(8, 8));
+    fill(w, 6, -1.0, 1.0);
+    w->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(4, 8));
+    fill(x, 7, -1.0, 1.0);
+    /* heap tensors (parameters) are never released */
+    sm_tensor_release(ctx, w);
+    sm_tensor_release(ctx, NULL);
+    sm_tensor *h = sm_linear(ctx, x, w, NULL);
+    ck_assert_ptr_nonnull(h);
+    /* a released tensor given to an op, directly or through a view: a clear error */
+    sm_tensor *v = sm_reshape(ctx, h, 1, SM_SHAPE(32));
+    sm_tensor_release(ctx, h);
+    ck_assert_ptr_null(sm_gelu(ctx, v));
+    ck_assert_int_eq(sm_ctx_status(ctx), SM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(sm_ctx_error(ctx)->text, "sm_tensor_release"));
+    /* without gradients (and with recomputation) the memory is never reused, only marked */
+    for (int mode = 0; mode < 2; mode++) {
+        sm_ctx_reset(ctx);
+        sm_ctx_set_grad(ctx, mode == 1);
+        sm_ctx_set_recompute(ctx, mode == 1);
+        x = sm_ctx_tensor(ctx, 2, SM_SHAPE(4, 8));
+        fill(x, 7, -1.0, 1.0);
+        h = sm_linear(ctx, x, w, NULL);
+        sm_tensor *g = sm_gelu(ctx, h);
+        sm_tensor_release(ctx, g);
+        sm_tensor *k = sm_scale(ctx, h, 2.0f);
+        ck_assert_ptr_nonnull(k);
+        ck_assert_ptr_ne(k->data, g->data);
+        ck_assert_ptr_null(sm_add(ctx, k, g));
+        ck_assert_int_eq(sm_ctx_status(ctx), SM_EINVAL);
+    }
+    sm_tensor_free(w);
+    sm_ctx_free(ctx);
 }
 END_TEST
 
@@ -452,6 +564,8 @@ static Suite *memory_suite(void)
     TCase *tc = tcase_create("plan");
     tcase_add_test(tc, test_plan_matches_keep);
     tcase_add_test(tc, test_gradient_memory_is_reused);
+    tcase_add_test(tc, test_release_same_bits);
+    tcase_add_test(tc, test_release_errors_and_modes);
     suite_add_tcase(s, tc);
     tc = tcase_create("checkpoint");
     tcase_add_test(tc, test_checkpoint_same_bits);

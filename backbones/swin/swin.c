@@ -490,24 +490,34 @@ static sm_tensor *swin_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *i
     int64_t B = x->shape[0], H = st->H, W = st->W, C = st->dim;
     int w = st->window;
     float scale = s->has_qk_scale ? (float)s->qk_scale : (float)(1.0 / sqrt((double)C / st->heads));
-    sm_tensor *h = sm_layernorm(ctx, x, bl->norm1_w, bl->norm1_b, (float)s->eps);
-    h = sm_reshape(ctx, h, 4, SM_SHAPE(B, H, W, C));
-    h = sm_window_partition(ctx, h, w, bl->shift); /* (B·nW, w², C) */
-    h = sm_linear(ctx, h, bl->qkv_w, bl->qkv_b);
+    /* every tensor is released once no op is given it again: the tape keeps those a backward
+     * reads, the others (the first norm's output, proj's, the reversed windows, the drop-path
+     * outputs, fc2's) go to the next tensor of their size (sm_tensor_release) */
+    sm_tensor *n1 = sm_layernorm(ctx, x, bl->norm1_w, bl->norm1_b, (float)s->eps);
+    sm_tensor *win = sm_window_partition(ctx, sm_reshape(ctx, n1, 4, SM_SHAPE(B, H, W, C)), w,
+                                         bl->shift); /* (B·nW, w², C) */
+    sm_tensor_release(ctx, n1);
+    sm_tensor *qkv = sm_linear(ctx, win, bl->qkv_w, bl->qkv_b);
     sm_tensor *bias = sm_relpos_bias(ctx, bl->rpb_table, st->rp_index, (int64_t)w * w);
-    h = sm_attention(ctx, h, st->heads, scale, bias, bl->attn_mask);
+    sm_tensor *a = sm_attention(ctx, qkv, st->heads, scale, bias, bl->attn_mask);
     /* kept for a recomputation (sm_checkpoint): proj and fc2, see vit.c */
-    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->proj_w, bl->proj_b));
-    h = sm_window_reverse(ctx, h, H, W, w, bl->shift); /* (B, H, W, C) */
-    h = sm_reshape(ctx, h, 3, SM_SHAPE(B, H * W, C));
-    h = sm_drop_path(ctx, h, bl->drop_path, (uint64_t)bl->global_index * 2);
-    x = sm_add(ctx, x, h);
-    h = sm_layernorm(ctx, x, bl->norm2_w, bl->norm2_b, (float)s->eps);
-    h = sm_linear(ctx, h, bl->fc1_w, bl->fc1_b);
-    h = sm_gelu(ctx, h);
-    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, bl->fc2_w, bl->fc2_b));
-    h = sm_drop_path(ctx, h, bl->drop_path, (uint64_t)bl->global_index * 2 + 1);
-    return sm_add(ctx, x, h);
+    sm_tensor *p = sm_checkpoint_keep(ctx, sm_linear(ctx, a, bl->proj_w, bl->proj_b));
+    sm_tensor *r = sm_window_reverse(ctx, p, H, W, w, bl->shift); /* (B, H, W, C) */
+    sm_tensor_release(ctx, p);
+    sm_tensor *d = sm_drop_path(ctx, sm_reshape(ctx, r, 3, SM_SHAPE(B, H * W, C)), bl->drop_path,
+                                (uint64_t)bl->global_index * 2);
+    x = sm_add(ctx, x, d);
+    sm_tensor *drop[] = {win, qkv, bias, a, r, d};
+    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) sm_tensor_release(ctx, drop[i]);
+    sm_tensor *n2 = sm_layernorm(ctx, x, bl->norm2_w, bl->norm2_b, (float)s->eps);
+    sm_tensor *f1 = sm_linear(ctx, n2, bl->fc1_w, bl->fc1_b);
+    sm_tensor *g = sm_gelu(ctx, f1);
+    sm_tensor *f2 = sm_checkpoint_keep(ctx, sm_linear(ctx, g, bl->fc2_w, bl->fc2_b));
+    d = sm_drop_path(ctx, f2, bl->drop_path, (uint64_t)bl->global_index * 2 + 1);
+    sm_tensor *y = sm_add(ctx, x, d);
+    sm_tensor *drop2[] = {n2, f1, g, f2, d};
+    for (size_t i = 0; i < sizeof drop2 / sizeof *drop2; i++) sm_tensor_release(ctx, drop2[i]);
+    return y;
 }
 
 static sm_tensor *swin_forward(void *self, sm_ctx *ctx, sm_tensor *images, const sm_tensor *mask)

@@ -408,18 +408,25 @@ static sm_tensor *vit_block_forward(sm_ctx *ctx, void *arg, sm_tensor *const *in
     /* kept for a recomputation (sm_checkpoint): proj and fc2, the two products that map back
      * to width D (5 of the block's 12·D² multiply-adds per token for 2 (B, N, D) tensors); qkv,
      * fc1, attention and the elementwise ops are recomputed */
-    a = sm_checkpoint_keep(ctx, sm_linear(ctx, a, b->proj_w, b->proj_b));
-    if (b->gamma_1) a = sm_mul(ctx, a, b->gamma_1);
-    a = sm_drop_path(ctx, a, b->drop_path, (uint64_t)i * 2);
-    x = sm_add(ctx, x, a);
+    sm_tensor *t[6]; /* the branch's tensors, released after its residual add (swin.c) */
+    t[0] = h;
+    t[1] = qkv;
+    t[2] = sm_checkpoint_keep(ctx, sm_linear(ctx, a, b->proj_w, b->proj_b));
+    t[3] = a;
+    t[4] = b->gamma_1 ? sm_mul(ctx, t[2], b->gamma_1) : t[2];
+    t[5] = sm_drop_path(ctx, t[4], b->drop_path, (uint64_t)i * 2);
+    x = sm_add(ctx, x, t[5]);
+    for (int k = 0; k < 6; k++) sm_tensor_release(ctx, t[k]);
     /* MLP branch */
-    h = sm_layernorm(ctx, x, b->norm2_w, b->norm2_b, (float)v->eps);
-    h = sm_linear(ctx, h, b->fc1_w, b->fc1_b);
-    h = sm_gelu(ctx, h);
-    h = sm_checkpoint_keep(ctx, sm_linear(ctx, h, b->fc2_w, b->fc2_b));
-    if (b->gamma_2) h = sm_mul(ctx, h, b->gamma_2);
-    h = sm_drop_path(ctx, h, b->drop_path, (uint64_t)i * 2 + 1);
-    return sm_add(ctx, x, h);
+    t[0] = sm_layernorm(ctx, x, b->norm2_w, b->norm2_b, (float)v->eps);
+    t[1] = sm_linear(ctx, t[0], b->fc1_w, b->fc1_b);
+    t[2] = sm_gelu(ctx, t[1]);
+    t[3] = sm_checkpoint_keep(ctx, sm_linear(ctx, t[2], b->fc2_w, b->fc2_b));
+    t[4] = b->gamma_2 ? sm_mul(ctx, t[3], b->gamma_2) : t[3];
+    t[5] = sm_drop_path(ctx, t[4], b->drop_path, (uint64_t)i * 2 + 1);
+    sm_tensor *y = sm_add(ctx, x, t[5]);
+    for (int k = 0; k < 6; k++) sm_tensor_release(ctx, t[k]);
+    return y;
 }
 
 static sm_tensor *vit_forward(void *self, sm_ctx *ctx, sm_tensor *images, const sm_tensor *mask)

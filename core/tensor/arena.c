@@ -5,8 +5,9 @@
  * else appends a chunk. Memory comes back in two ways:
  *  - mark / rewind (a stack): everything allocated after a mark is released at once (the
  *    activation arena: a node's backward scratch, a recomputed block);
- *  - a free list of exact-size blocks (the gradient arena): a released block is reused by the
- *    next request of the same size, latest first.
+ *  - a free list of exact-size blocks: a released block is reused by the next request of the
+ *    same size, latest first (the gradient arena; and in the activation arena the data of
+ *    tensors released during a forward, sm_tensor_release).
  * When a step spilled over its first chunk, the next reset replaces all chunks by one chunk of
  * the step's high-water mark, so from the second step on a step with the same sequence of
  * requests never touches malloc: memory is flat. Every choice depends only on the sequence of
@@ -122,12 +123,9 @@ void *sm__arena_get(sm__arena *a, size_t need)
         if ((*f)->size == need) {
             sm__free *b = *f;
             *f = b->next;
-            a->live += need;
             return b;
         }
-    void *p = sm__arena_alloc(a, need);
-    if (p) a->live += need;
-    return p;
+    return sm__arena_alloc(a, need);
 }
 
 void sm__arena_put(sm__arena *a, void *p, size_t need)
@@ -136,5 +134,4 @@ void sm__arena_put(sm__arena *a, void *p, size_t need)
     b->size = need;
     b->next = a->free;
     a->free = b;
-    a->live -= need;
 }

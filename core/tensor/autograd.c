@@ -16,36 +16,42 @@
  * gradient (sm_ctx_set_keep_grads, the mode that disables the plan). */
 #include "tensor/tensor_internal.h"
 
+/* What an op's backward reads besides gradients and its saved data: the data of its inputs
+ * (IN), of its output (OUT). A tensor whose readers are all 0 here is dead after the forward:
+ * sm_tensor_release can hand its memory back. When unsure, IN | OUT. */
+enum { IN = 1, OUT = 2 };
 static const struct {
     const char *name;
     sm__backward_fn backward;
+    unsigned reads;
 } op_table[SM__OP_COUNT] = {
-    [SM__OP_LINEAR] = {"linear", sm__linear_backward},
-    [SM__OP_MATMUL] = {"matmul", sm__matmul_backward},
-    [SM__OP_ADD] = {"add", sm__add_backward},
-    [SM__OP_MUL] = {"mul", sm__mul_backward},
-    [SM__OP_SCALE] = {"scale", sm__scale_backward},
-    [SM__OP_LAYERNORM] = {"layernorm", sm__layernorm_backward},
-    [SM__OP_GELU] = {"gelu", sm__gelu_backward},
-    [SM__OP_SOFTMAX] = {"softmax", sm__softmax_backward},
-    [SM__OP_ATTENTION] = {"attention", sm__attention_backward},
-    [SM__OP_RELPOS_BIAS] = {"relpos_bias", sm__relpos_bias_backward},
-    [SM__OP_WINDOW_PARTITION] = {"window_partition", sm__window_partition_backward},
-    [SM__OP_WINDOW_REVERSE] = {"window_reverse", sm__window_reverse_backward},
-    [SM__OP_PATCH_MERGE] = {"patch_merge", sm__patch_merge_backward},
-    [SM__OP_IM2COL] = {"im2col", sm__im2col_backward},
-    [SM__OP_CONV1X1] = {"conv1x1", sm__conv1x1_backward},
-    [SM__OP_PIXEL_SHUFFLE] = {"pixel_shuffle", sm__pixel_shuffle_backward},
-    [SM__OP_MASK_BLEND] = {"mask_blend", sm__mask_blend_backward},
-    [SM__OP_CLS_CONCAT] = {"cls_concat", sm__cls_concat_backward},
-    [SM__OP_CONCAT] = {"concat", sm__concat_backward},
-    [SM__OP_MEAN] = {"mean", sm__mean_backward},
-    [SM__OP_COPY] = {"contiguous", sm__copy_backward},
-    [SM__OP_DROP_PATH] = {"drop_path", sm__drop_path_backward},
-    [SM__OP_MASKED_L1] = {"masked_l1", sm__masked_l1_backward},
-    [SM__OP_CROSS_ENTROPY] = {"cross_entropy", sm__cross_entropy_backward},
-    [SM__OP_SOFT_CROSS_ENTROPY] = {"soft_cross_entropy", sm__soft_cross_entropy_backward},
-    [SM__OP_CHECKPOINT] = {"checkpoint", sm__checkpoint_backward},
+    [SM__OP_LINEAR] = {"linear", sm__linear_backward, IN},
+    [SM__OP_MATMUL] = {"matmul", sm__matmul_backward, IN},
+    [SM__OP_ADD] = {"add", sm__add_backward, 0},
+    [SM__OP_MUL] = {"mul", sm__mul_backward, IN},
+    [SM__OP_SCALE] = {"scale", sm__scale_backward, 0},
+    [SM__OP_LAYERNORM] = {"layernorm", sm__layernorm_backward, IN},
+    [SM__OP_GELU] = {"gelu", sm__gelu_backward, IN},
+    [SM__OP_SOFTMAX] = {"softmax", sm__softmax_backward, OUT},
+    [SM__OP_ATTENTION] = {"attention", sm__attention_backward, IN},
+    [SM__OP_RELPOS_BIAS] = {"relpos_bias", sm__relpos_bias_backward, IN | OUT},
+    [SM__OP_WINDOW_PARTITION] = {"window_partition", sm__window_partition_backward, 0},
+    [SM__OP_WINDOW_REVERSE] = {"window_reverse", sm__window_reverse_backward, 0},
+    [SM__OP_PATCH_MERGE] = {"patch_merge", sm__patch_merge_backward, 0},
+    [SM__OP_IM2COL] = {"im2col", sm__im2col_backward, IN | OUT},
+    [SM__OP_CONV1X1] = {"conv1x1", sm__conv1x1_backward, IN},
+    [SM__OP_PIXEL_SHUFFLE] = {"pixel_shuffle", sm__pixel_shuffle_backward, 0},
+    [SM__OP_MASK_BLEND] = {"mask_blend", sm__mask_blend_backward, IN | OUT},
+    [SM__OP_CLS_CONCAT] = {"cls_concat", sm__cls_concat_backward, 0},
+    [SM__OP_CONCAT] = {"concat", sm__concat_backward, 0},
+    [SM__OP_MEAN] = {"mean", sm__mean_backward, 0},
+    [SM__OP_COPY] = {"contiguous", sm__copy_backward, 0},
+    [SM__OP_DROP_PATH] = {"drop_path", sm__drop_path_backward, 0},
+    [SM__OP_MASKED_L1] = {"masked_l1", sm__masked_l1_backward, IN | OUT},
+    [SM__OP_CROSS_ENTROPY] = {"cross_entropy", sm__cross_entropy_backward, IN | OUT},
+    [SM__OP_SOFT_CROSS_ENTROPY] = {"soft_cross_entropy", sm__soft_cross_entropy_backward,
+                                   IN | OUT},
+    [SM__OP_CHECKPOINT] = {"checkpoint", sm__checkpoint_backward, IN | OUT},
 };
 _Static_assert(SM__OP_COUNT == 26, "op table out of date: add the new op's row");
 
@@ -128,6 +134,46 @@ static sm_tensor *record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_te
 
 size_t sm_ctx_tape_size(const sm_ctx *ctx) { return ctx->tape_size; }
 
+/* True if a backward on the tape reads the data of storage st: its producer's (OUT), or an op
+ * given st or a view of it (IN). The producer is the oldest entry that can touch it. */
+static bool tape_reads(const sm_ctx *ctx, const sm_tensor *st)
+{
+    for (const sm__node *n = ctx->tape; n; n = n->prev) {
+        if (n == st->node) return (op_table[n->op].reads & OUT) != 0;
+        if (!(op_table[n->op].reads & IN)) continue;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] && (n->in[i] == st || n->in[i]->base == st)) return true;
+    }
+    return false;
+}
+
+void sm_tensor_release(sm_ctx *ctx, sm_tensor *t)
+{
+    if (!ctx || !t) return;
+    sm_tensor *st = t->base ? t->base : t;
+    if (!(st->flags & SM__TENSOR_ARENA) || (st->flags & SM__TENSOR_RELEASED)) return;
+    st->flags |= SM__TENSOR_RELEASED;
+    /* reused only while a plain forward records (a checkpointed block rewinds its memory
+     * itself, evaluation its blocks', backward its scratch), and only when nothing reads it */
+    if (!(st->flags & SM__TENSOR_OWN_BLOCK) || !ctx->grad || ctx->recompute || ctx->replay ||
+        ctx->block_depth || ctx->backward_done || ctx->err.code || tape_reads(ctx, st))
+        return; /* (a tape reader: backward hands it over after that reader, see below) */
+    st->flags |= SM__TENSOR_RECLAIMED;
+    sm__arena_put(&ctx->act, st->data, sm__block_bytes(sm_tensor_numel(st)));
+}
+
+/* After the backward of the op that made t (the last that can read t: its readers came later
+ * on the tape): a released tensor's block becomes a gradient block, for the next gradient of
+ * its size. Main tape only (a recomputed block's memory is rewound by its checkpoint). */
+static void hand_over(sm_ctx *ctx, sm_tensor *t)
+{
+    const uint32_t need = SM__TENSOR_OWN_BLOCK | SM__TENSOR_RELEASED;
+    if (ctx->keep_grads || t->base || (t->flags & (need | SM__TENSOR_RECLAIMED)) != need)
+        return;
+    t->flags |= SM__TENSOR_RECLAIMED;
+    sm__arena_put(&ctx->grads, t->data, sm__block_bytes(sm_tensor_numel(t)));
+}
+
 void sm_ctx_watch_reads(sm_ctx *ctx, const float *base, size_t n, const int64_t *ends,
                         size_t *first)
 {
@@ -181,6 +227,7 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
         return ctx->err.code;
     }
     ctx->watch.base = NULL; /* the forward is over */
+    ctx->act.free = NULL;   /* backward's scratch in the activation arena is a stack */
     double t0 = 0.0;
     if (ctx->prof) {
         ctx->prof->backward = true;
@@ -188,6 +235,7 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
     }
     for (sm__node *n = ctx->tape; n && !ctx->err.code; n = n->prev) {
         sm__backward_node(ctx, n);
+        hand_over(ctx, n->out);
         if (ctx->hook) ctx->hook(ctx->hook_user, n->index);
     }
     if (ctx->prof) {

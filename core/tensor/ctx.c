@@ -139,7 +139,15 @@ sm_tensor *sm_ctx_tensor(sm_ctx *ctx, int ndim, const int64_t *shape)
     if (ctx->err.code) return NULL;
     sm_tensor *t = tensor_header(ctx, ndim, shape);
     if (!t) return NULL;
-    t->data = sm_ctx_alloc(ctx, (size_t)sm_tensor_numel(t) * sizeof(float));
+    size_t need = sm__block_bytes(sm_tensor_numel(t));
+    /* the block of a released tensor of the same size (sm_tensor_release), else a new one */
+    t->data = ctx->act.free ? sm__arena_get(&ctx->act, need)
+                            : sm_ctx_alloc(ctx, (size_t)sm_tensor_numel(t) * sizeof(float));
+    if (!t->data && !ctx->err.code)
+        sm_ctx_fail(ctx, SM_ENOMEM, "arena: out of memory (%zu bytes requested, %zu in use)",
+                    need, sm_ctx_arena_used(ctx));
+    sm__note_peak(ctx);
+    t->flags |= SM__TENSOR_OWN_BLOCK;
     return t->data ? t : NULL;
 }
 
@@ -163,8 +171,15 @@ sm_tensor *sm_ctx_wrap(sm_ctx *ctx, float *data, int ndim, const int64_t *shape)
 bool sm__ok(sm_ctx *ctx, int n, const sm_tensor *const *in)
 {
     if (!ctx || ctx->err.code) return false;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (!in[i]) return false;
+        if ((in[i]->flags | (in[i]->base ? in[i]->base->flags : 0)) & SM__TENSOR_RELEASED) {
+            sm_ctx_fail(ctx, SM_EINVAL,
+                        "tensor used after sm_tensor_release (its memory may hold another "
+                        "tensor now)");
+            return false;
+        }
+    }
     return true;
 }
 

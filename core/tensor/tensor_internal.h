@@ -31,6 +31,12 @@
  * gradient is a block of the gradient arena that the tensor owns (released when it dies). */
 #define SM__TENSOR_ARENA 0x100u
 #define SM__TENSOR_GRAD_OWNED 0x200u
+/* The data is a whole activation-arena block of its own (sm_ctx_tensor): sm_tensor_release may
+ * hand it back; released: sm_tensor_release was called, an op given it fails; reclaimed: the
+ * block went back to a free list (at the release, or in backward after its last reader). */
+#define SM__TENSOR_OWN_BLOCK 0x400u
+#define SM__TENSOR_RELEASED 0x800u
+#define SM__TENSOR_RECLAIMED 0x1000u
 
 /* ---- arenas (arena.c) ---------------------------------------------------------------- */
 
@@ -49,7 +55,6 @@ typedef struct sm__arena {
     size_t used;      /* bytes bumped (released free-list blocks included) */
     size_t step_peak; /* high-water mark of used since the last reset */
     size_t reserved;  /* bytes of all chunks */
-    size_t live;      /* bytes handed out by sm__arena_get and not put back */
     sm__free *free;   /* released blocks (sm__arena_put), newest first */
 } sm__arena;
 

@@ -8,8 +8,9 @@
  *  - parameters, their gradients and optimizer state: an sm_params store (params.h), each one
  *    contiguous block;
  *  - activations, activation gradients and the tape: the per-step arenas inside an sm_ctx. They
- *    are rewound by sm_ctx_reset() at the start of every step; there is no per-tensor free, and
- *    after the first step they do not grow (same shapes, same allocations). Backward releases
+ *    are rewound by sm_ctx_reset() at the start of every step; the one per-tensor free is
+ *    sm_tensor_release (an activation that no backward reads), and after the first step they
+ *    do not grow (same shapes, same allocations). Backward releases
  *    each activation gradient as soon as it is dead (after the op that produced the tensor) and
  *    reuses its memory for the next gradients, so after sm_backward only the gradients of leaves
  *    (parameters, and tensors that no op produced) remain; sm_ctx_set_keep_grads keeps them all;
@@ -143,6 +144,16 @@ SM_API void *sm_ctx_alloc(sm_ctx *ctx, size_t bytes);
  * the gradient of a tensor an op produced is gone (unless keep_grads): this returns a new zeroed
  * buffer. */
 SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
+
+/* The caller is done with t, an activation of this step (a no-op for parameters and heap
+ * tensors): when no recorded backward reads its data (the op that made it and the ops given it
+ * or a view of it: add, drop path, window partition and reverse read none), its memory goes back
+ * to the context and the next tensor of the same size reuses it. Only during a forward with
+ * gradients on and recomputation off; otherwise, or when something reads it, it stays as it is.
+ * Either way an op given t (or a view of it) afterwards fails with SM_EINVAL; reading t->data
+ * yourself is undefined. Releasing changes no number, only where tensors are stored: a
+ * backbone releases what it no longer passes to ops, as soon as it can (see swin.c). */
+SM_API void sm_tensor_release(sm_ctx *ctx, sm_tensor *t);
 
 /* Backpropagates from a scalar (numel 1) `loss` with d loss = 1. Gradients ACCUMULATE into
  * every tensor that requires grad (parameters: their store's grad block). Returns the sticky
