@@ -16,6 +16,20 @@ static void fill(sm_tensor *t, uint64_t key, double lo, double hi)
     sm_init_uniform(t, lo, hi, &r);
 }
 
+/* loss = mean of the 3-D f, backward; x's and γ's (16) gradients into gx and gg, the arena
+ * peak into *peak; returns the loss. */
+static float mean_backward(sm_ctx *ctx, sm_tensor *f, const sm_tensor *x, const sm_tensor *gamma,
+                           float *gx, float *gg, size_t *peak)
+{
+    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_mean(ctx, f, 2), 1), 0);
+    ck_assert_msg(loss != NULL, "%s", sm_ctx_error(ctx)->text);
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+    memcpy(gx, x->grad, (size_t)sm_tensor_numel(x) * sizeof(float));
+    memcpy(gg, gamma->grad, 16 * sizeof(float));
+    *peak = sm_ctx_arena_peak(ctx);
+    return loss->data[0];
+}
+
 /* Gradients of a graph where every in-place path is taken and meets a case it must refuse:
  *   h = 1.5·x ; a = gelu(h) ; b = h ⊙ γ ; c = drop_path(b) ; d = a + c ; e = d + d ; f = e ⊙ e
  * h feeds a and b: mul (later on the tape, so first in backward) writes h's gradient over b's
@@ -48,14 +62,8 @@ static plan_run plan_graph(bool keep)
     sm_tensor *d = sm_add(ctx, a, c);
     sm_tensor *e = sm_add(ctx, d, d);
     sm_tensor *f = sm_mul(ctx, e, e);
-    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_mean(ctx, f, 2), 1), 0);
-    ck_assert_msg(loss != NULL, "%s", sm_ctx_error(ctx)->text);
-    ck_assert_int_eq(sm_backward(ctx, loss), 0);
-    memcpy(r.gx, x->grad, sizeof r.gx);
-    memcpy(r.gg, gamma->grad, sizeof r.gg);
-    r.loss = loss->data[0];
+    r.loss = mean_backward(ctx, f, x, gamma, r.gx, r.gg, &r.peak);
     r.h_grad_after = h->grad != NULL;
-    r.peak = sm_ctx_arena_peak(ctx);
     sm_ctx_free(ctx);
     sm_tensor_free(gamma);
     return r;
@@ -146,14 +154,7 @@ static rel_run release_graph(bool release)
     r.d_reuses_b = d->data == b_data; /* the newest free block first */
     r.e_reuses_a = e->data == a_data;
     r.reused_c = d->data == c_data || e->data == c_data;
-    sm_tensor *f = sm_mul(ctx, e, e);
-    sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, sm_mean(ctx, f, 2), 1), 0);
-    ck_assert_msg(loss != NULL, "%s", sm_ctx_error(ctx)->text);
-    ck_assert_int_eq(sm_backward(ctx, loss), 0);
-    memcpy(r.gx, x->grad, sizeof r.gx);
-    memcpy(r.gg, gamma->grad, sizeof r.gg);
-    r.loss = loss->data[0];
-    r.peak = sm_ctx_arena_peak(ctx);
+    r.loss = mean_backward(ctx, sm_mul(ctx, e, e), x, gamma, r.gx, r.gg, &r.peak);
     sm_ctx_free(ctx);
     sm_tensor_free(gamma);
     return r;
