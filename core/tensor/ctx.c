@@ -139,14 +139,13 @@ sm_tensor *sm_ctx_tensor(sm_ctx *ctx, int ndim, const int64_t *shape)
     if (ctx->err.code) return NULL;
     sm_tensor *t = tensor_header(ctx, ndim, shape);
     if (!t) return NULL;
-    size_t need = sm__block_bytes(sm_tensor_numel(t));
     /* the block of a released tensor of the same size (sm_tensor_release), else a new one */
-    t->data = ctx->act.free ? sm__arena_get(&ctx->act, need)
-                            : sm_ctx_alloc(ctx, (size_t)sm_tensor_numel(t) * sizeof(float));
-    if (!t->data && !ctx->err.code)
-        sm_ctx_fail(ctx, SM_ENOMEM, "arena: out of memory (%zu bytes requested, %zu in use)",
-                    need, sm_ctx_arena_used(ctx));
-    sm__note_peak(ctx);
+    size_t bytes = (size_t)sm_tensor_numel(t) * sizeof(float);
+    t->data = ctx->act.free ? sm__arena_get(&ctx->act, sm__block_bytes(sm_tensor_numel(t))) : NULL;
+    if (t->data)
+        sm__note_peak(ctx);
+    else
+        t->data = sm_ctx_alloc(ctx, bytes);
     t->flags |= SM__TENSOR_OWN_BLOCK;
     return t->data ? t : NULL;
 }
