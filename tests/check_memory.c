@@ -30,6 +30,20 @@ static float mean_backward(sm_ctx *ctx, sm_tensor *f, const sm_tensor *x, const 
     return loss->data[0];
 }
 
+/* Run b is bitwise run a (loss, x's n gradients, γ's 16), and not trivially: both inputs got
+ * real gradients. */
+static void assert_same_bits(float loss_a, const float *gx_a, const float *gg_a, float loss_b,
+                             const float *gx_b, const float *gg_b, int n)
+{
+    ck_assert_mem_eq(&loss_b, &loss_a, sizeof(float));
+    ck_assert_mem_eq(gx_b, gx_a, (size_t)n * sizeof(float));
+    ck_assert_mem_eq(gg_b, gg_a, 16 * sizeof(float));
+    double sx = 0, sg = 0;
+    for (int i = 0; i < n; i++) sx += fabs(gx_a[i]);
+    for (int i = 0; i < 16; i++) sg += fabs(gg_a[i]);
+    ck_assert(sx > 0 && sg > 0);
+}
+
 /* Gradients of a graph where every in-place path is taken and meets a case it must refuse:
  *   h = 1.5·x ; a = gelu(h) ; b = h ⊙ γ ; c = drop_path(b) ; d = a + c ; e = d + d ; f = e ⊙ e
  * h feeds a and b: mul (later on the tape, so first in backward) writes h's gradient over b's
@@ -72,14 +86,7 @@ static plan_run plan_graph(bool keep)
 START_TEST(test_plan_matches_keep)
 {
     plan_run keep = plan_graph(true), plan = plan_graph(false);
-    ck_assert_mem_eq(&plan.loss, &keep.loss, sizeof(float));
-    ck_assert_mem_eq(plan.gx, keep.gx, sizeof keep.gx);
-    ck_assert_mem_eq(plan.gg, keep.gg, sizeof keep.gg);
-    /* not trivially equal: both inputs got real gradients */
-    double sx = 0, sg = 0;
-    for (int i = 0; i < 2 * 8 * 16; i++) sx += fabs(keep.gx[i]);
-    for (int i = 0; i < 16; i++) sg += fabs(keep.gg[i]);
-    ck_assert(sx > 0 && sg > 0);
+    assert_same_bits(keep.loss, keep.gx, keep.gg, plan.loss, plan.gx, plan.gg, 2 * 8 * 16);
     /* the intermediate gradient is released with the plan, kept without */
     ck_assert(keep.h_grad_after);
     ck_assert(!plan.h_grad_after);
@@ -163,12 +170,7 @@ static rel_run release_graph(bool release)
 START_TEST(test_release_same_bits)
 {
     rel_run keep = release_graph(false), rel = release_graph(true);
-    ck_assert_mem_eq(&rel.loss, &keep.loss, sizeof(float));
-    ck_assert_mem_eq(rel.gx, keep.gx, sizeof keep.gx);
-    ck_assert_mem_eq(rel.gg, keep.gg, sizeof keep.gg);
-    double sx = 0;
-    for (size_t i = 0; i < sizeof keep.gx / sizeof *keep.gx; i++) sx += fabs(keep.gx[i]);
-    ck_assert(sx > 0);
+    assert_same_bits(keep.loss, keep.gx, keep.gg, rel.loss, rel.gx, rel.gg, 4 * 32 * 16);
     ck_assert(rel.d_reuses_b && rel.e_reuses_a); /* dead: the next tensors took their blocks */
     ck_assert(!rel.reused_c); /* c is read by gelu's backward: not reused in forward */
     ck_assert(!keep.d_reuses_b && !keep.e_reuses_a);
