@@ -192,6 +192,12 @@ START_TEST(test_release_errors_and_modes)
     sm_tensor_release(ctx, NULL);
     sm_tensor *h = sm_linear(ctx, x, w, NULL);
     ck_assert_ptr_nonnull(h);
+    /* nor reused: a tensor no op on the tape made (an op may keep a pointer to it, as the mask
+     * blend does to its mask) */
+    sm_tensor *m = sm_ctx_tensor(ctx, 2, SM_SHAPE(4, 8));
+    sm_tensor_release(ctx, m);
+    sm_tensor *m2 = sm_ctx_tensor(ctx, 2, SM_SHAPE(4, 8));
+    ck_assert_ptr_ne(m2->data, m->data);
     /* a released tensor given to an op, directly or through a view: a clear error */
     sm_tensor *v = sm_reshape(ctx, h, 1, SM_SHAPE(32));
     sm_tensor_release(ctx, h);

@@ -134,8 +134,8 @@ static sm_tensor *record(sm_ctx *ctx, sm__op op, sm_tensor *out, int n_in, sm_te
 
 size_t sm_ctx_tape_size(const sm_ctx *ctx) { return ctx->tape_size; }
 
-/* True if a backward on the tape reads the data of storage st: its producer's (OUT), or an op
- * given st or a view of it (IN). The producer is the oldest entry that can touch it. */
+/* True if a backward on the tape reads the data of storage st, made by the entry st->node: that
+ * entry's (OUT), or an op given st or a view of it (IN); they all came after st->node. */
 static bool tape_reads(const sm_ctx *ctx, const sm_tensor *st)
 {
     for (const sm__node *n = ctx->tape; n; n = n->prev) {
@@ -154,9 +154,12 @@ void sm_tensor_release(sm_ctx *ctx, sm_tensor *t)
     if (!(st->flags & SM__TENSOR_ARENA) || (st->flags & SM__TENSOR_RELEASED)) return;
     st->flags |= SM__TENSOR_RELEASED;
     /* reused only while a plain forward records (a checkpointed block rewinds its memory
-     * itself, evaluation its blocks', backward its scratch), and only when nothing reads it */
-    if (!(st->flags & SM__TENSOR_OWN_BLOCK) || !ctx->grad || ctx->recompute || ctx->replay ||
-        ctx->block_depth || ctx->backward_done || ctx->err.code || tape_reads(ctx, st))
+     * itself, evaluation its blocks', backward its scratch), only for a tensor an op on the tape
+     * made (ops may keep pointers to other data, masks and targets, in their saved data), and
+     * only when nothing reads it */
+    if (!(st->flags & SM__TENSOR_OWN_BLOCK) || !st->node || !ctx->grad || ctx->recompute ||
+        ctx->replay || ctx->block_depth || ctx->backward_done || ctx->err.code ||
+        tape_reads(ctx, st))
         return; /* (a tape reader: backward hands it over after that reader, see below) */
     st->flags |= SM__TENSOR_RECLAIMED;
     sm__arena_put(&ctx->act, st->data, sm__block_bytes(sm_tensor_numel(st)));
