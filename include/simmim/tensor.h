@@ -146,10 +146,11 @@ SM_API void *sm_ctx_alloc(sm_ctx *ctx, size_t bytes);
 SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
 
 /* The caller is done with t, an activation of this step (a no-op for parameters and heap
- * tensors): when no recorded backward reads its data (the op that made it and the ops given it
- * or a view of it: add, drop path, window partition and reverse read none), its memory goes back
- * to the context and the next tensor of the same size reuses it. Only during a forward with
- * gradients on and recomputation off; otherwise, or when something reads it, it stays as it is.
+ * tensors). When an op recorded on the tape made t and no recorded backward reads its data
+ * (neither that op nor an op given t or a view of it: add, drop path, window partition and
+ * reverse read none), its memory goes back to the context and the next tensor of the same size
+ * reuses it; when a backward reads it, its memory serves gradients after that backward ran.
+ * Only during a forward with gradients on and recomputation off; otherwise it stays as it is.
  * Either way an op given t (or a view of it) afterwards fails with SM_EINVAL; reading t->data
  * yourself is undefined. Releasing changes no number, only where tensors are stored: a
  * backbone releases what it no longer passes to ops, as soon as it can (see swin.c). */
