@@ -3,6 +3,7 @@
  * the job (sm_train), stopping after a checkpoint on SIGINT / SIGTERM. */
 #include "cli.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -97,6 +98,7 @@ static int run_agree(int rc)
 }
 
 static volatile int sm_stop_requested;
+static volatile int sm_stop_unblock_stderr; /* set when running as one of several MPI ranks */
 
 /* Open MPI's mpirun answers Ctrl-C (SIGINT) by sending its ranks SIGTERM after
  * odls_base_sigkill_timeout seconds (default 1) and SIGKILL as long again after that: with the
@@ -116,11 +118,20 @@ static void sm_cli_note_stop_grace(sm_comm *comm)
             grace);
 }
 
+/* SIGTERM under mpirun means mpirun is ending the job (Ctrl-C): it stopped reading the ranks'
+ * output when it got the Ctrl-C and reads none while it waits out its kill timeout, so a rank
+ * that filled the pipe would stay blocked in a log write and never reach its checkpoint. From
+ * then on log lines that do not fit are dropped (stderr non-blocking) instead. fcntl is
+ * async-signal-safe. SIGUSR1 (the forwarded stop, mpirun still reading) keeps them. */
 static void on_signal(int sig)
 {
     if (sm_stop_requested) { /* a second signal: leave at once */
         signal(sig, SIG_DFL);
         raise(sig);
+    }
+    if (sm_stop_unblock_stderr && sig == SIGTERM) {
+        int fl = fcntl(2, F_GETFL);
+        if (fl != -1) fcntl(2, F_SETFL, fl | O_NONBLOCK);
     }
     sm_stop_requested = 1;
 }
@@ -141,6 +152,7 @@ int sm_cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL); /* mpirun forwards SIGUSR1 to every rank (docs/scaling.md) */
     sm_comm *comm = sm_cli_comm();
+    sm_stop_unblock_stderr = sm_comm_size(comm) > 1;
     sm_cli_note_stop_grace(comm);
     sm_train_opts opts = {.stop = &sm_stop_requested, .comm = comm};
     sm_train_result res;
