@@ -179,6 +179,88 @@ START_TEST(test_release_same_bits)
 }
 END_TEST
 
+/* GELU's outputs are dropped when released, though a linear's backward reads them, and made
+ * again in backward (autograd.c, remat):
+ *   h = x·w1ᵀ + b ; g = gelu(h) ; y = view(g)·w2ᵀ ; k = gelu(y) ; k2 = gelu(k) ; z = k2·w2ᵀ
+ * g is read through a view, k2 needs k made first (k is dropped too: gelu reads its input
+ * through the node's inputs). Without the releases every tensor stays. */
+typedef struct remat_run {
+    float gx[4 * 32 * 16], gb[16], gw2[16 * 16], loss; /* w2's gradient reads g and k2 */
+    bool k_reuses_g;
+    size_t peak;
+} remat_run;
+
+static remat_run remat_graph(bool release)
+{
+    remat_run r;
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *w1 = sm_tensor_new(2, SM_SHAPE(16, 16)), *w2 = sm_tensor_new(2, SM_SHAPE(16, 16));
+    sm_tensor *b = sm_tensor_new(1, SM_SHAPE(16));
+    fill(w1, 11, -0.8, 0.8);
+    fill(w2, 12, -0.8, 0.8);
+    fill(b, 13, -1.0, 1.0);
+    w1->flags |= SM_TENSOR_REQUIRES_GRAD;
+    w2->flags |= SM_TENSOR_REQUIRES_GRAD;
+    b->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(4, 32, 16));
+    fill(x, 14, -2.0, 2.0);
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *h = sm_linear(ctx, x, w1, b);
+    sm_tensor *g = sm_gelu(ctx, h);
+    sm_tensor *y = sm_linear(ctx, sm_reshape(ctx, g, 2, SM_SHAPE(128, 16)), w2, NULL);
+    const float *g_data = g->data;
+    if (release) sm_tensor_release(ctx, g);
+    sm_tensor *k = sm_gelu(ctx, y);
+    r.k_reuses_g = k->data == g_data;
+    sm_tensor *k2 = sm_gelu(ctx, k);
+    if (release) sm_tensor_release(ctx, k);
+    sm_tensor *z = sm_linear(ctx, k2, w2, NULL);
+    if (release) sm_tensor_release(ctx, k2);
+    sm_tensor *z3 = sm_reshape(ctx, z, 3, SM_SHAPE(4, 32, 16));
+    r.loss = mean_backward(ctx, sm_mul(ctx, z3, z3), x, b, r.gx, r.gb, &r.peak);
+    ck_assert_msg(w1->grad && w2->grad, "the weights got no gradient");
+    memcpy(r.gw2, w2->grad, sizeof r.gw2);
+    sm_ctx_free(ctx);
+    sm_tensor_free(w1);
+    sm_tensor_free(w2);
+    sm_tensor_free(b);
+    return r;
+}
+
+START_TEST(test_release_gelu_remade)
+{
+    remat_run keep = remat_graph(false), rel = remat_graph(true);
+    assert_same_bits(keep.loss, keep.gx, keep.gb, rel.loss, rel.gx, rel.gb, 4 * 32 * 16);
+    ck_assert_mem_eq(rel.gw2, keep.gw2, sizeof keep.gw2);
+    ck_assert(rel.k_reuses_g);   /* g was dropped at its release: k took its block */
+    ck_assert(!keep.k_reuses_g); /* without the release g stays */
+    ck_assert_uint_lt(rel.peak, keep.peak);
+}
+END_TEST
+
+/* A block released in forward that no later tensor took serves gradients in backward:
+ * a = 2·x, dead after the mean (released), leaves a free (64, 256) block, which a's gradient
+ * takes; only x's (a leaf's, kept after backward) is new. */
+START_TEST(test_release_unused_block_serves_backward)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(64, 256));
+    fill(x, 15, -1.0, 1.0);
+    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *a = sm_scale(ctx, x, 2.0f);
+    sm_tensor *m = sm_mean(ctx, a, 1);
+    sm_tensor_release(ctx, a);
+    sm_tensor *loss = sm_mean(ctx, m, 0);
+    size_t fwd = sm_ctx_arena_used(ctx), block = 64 * 256 * sizeof(float);
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+    ck_assert_msg(sm_ctx_arena_peak(ctx) - fwd < block + block / 2,
+                  "backward needed %zu bytes over the forward's %zu (a (64, 256) block is %zu)",
+                  sm_ctx_arena_peak(ctx) - fwd, fwd, block);
+    ck_assert_float_eq(x->grad[0], 2.0f / (64 * 256));
+    sm_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(test_release_errors_and_modes)
 {
     sm_ctx *ctx = sm_ctx_new(NULL);
@@ -575,6 +657,8 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, test_gradient_memory_is_reused);
     tcase_add_test(tc, test_release_same_bits);
     tcase_add_test(tc, test_release_errors_and_modes);
+    tcase_add_test(tc, test_release_gelu_remade);
+    tcase_add_test(tc, test_release_unused_block_serves_backward);
     suite_add_tcase(s, tc);
     tc = tcase_create("checkpoint");
     tcase_add_test(tc, test_checkpoint_same_bits);

@@ -298,7 +298,9 @@ static void modes_agree(const char *yaml, int64_t img)
     ck_assert_msg(r[MODE_PLAN].peak < r[MODE_KEEP].peak * 3 / 4,
                   "planned gradients: arena peak %zu, keeping all %zu", r[MODE_PLAN].peak,
                   r[MODE_KEEP].peak);
-    ck_assert_msg(r[MODE_RECOMPUTE].peak < r[MODE_PLAN].peak * 3 / 4,
+    /* (3/4 until GELU's outputs were dropped and made again in backward, which the plan does
+     * and recomputation, whose blocks hold one block's activations, hardly needs: 0.75 here) */
+    ck_assert_msg(r[MODE_RECOMPUTE].peak < r[MODE_PLAN].peak * 4 / 5,
                   "recompute: arena peak %zu, planned %zu", r[MODE_RECOMPUTE].peak,
                   r[MODE_PLAN].peak);
     ck_assert_msg(r[MODE_RECOMPUTE].tape < r[MODE_PLAN].tape / 2,

@@ -135,3 +135,13 @@ void sm__arena_put(sm__arena *a, void *p, size_t need)
     b->next = a->free;
     a->free = b;
 }
+
+void sm__arena_pass_free(sm__arena *from, sm__arena *to)
+{
+    if (!from->free) return;
+    sm__free *tail = from->free;
+    while (tail->next) tail = tail->next;
+    tail->next = to->free;
+    to->free = from->free;
+    from->free = NULL;
+}

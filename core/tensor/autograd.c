@@ -18,20 +18,25 @@
 
 /* What an op's backward reads besides gradients and its saved data: the data of its inputs
  * (IN), of its output (OUT). A tensor whose readers are all 0 here is dead after the forward:
- * sm_tensor_release can hand its memory back. When unsure, IN | OUT. */
-enum { IN = 1, OUT = 2 };
+ * sm_tensor_release can hand its memory back. When unsure, IN | OUT. VIA_IN: the backward
+ * reads its inputs' data only through node->in (never a pointer kept in its saved data), so an
+ * input computed again in backward (remat, below) is seen. remat: the op can compute its output
+ * again from its inputs (cheaply: an elementwise op whose backward keeps its input anyway), so
+ * a released output is dropped at once and made again for its readers' backward. */
+enum { IN = 1, OUT = 2, VIA_IN = 4 };
 static const struct {
     const char *name;
     sm__backward_fn backward;
     unsigned reads;
+    sm__remat_fn remat;
 } op_table[SM__OP_COUNT] = {
-    [SM__OP_LINEAR] = {"linear", sm__linear_backward, IN},
+    [SM__OP_LINEAR] = {"linear", sm__linear_backward, IN | VIA_IN},
     [SM__OP_MATMUL] = {"matmul", sm__matmul_backward, IN},
     [SM__OP_ADD] = {"add", sm__add_backward, 0},
     [SM__OP_MUL] = {"mul", sm__mul_backward, IN},
     [SM__OP_SCALE] = {"scale", sm__scale_backward, 0},
     [SM__OP_LAYERNORM] = {"layernorm", sm__layernorm_backward, IN},
-    [SM__OP_GELU] = {"gelu", sm__gelu_backward, IN},
+    [SM__OP_GELU] = {"gelu", sm__gelu_backward, IN | VIA_IN, sm__gelu_remat},
     [SM__OP_SOFTMAX] = {"softmax", sm__softmax_backward, OUT},
     [SM__OP_ATTENTION] = {"attention", sm__attention_backward, IN},
     [SM__OP_RELPOS_BIAS] = {"relpos_bias", sm__relpos_bias_backward, IN | OUT},
@@ -147,6 +152,21 @@ static bool tape_reads(const sm_ctx *ctx, const sm_tensor *st)
     return false;
 }
 
+/* True if st can be dropped although backwards read it: its maker can make it again (remat,
+ * from inputs its own backward keeps), and every op on the tape given st or a view of it
+ * reads it through its inputs, or not at all. */
+static bool droppable(const sm_ctx *ctx, const sm_tensor *st)
+{
+    if (!op_table[st->node->op].remat || !(op_table[st->node->op].reads & IN)) return false;
+    for (const sm__node *n = ctx->tape; n && n != st->node; n = n->prev) {
+        unsigned r = op_table[n->op].reads;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] && (n->in[i] == st || n->in[i]->base == st) && (r & IN) && !(r & VIA_IN))
+                return false;
+    }
+    return true;
+}
+
 void sm_tensor_release(sm_ctx *ctx, sm_tensor *t)
 {
     if (!ctx || !t) return;
@@ -156,13 +176,55 @@ void sm_tensor_release(sm_ctx *ctx, sm_tensor *t)
     /* reused only while a plain forward records (a checkpointed block rewinds its memory
      * itself, evaluation its blocks', backward its scratch), only for a tensor an op on the tape
      * made (ops may keep pointers to other data, masks and targets, in their saved data), and
-     * only when nothing reads it */
+     * only when nothing reads it or its maker can make it again (dropped) */
     if (!(st->flags & SM__TENSOR_OWN_BLOCK) || !st->node || !ctx->grad || ctx->recompute ||
-        ctx->replay || ctx->block_depth || ctx->backward_done || ctx->err.code ||
-        tape_reads(ctx, st))
-        return; /* (a tape reader: backward hands it over after that reader, see below) */
+        ctx->replay || ctx->block_depth || ctx->backward_done || ctx->err.code)
+        return;
+    if (tape_reads(ctx, st)) {
+        if (!droppable(ctx, st))
+            return; /* backward hands it over after its last reader, see below */
+        st->flags |= SM__TENSOR_DROPPED;
+    }
     st->flags |= SM__TENSOR_RECLAIMED;
     sm__arena_put(&ctx->act, st->data, sm__block_bytes(sm_tensor_numel(st)));
+}
+
+/* Before a backward reads t: a dropped t (or t's base) is made again by its maker, after the
+ * maker's own inputs, into a gradient block that hand_over returns after the maker's backward
+ * (the last that can read it); a view of a remade tensor is pointed into the new block. */
+static void materialize(sm_ctx *ctx, sm_tensor *t, int *remade_op)
+{
+    sm_tensor *st = t->base ? t->base : t;
+    if (st->flags & SM__TENSOR_DROPPED) {
+        const sm__node *m = st->node;
+        for (int i = 0; i < m->n_in; i++)
+            if (m->in[i]) materialize(ctx, m->in[i], remade_op);
+        int64_t n = sm_tensor_numel(st);
+        float *d = sm__arena_get(&ctx->grads, sm__block_bytes(n));
+        if (!d) {
+            sm_ctx_fail(ctx, SM_ENOMEM, "arena: out of memory remaking a %s output of %lld floats",
+                        op_table[m->op].name, (long long)n);
+            return;
+        }
+        sm__note_peak(ctx);
+        op_table[m->op].remat(ctx, m, d);
+        *remade_op = (int)m->op;
+        st->data = d;
+        st->flags = (st->flags & ~(SM__TENSOR_DROPPED | SM__TENSOR_RECLAIMED)) | SM__TENSOR_REMADE;
+    }
+    if (t != st && (st->flags & SM__TENSOR_REMADE)) t->data = st->data + t->offset;
+}
+
+/* Makes again what n's backward reads and was dropped; the op that remade it, else -1. */
+static int materialize_reads(sm_ctx *ctx, sm__node *n)
+{
+    int remade_op = -1;
+    unsigned r = op_table[n->op].reads;
+    if (r & IN)
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i]) materialize(ctx, n->in[i], &remade_op);
+    if (r & OUT) materialize(ctx, n->out, &remade_op);
+    return remade_op;
 }
 
 /* After the backward of the op that made t (the last that can read t: its readers came later
@@ -192,6 +254,12 @@ static void sm__backward_node(sm_ctx *ctx, sm__node *n)
     if (ctx->prof) {
         sm__prof_restart(ctx); /* a recomputation's first op is timed from here */
         t0 = ctx->prof->last;
+    }
+    int remade = materialize_reads(ctx, n);
+    if (ctx->err.code) return;
+    if (ctx->prof && remade >= 0) { /* timed as the maker's backward */
+        sm__prof_backward(ctx, (sm__op)remade, t0);
+        t0 = sm_profile_now();
     }
     sm__mark scratch = sm__arena_mark(&ctx->act);
     op_table[n->op].backward(ctx, n);
@@ -230,7 +298,10 @@ int sm_backward_from(sm_ctx *ctx, sm_tensor *out, const float *dout)
         return ctx->err.code;
     }
     ctx->watch.base = NULL; /* the forward is over */
-    ctx->act.free = NULL;   /* backward's scratch in the activation arena is a stack */
+    /* backward's scratch in the activation arena is a stack; blocks released in forward and
+     * not reused (the last of their size) serve gradients (main tape only: keep_grads keeps) */
+    if (ctx->keep_grads) ctx->act.free = NULL;
+    else sm__arena_pass_free(&ctx->act, &ctx->grads);
     double t0 = 0.0;
     if (ctx->prof) {
         ctx->prof->backward = true;

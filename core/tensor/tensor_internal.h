@@ -37,6 +37,11 @@
 #define SM__TENSOR_OWN_BLOCK 0x400u
 #define SM__TENSOR_RELEASED 0x800u
 #define SM__TENSOR_RECLAIMED 0x1000u
+/* Dropped: released although a backward reads it, because its maker can compute it again from
+ * inputs that stay (op table's remat); remade: computed again in backward, into a gradient
+ * block (views of it are re-pointed). */
+#define SM__TENSOR_DROPPED 0x2000u
+#define SM__TENSOR_REMADE 0x4000u
 
 /* ---- arenas (arena.c) ---------------------------------------------------------------- */
 
@@ -75,6 +80,9 @@ bool sm__arena_since(const sm__arena *a, sm__mark m, const void *p);
  * sm__arena_put releases it for reuse. NULL on ENOMEM. */
 void *sm__arena_get(sm__arena *a, size_t need);
 void sm__arena_put(sm__arena *a, void *p, size_t need);
+/* Moves from's free blocks onto to's free list (blocks are memory: the activation arena's
+ * unused free blocks serve gradients in backward); from's list is left empty. */
+void sm__arena_pass_free(sm__arena *from, sm__arena *to);
 /* Start of a step: everything released; one chunk of the last step's high-water mark if that
  * step spilled over its first chunk. */
 void sm__arena_reset(sm__arena *a);
@@ -185,6 +193,8 @@ struct sm__node {
 };
 
 typedef void (*sm__backward_fn)(sm_ctx *ctx, sm__node *node);
+/* Computes node's output again, into out (contiguous), exactly as its forward did. */
+typedef void (*sm__remat_fn)(sm_ctx *ctx, const sm__node *node, float *out);
 
 /* Name of an op ("linear"). */
 const char *sm__op_name(sm__op op);
@@ -210,6 +220,7 @@ void sm__mul_backward(sm_ctx *ctx, sm__node *n);
 void sm__scale_backward(sm_ctx *ctx, sm__node *n);
 void sm__layernorm_backward(sm_ctx *ctx, sm__node *n);
 void sm__gelu_backward(sm_ctx *ctx, sm__node *n);
+void sm__gelu_remat(sm_ctx *ctx, const sm__node *n, float *out);
 void sm__softmax_backward(sm_ctx *ctx, sm__node *n);
 void sm__attention_backward(sm_ctx *ctx, sm__node *n);
 void sm__relpos_bias_backward(sm_ctx *ctx, sm__node *n);

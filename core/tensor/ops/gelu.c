@@ -1,7 +1,9 @@
 /* core/tensor/ops/gelu.c - exact GELU (torch.nn.GELU(), erf form).
  *   x (any) -> same shape;  y = 0.5·x·(1 + erf(x/√2))
  *   backward: dx += dy·(Φ(x) + x·φ(x)), Φ(x) = 0.5·(1 + erf(x/√2)), φ(x) = e^(-x²/2)/√(2π);
- *             in place over dy (dx = 0 + dy·(...)) when x takes over dy's buffer */
+ *             in place over dy (dx = 0 + dy·(...)) when x takes over dy's buffer
+ *   remat:    y again from x, the same kernel over the same chunks (bitwise the forward's y):
+ *             a released y is dropped in forward and made again where fc2's backward reads it */
 #include "tensor/tensor_internal.h"
 
 SM__KERNEL static void gelu_fwd(const float *x, float *y, int64_t n)
@@ -45,6 +47,12 @@ sm_tensor *sm_gelu(sm_ctx *ctx, sm_tensor *x)
     if (!y) return NULL;
     SM__CHUNKED(ctx, sm_tensor_numel(x), gelu_fwd(x->data + i0, y->data + i0, len));
     return sm__track(ctx, SM__OP_GELU, y, 1, &x, NULL, 0);
+}
+
+void sm__gelu_remat(sm_ctx *ctx, const sm__node *n, float *out)
+{
+    const sm_tensor *x = n->in[0];
+    SM__CHUNKED(ctx, sm_tensor_numel(x), gelu_fwd(x->data + i0, out + i0, len));
 }
 
 void sm__gelu_backward(sm_ctx *ctx, sm__node *n)
