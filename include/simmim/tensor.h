@@ -149,8 +149,10 @@ SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
  * tensors). When an op recorded on the tape made t and no recorded backward reads its data
  * (neither that op nor an op given t or a view of it: add, drop path, window partition and
  * reverse read none), its memory goes back to the context and the next tensor of the same size
- * reuses it; when a backward reads it, its memory serves gradients after that backward ran.
- * Only during a forward with gradients on and recomputation off; otherwise it stays as it is.
+ * reuses it; so it does when the backwards that read it read it through their inputs (linear)
+ * and its maker can make it again from inputs it keeps (GELU): t is then made again in backward
+ * where it is read, bitwise as it was; when a backward reads it otherwise, its memory serves
+ * gradients after that backward ran. Only during a forward with gradients on and recomputation off; otherwise it stays as it is.
  * Either way an op given t (or a view of it) afterwards fails with SM_EINVAL; reading t->data
  * yourself is undefined. Releasing changes no number, only where tensors are stored: a
  * backbone releases what it no longer passes to ops, as soon as it can (see swin.c). */
