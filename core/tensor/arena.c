@@ -99,6 +99,10 @@ sm__mark sm__arena_mark(const sm__arena *a)
 
 void sm__arena_rewind(sm__arena *a, sm__mark m)
 {
+    /* free blocks in the released memory go with it (released in an evaluation block) */
+    for (sm__free **f = &a->free; *f;)
+        if (sm__arena_since(a, m, *f)) *f = (*f)->next;
+        else f = &(*f)->next;
     sm__chunk *c = m.chunk ? m.chunk : a->chunks;
     if (!c) return;
     c->used = m.chunk ? m.chunk_used : 0;

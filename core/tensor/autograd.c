@@ -173,6 +173,17 @@ void sm_tensor_release(sm_ctx *ctx, sm_tensor *t)
     sm_tensor *st = t->base ? t->base : t;
     if (!(st->flags & SM__TENSOR_ARENA) || (st->flags & SM__TENSOR_RELEASED)) return;
     st->flags |= SM__TENSOR_RELEASED;
+    /* without gradients, inside a block run without them (evaluation) and with nothing on the
+     * tape, no backward can read anything: reused at once (the block's rewind drops the free
+     * blocks it released) */
+    if (!ctx->grad) {
+        if ((st->flags & SM__TENSOR_OWN_BLOCK) && ctx->no_grad_depth && !ctx->tape &&
+            !ctx->err.code) {
+            st->flags |= SM__TENSOR_RECLAIMED;
+            sm__arena_put(&ctx->act, st->data, sm__block_bytes(sm_tensor_numel(st)));
+        }
+        return;
+    }
     /* reused only while a plain forward records (a checkpointed block rewinds its memory
      * itself, evaluation its blocks', backward its scratch), only for a tensor an op on the tape
      * made (ops may keep pointers to other data, masks and targets, in their saved data), and

@@ -127,7 +127,9 @@ static void keep_sort(sm__keep *k)
 static sm_tensor *run_no_grad(sm_ctx *ctx, sm_block_fn fn, void *arg, sm_tensor *const *in)
 {
     sm__mark mark = sm__arena_mark(&ctx->act);
+    ctx->no_grad_depth++; /* tensors released inside are reused at once (sm_tensor_release) */
     sm_tensor *y = fn(ctx, arg, in);
+    ctx->no_grad_depth--;
     if (!y || y->base || !sm_tensor_is_contiguous(y) || !sm__arena_since(&ctx->act, mark, y->data))
         return y;
     int ndim = y->ndim;

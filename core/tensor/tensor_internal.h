@@ -72,7 +72,7 @@ typedef struct sm__mark {
 /* Bump allocation of `need` bytes (a multiple of 64); NULL on ENOMEM. */
 void *sm__arena_alloc(sm__arena *a, size_t need);
 sm__mark sm__arena_mark(const sm__arena *a);
-/* Releases everything allocated after the mark (the free list must hold no such block). */
+/* Releases everything allocated after the mark, free-list blocks among it included. */
 void sm__arena_rewind(sm__arena *a, sm__mark m);
 /* True if p lies in memory allocated after the mark (and not rewound since). */
 bool sm__arena_since(const sm__arena *a, sm__mark m, const void *p);
@@ -132,6 +132,7 @@ struct sm_ctx {
     void *hook_user;
     sm__watch watch;    /* sm_ctx_watch_reads (base NULL: off)                                 */
     int block_depth;    /* checkpointed blocks being recorded, nested                          */
+    int no_grad_depth;  /* checkpointed blocks run without gradients (rewound whole), nested     */
     size_t block_index; /* the outermost one's position on the tape                            */
     struct sm__prof *prof; /* profiling (sm_ctx_set_profile), NULL when off */
 };

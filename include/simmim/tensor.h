@@ -152,7 +152,9 @@ SM_API float *sm_tensor_grad(sm_ctx *ctx, sm_tensor *t);
  * reuses it; so it does when the backwards that read it read it through their inputs (linear)
  * and its maker can make it again from inputs it keeps (GELU): t is then made again in backward
  * where it is read, bitwise as it was; when a backward reads it otherwise, its memory serves
- * gradients after that backward ran. Only during a forward with gradients on and recomputation off; otherwise it stays as it is.
+ * gradients after that backward ran. Only during a forward with gradients on and recomputation
+ * off, or inside a block run without gradients (sm_checkpoint in evaluation: at once, as
+ * nothing reads it later); otherwise it stays as it is.
  * Either way an op given t (or a view of it) afterwards fails with SM_EINVAL; reading t->data
  * yourself is undefined. Releasing changes no number, only where tensors are stored: a
  * backbone releases what it no longer passes to ops, as soon as it can (see swin.c). */
