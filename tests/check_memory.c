@@ -16,6 +16,17 @@ static void fill(sm_tensor *t, uint64_t key, double lo, double hi)
     sm_init_uniform(t, lo, hi, &r);
 }
 
+/* A leaf that requires grad, filled like fill(): in ctx's arena, or on the heap when ctx is NULL
+ * (a parameter; sm_tensor_free it). */
+static sm_tensor *grad_leaf(sm_ctx *ctx, int ndim, const int64_t *shape, uint64_t key, double lo,
+                            double hi)
+{
+    sm_tensor *t = ctx ? sm_ctx_tensor(ctx, ndim, shape) : sm_tensor_new(ndim, shape);
+    fill(t, key, lo, hi);
+    t->flags |= SM_TENSOR_REQUIRES_GRAD;
+    return t;
+}
+
 /* loss = mean of the 3-D f, backward; x's and γ's (16) gradients into gx and gg, the arena
  * peak into *peak; returns the loss. */
 static float mean_backward(sm_ctx *ctx, sm_tensor *f, const sm_tensor *x, const sm_tensor *gamma,
@@ -63,12 +74,8 @@ static plan_run plan_graph(bool keep)
     sm_ctx_set_keep_grads(ctx, keep);
     sm_ctx_set_train(ctx, true);
     sm_ctx_set_rng(ctx, 9, 4);
-    sm_tensor *gamma = sm_tensor_new(1, SM_SHAPE(16));
-    fill(gamma, 1, -1.5, 1.5);
-    gamma->flags |= SM_TENSOR_REQUIRES_GRAD;
-    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(2, 8, 16));
-    fill(x, 2, -3.0, 3.0);
-    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *gamma = grad_leaf(NULL, 1, SM_SHAPE(16), 1, -1.5, 1.5);
+    sm_tensor *x = grad_leaf(ctx, 3, SM_SHAPE(2, 8, 16), 2, -3.0, 3.0);
     sm_tensor *h = sm_scale(ctx, x, 1.5f);
     sm_tensor *a = sm_gelu(ctx, h);
     sm_tensor *b = sm_mul(ctx, h, gamma);
@@ -98,9 +105,7 @@ END_TEST
 static size_t chain_peak(int n)
 {
     sm_ctx *ctx = sm_ctx_new(NULL);
-    sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(64, 256));
-    fill(x, 3, -1.0, 1.0);
-    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *x = grad_leaf(ctx, 2, SM_SHAPE(64, 256), 3, -1.0, 1.0);
     sm_tensor *y = x;
     for (int i = 0; i < n; i++) y = sm_scale(ctx, sm_gelu(ctx, y), 0.5f);
     sm_tensor *loss = sm_mean(ctx, sm_mean(ctx, y, 1), 0);
@@ -139,12 +144,8 @@ static rel_run release_graph(bool release)
     sm_ctx *ctx = sm_ctx_new(NULL);
     sm_ctx_set_train(ctx, true);
     sm_ctx_set_rng(ctx, 5, 1);
-    sm_tensor *gamma = sm_tensor_new(1, SM_SHAPE(16));
-    fill(gamma, 4, -1.5, 1.5);
-    gamma->flags |= SM_TENSOR_REQUIRES_GRAD;
-    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(4, 32, 16));
-    fill(x, 5, -2.0, 2.0);
-    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *gamma = grad_leaf(NULL, 1, SM_SHAPE(16), 4, -1.5, 1.5);
+    sm_tensor *x = grad_leaf(ctx, 3, SM_SHAPE(4, 32, 16), 5, -2.0, 2.0);
     sm_tensor *a = sm_scale(ctx, x, 2.0f);
     sm_tensor *b = sm_drop_path(ctx, sm_reshape(ctx, a, 2, SM_SHAPE(4, 512)), 0.5f, 3);
     sm_tensor *c = sm_add(ctx, sm_reshape(ctx, b, 3, SM_SHAPE(4, 32, 16)), x);
@@ -194,17 +195,10 @@ static remat_run remat_graph(bool release)
 {
     remat_run r;
     sm_ctx *ctx = sm_ctx_new(NULL);
-    sm_tensor *w1 = sm_tensor_new(2, SM_SHAPE(16, 16)), *w2 = sm_tensor_new(2, SM_SHAPE(16, 16));
-    sm_tensor *b = sm_tensor_new(1, SM_SHAPE(16));
-    fill(w1, 11, -0.8, 0.8);
-    fill(w2, 12, -0.8, 0.8);
-    fill(b, 13, -1.0, 1.0);
-    w1->flags |= SM_TENSOR_REQUIRES_GRAD;
-    w2->flags |= SM_TENSOR_REQUIRES_GRAD;
-    b->flags |= SM_TENSOR_REQUIRES_GRAD;
-    sm_tensor *x = sm_ctx_tensor(ctx, 3, SM_SHAPE(4, 32, 16));
-    fill(x, 14, -2.0, 2.0);
-    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *w1 = grad_leaf(NULL, 2, SM_SHAPE(16, 16), 11, -0.8, 0.8);
+    sm_tensor *w2 = grad_leaf(NULL, 2, SM_SHAPE(16, 16), 12, -0.8, 0.8);
+    sm_tensor *b = grad_leaf(NULL, 1, SM_SHAPE(16), 13, -1.0, 1.0);
+    sm_tensor *x = grad_leaf(ctx, 3, SM_SHAPE(4, 32, 16), 14, -2.0, 2.0);
     sm_tensor *h = sm_linear(ctx, x, w1, b);
     sm_tensor *g = sm_gelu(ctx, h);
     sm_tensor *y = sm_linear(ctx, sm_reshape(ctx, g, 2, SM_SHAPE(128, 16)), w2, NULL);
@@ -244,9 +238,7 @@ END_TEST
 START_TEST(test_release_unused_block_serves_backward)
 {
     sm_ctx *ctx = sm_ctx_new(NULL);
-    sm_tensor *x = sm_ctx_tensor(ctx, 2, SM_SHAPE(64, 256));
-    fill(x, 15, -1.0, 1.0);
-    x->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *x = grad_leaf(ctx, 2, SM_SHAPE(64, 256), 15, -1.0, 1.0);
     sm_tensor *a = sm_scale(ctx, x, 2.0f);
     sm_tensor *m = sm_mean(ctx, a, 1);
     sm_tensor_release(ctx, a);
