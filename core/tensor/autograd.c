@@ -167,35 +167,33 @@ static bool droppable(const sm_ctx *ctx, const sm_tensor *st)
     return true;
 }
 
+/* True if st's block can be reused now (dropped: marked so, to be made again in backward). */
+static bool reusable_now(sm_ctx *ctx, sm_tensor *st)
+{
+    if (!(st->flags & SM__TENSOR_OWN_BLOCK) || ctx->err.code) return false;
+    /* without gradients, inside a block run without them (evaluation) and with nothing on the
+     * tape, no backward can read anything (the block's rewind drops the free blocks it
+     * released) */
+    if (!ctx->grad) return ctx->no_grad_depth && !ctx->tape;
+    /* with them, only while a plain forward records (a checkpointed block rewinds its memory
+     * itself, backward its scratch), only for a tensor an op on the tape made (ops may keep
+     * pointers to other data, masks and targets, in their saved data), and only when nothing
+     * reads it or its maker can make it again (dropped) */
+    if (!st->node || ctx->recompute || ctx->replay || ctx->block_depth || ctx->backward_done)
+        return false;
+    if (!tape_reads(ctx, st)) return true;
+    if (!droppable(ctx, st)) return false; /* backward hands it over after its last reader */
+    st->flags |= SM__TENSOR_DROPPED;
+    return true;
+}
+
 void sm_tensor_release(sm_ctx *ctx, sm_tensor *t)
 {
     if (!ctx || !t) return;
     sm_tensor *st = t->base ? t->base : t;
     if (!(st->flags & SM__TENSOR_ARENA) || (st->flags & SM__TENSOR_RELEASED)) return;
     st->flags |= SM__TENSOR_RELEASED;
-    /* without gradients, inside a block run without them (evaluation) and with nothing on the
-     * tape, no backward can read anything: reused at once (the block's rewind drops the free
-     * blocks it released) */
-    if (!ctx->grad) {
-        if ((st->flags & SM__TENSOR_OWN_BLOCK) && ctx->no_grad_depth && !ctx->tape &&
-            !ctx->err.code) {
-            st->flags |= SM__TENSOR_RECLAIMED;
-            sm__arena_put(&ctx->act, st->data, sm__block_bytes(sm_tensor_numel(st)));
-        }
-        return;
-    }
-    /* reused only while a plain forward records (a checkpointed block rewinds its memory
-     * itself, evaluation its blocks', backward its scratch), only for a tensor an op on the tape
-     * made (ops may keep pointers to other data, masks and targets, in their saved data), and
-     * only when nothing reads it or its maker can make it again (dropped) */
-    if (!(st->flags & SM__TENSOR_OWN_BLOCK) || !st->node || !ctx->grad || ctx->recompute ||
-        ctx->replay || ctx->block_depth || ctx->backward_done || ctx->err.code)
-        return;
-    if (tape_reads(ctx, st)) {
-        if (!droppable(ctx, st))
-            return; /* backward hands it over after its last reader, see below */
-        st->flags |= SM__TENSOR_DROPPED;
-    }
+    if (!reusable_now(ctx, st)) return;
     st->flags |= SM__TENSOR_RECLAIMED;
     sm__arena_put(&ctx->act, st->data, sm__block_bytes(sm_tensor_numel(st)));
 }
