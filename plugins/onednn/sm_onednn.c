@@ -13,8 +13,9 @@
  *   - bf16: A and B are converted (round to nearest even) into tight per-thread bf16 buffers,
  *     keeping their orientation, and the primitive multiplies bf16 × bf16 into an f32 C.
  * Primitives are created once per (shape, strides, batch strides, alpha, beta, precision,
- * thread count) and cached (a read-write lock guards the table); execution needs a stream per
- * thread, kept in thread-specific data with the copy buffers. Anything that cannot be set up
+ * thread count) and cached (a read-write lock guards the table); execution needs a stream and
+ * a scratchpad per thread (user scratchpad mode: cached primitives run on any thread, several at
+ * once), kept in thread-specific data with the copy buffers. Anything that cannot be set up
  * (out of memory, a primitive oneDNN refuses) falls back to the core's reference GEMM for that
  * call, with one warning in the log: results stay right.
  *
@@ -51,15 +52,22 @@ typedef struct gemm_key {
 typedef struct prim {
     gemm_key key;
     dnnl_primitive_t p;
-    dnnl_memory_desc_t md_a, md_b, md_c;
+    dnnl_memory_desc_t md_a, md_b, md_c, md_s; /* md_s: the scratchpad's (size 0: none) */
+    size_t scratch;                            /* its size in bytes */
     struct prim *next; /* bucket chain */
 } prim;
 
-/* Per-thread state: the stream and the copy buffers. Owned by the backend (list `all`). */
+/* A growable 64-byte-aligned buffer. */
+typedef struct growbuf {
+    void *p;
+    size_t cap;
+} growbuf;
+
+/* Per-thread state: the stream, the copy buffers and the scratchpad. Owned by the backend
+ * (list `all`). */
 typedef struct tls {
     dnnl_stream_t stream;
-    void *buf;
-    size_t cap;
+    growbuf copy, scratch;
     struct tls *next;
 } tls;
 
@@ -212,6 +220,11 @@ static dnnl_status_t prim_create(onednn_be *be, const gemm_key *k, const dnnl_me
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t st = dnnl_matmul_desc_init(&d, a, b, NULL, c);
     if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
+    /* our scratchpad, per thread: oneDNN's own ("library" mode) is one buffer shared by all
+     * primitives, so two threads executing cached primitives at once would corrupt each
+     * other's partial sums (seen on AVX-512, where matmul is brgemm with a scratchpad) */
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (st == dnnl_success && alpha != 1.0f)
         st = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha);
     if (st == dnnl_success && beta != 0.0f) {
@@ -224,6 +237,9 @@ static dnnl_status_t prim_create(onednn_be *be, const gemm_key *k, const dnnl_me
         const char *impl = "";
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
         *reference = strncmp(impl, "ref", 3) == 0;
+        const dnnl_memory_desc_t *md_s = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        if (md_s) e->md_s = *md_s;
+        e->scratch = md_s ? dnnl_memory_desc_get_size(md_s) : 0;
         st = dnnl_primitive_create(&e->p, pd);
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -294,16 +310,16 @@ static tls *get_tls(onednn_be *be)
     return t;
 }
 
-/* The thread's copy buffer, at least n bytes (64-byte aligned), or NULL. */
-static void *tls_buf(tls *t, size_t n)
+/* b's memory, grown to at least n bytes (64-byte aligned), or NULL. */
+static void *growbuf_get(growbuf *b, size_t n)
 {
-    if (n <= t->cap) return t->buf;
+    if (n <= b->cap) return b->p;
     void *p = NULL;
     size_t cap = n + n / 4;
     if (posix_memalign(&p, 64, cap) != 0) return NULL;
-    free(t->buf);
-    t->buf = p;
-    t->cap = cap;
+    free(b->p);
+    b->p = p;
+    b->cap = cap;
     return p;
 }
 
@@ -353,7 +369,7 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, f
     tls *t = get_tls(be);
     size_t na = pack_a ? bytes_of(&a, batch, bf16) : 0, nb = pack_b ? bytes_of(&b, batch, bf16) : 0;
     size_t nc = temp_c ? (size_t)(batch * co.rows * co.cols) * 4 : 0;
-    unsigned char *buf = t && na + nb + nc > 0 ? tls_buf(t, na + nb + nc) : NULL;
+    unsigned char *buf = t && na + nb + nc > 0 ? growbuf_get(&t->copy, na + nb + nc) : NULL;
     if (!t || (na + nb + nc > 0 && !buf)) {
         fallback(be, "out of memory for the stream or copy buffers", alpha, &a, &b, beta,
                  (float *)co.p, co.rs, co.cs, co.bs, batch);
@@ -389,17 +405,24 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, f
     prim *e = NULL;
     bool owned = false;
     if (st == dnnl_success) st = prim_get(be, &key, &mda, &mdb, &mdc, alpha, beta_p, &e, &owned);
-    dnnl_memory_t mem[3] = {NULL, NULL, NULL};
+    dnnl_memory_t mem[4] = {NULL, NULL, NULL, NULL};
+    void *scratch = NULL;
+    if (st == dnnl_success && e->scratch > 0 && !(scratch = growbuf_get(&t->scratch, e->scratch)))
+        st = dnnl_out_of_memory;
     if (st == dnnl_success) st = dnnl_memory_create(&mem[0], &e->md_a, be->engine, (void *)pa.p);
     if (st == dnnl_success) st = dnnl_memory_create(&mem[1], &e->md_b, be->engine, (void *)pb.p);
     if (st == dnnl_success) st = dnnl_memory_create(&mem[2], &e->md_c, be->engine, (void *)pc.p);
+    if (st == dnnl_success && scratch)
+        st = dnnl_memory_create(&mem[3], &e->md_s, be->engine, scratch);
     if (st == dnnl_success) {
-        dnnl_exec_arg_t args[3] = {
-            {DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[2]}};
-        st = dnnl_primitive_execute(e->p, t->stream, 3, args);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mem[0]},
+                                   {DNNL_ARG_WEIGHTS, mem[1]},
+                                   {DNNL_ARG_DST, mem[2]},
+                                   {DNNL_ARG_SCRATCHPAD, mem[3]}};
+        st = dnnl_primitive_execute(e->p, t->stream, scratch ? 4 : 3, args);
         if (st == dnnl_success) st = dnnl_stream_wait(t->stream);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (mem[i]) dnnl_memory_destroy(mem[i]);
     if (owned) prim_free(e);
     omp_set_num_threads(saved);
@@ -465,7 +488,8 @@ static void onednn_destroy(void *self)
     for (tls *t = be->all, *next; t; t = next) {
         next = t->next;
         dnnl_stream_destroy(t->stream);
-        free(t->buf);
+        free(t->copy.p);
+        free(t->scratch.p);
         free(t);
     }
     pthread_key_delete(be->key);
