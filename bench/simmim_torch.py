@@ -25,6 +25,10 @@ Modes:
           bytes touched by every other (non-view) aten op; prints a table; no timing.
 --bf16: torch.autocast("cpu", dtype=torch.bfloat16) around the forward (and loss), as
           `backend.precision: bf16` does on our side; the master weights and AdamW stay fp32.
+          LayerNorm runs in fp32 on an fp32 copy of its input, as on our side and as later
+          PyTorch versions' CPU autocast does: 1.13's leaves layer_norm out of its lists, so
+          torchvision's Swin (a LayerNorm straight after the bf16 patch convolution) stops
+          with "expected scalar type BFloat16 but found Float".
 Each timed step also records the CPU seconds used by OTHER processes during that step
 (from /proc/stat minus this process' own CPU time) and the VM steal time, so noisy steps
 can be seen.  Prints one JSON line at the end.
@@ -277,6 +281,11 @@ def main():
 
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16)
+
+    if a.bf16:  # LayerNorm in fp32 (see --bf16 above)
+        def ln_fp32(self, t):
+            return F.layer_norm(t.float(), self.normalized_shape, self.weight, self.bias, self.eps)
+        nn.LayerNorm.forward = ln_fp32
 
     def loss_of():
         with autocast():
