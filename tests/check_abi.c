@@ -12,7 +12,7 @@
 
 /* The ABI these numbers describe. */
 #define SM__PINNED_MAJOR 1
-#define SM__PINNED_MINOR 1
+#define SM__PINNED_MINOR 2
 
 typedef struct abi_row {
     const char *type, *member; /* member NULL: the size of the type */
@@ -99,7 +99,7 @@ static const abi_row rows[] = {
     OF(sm_backbone_vtbl, init_head, 144),
     OF(sm_backbone_vtbl, adapt_weight, 152),
     OF(sm_backbone_vtbl, forward_features, 160),
-    SZ(sm_backend_vtbl, 120),
+    SZ(sm_backend_vtbl, 128),
     OF(sm_backend_vtbl, hdr, 0),
     OF(sm_backend_vtbl, create, 72),
     OF(sm_backend_vtbl, destroy, 80),
@@ -107,6 +107,7 @@ static const abi_row rows[] = {
     OF(sm_backend_vtbl, sgemm_batched, 96),
     OF(sm_backend_vtbl, describe, 104),
     OF(sm_backend_vtbl, set_precision, 112),
+    OF(sm_backend_vtbl, sgemm_bias, 120),
     SZ(sm_dataset_vtbl, 120),
     OF(sm_dataset_vtbl, hdr, 0),
     OF(sm_dataset_vtbl, open, 72),

@@ -214,6 +214,76 @@ START_TEST(test_sgemm_vs_ref)
 }
 END_TEST
 
+/* ---- GEMM with a bias (the linear layer's forward) ------------------------------------------ */
+
+/* sm_backend_sgemm_bias on be against ref's (ref has no slot: the core's rows-then-beta-1
+ * path), over transposes, a padded C (row stride > n: the padding must stay untouched), and
+ * the one-row and one-column shapes; then nothing ran on oneDNN's reference code or fell back. */
+static void bias_cases(sm_backend *be, sm_backend *ref)
+{
+    static const int64_t bias_shapes[][3] = {{37, 29, 45}, {1, 33, 20}, {40, 1, 17}, {130, 96, 70}};
+    for (size_t s = 0; s < sizeof bias_shapes / sizeof bias_shapes[0]; s++)
+        for (int t = 0; t < 4; t++) {
+            const int64_t *sh = bias_shapes[s];
+            int64_t m = sh[0], n = sh[1], k = sh[2], ldc = n + 3;
+            sm_trans ta = (t & 1) ? SM_TRANS : SM_NO_TRANS, tb = (t & 2) ? SM_TRANS : SM_NO_TRANS;
+            float *a = malloc((size_t)(m * k) * 4), *b = malloc((size_t)(k * n) * 4);
+            float *bias = malloc((size_t)n * 4);
+            float *got = malloc((size_t)(m * ldc) * 4), *want = malloc((size_t)(m * ldc) * 4);
+            fill(a, (size_t)(m * k), 31 + s);
+            fill(b, (size_t)(k * n), 41 + s);
+            fill(bias, (size_t)n, 51 + s);
+            for (int64_t i = 0; i < m * ldc; i++) got[i] = want[i] = NAN; /* beta 0: ignored */
+            /* stored row-major: A m×k (k×m when transposed), B k×n (n×k) */
+            int64_t rsa = ta ? m : k, rsb = tb ? k : n;
+            sm_backend_sgemm_bias(be, ta, tb, m, n, k, a, rsa, 1, b, rsb, 1, bias, got, ldc);
+            sm_backend_sgemm_bias(ref, ta, tb, m, n, k, a, rsa, 1, b, rsb, 1, bias, want, ldc);
+            double worst = 0;
+            for (int64_t i = 0; i < m; i++) {
+                for (int64_t j = 0; j < n; j++) {
+                    double d = fabs((double)got[i * ldc + j] - want[i * ldc + j]);
+                    worst = d > worst ? d : worst;
+                }
+                for (int64_t j = n; j < ldc; j++)
+                    ck_assert_msg(isnan(got[i * ldc + j]), "%s wrote C's padding",
+                                  sm_backend_name(be));
+            }
+            ck_assert_msg(worst < 1e-5 * (double)k, "%s %lldx%lldx%lld trans %d: %g",
+                          sm_backend_name(be), (long long)m, (long long)n, (long long)k, t, worst);
+            free(a);
+            free(b);
+            free(bias);
+            free(got);
+            free(want);
+        }
+    if (strcmp(sm_backend_name(be), "onednn") == 0) {
+        char buf[512];
+        sm_backend_describe(be, buf, sizeof buf);
+        ck_assert_msg(strstr(buf, "(0 on oneDNN's reference code), 0 fallback calls"), "%s",
+                      buf);
+    }
+}
+
+START_TEST(test_sgemm_bias)
+{
+    sm_backend *be = open_be(built[_i].name, 2), *ref = open_be("ref", 2);
+    bias_cases(be, ref);
+    sm_backend_free(be);
+    sm_backend_free(ref);
+}
+END_TEST
+
+START_TEST(test_onednn_bf16_bias)
+{
+    sm_backend *be = open_onednn_bf16(2);
+    if (!be) return;
+    sm_backend *ref = open_bf16("ref", 2);
+    bias_cases(be, ref);
+    sm_backend_free(be);
+    sm_backend_free(ref);
+}
+END_TEST
+
 /* C[t] (m×n row-major) = A[t]·B[t]ᵀ for t < batch, one dot product at a time, in double. */
 static void batch_exact(const float *a, int64_t sa, const float *b, int64_t sb, int64_t rsa,
                         int64_t rsb, int64_t m, int64_t n, int64_t k, int64_t batch, float *c)
@@ -886,6 +956,7 @@ int main(void)
     tcase_add_loop_test(tc, test_batched_and_threads, 0, n_built);
     tcase_add_loop_test(tc, test_batched_layouts, 0, n_built);
     tcase_add_loop_test(tc, test_concurrent_calls, 0, n_built);
+    tcase_add_loop_test(tc, test_sgemm_bias, 0, n_built);
     tcase_add_loop_test(tc, test_describe, 0, n_built);
     tcase_add_loop_test(tc, test_ops_on_backend, 0, n_built);
     suite_add_tcase(s, tc);
@@ -895,7 +966,10 @@ int main(void)
     tcase_add_test(tc, test_bf16_rounding);
     tcase_add_test(tc, test_ref_bf16_is_rounded_fp32);
     tcase_add_test(tc, test_ops_bf16);
-    if (is_built("onednn")) tcase_add_test(tc, test_onednn_bf16_vs_ref);
+    if (is_built("onednn")) {
+        tcase_add_test(tc, test_onednn_bf16_vs_ref);
+        tcase_add_test(tc, test_onednn_bf16_bias);
+    }
     if (is_built("blis")) tcase_add_test(tc, test_blis_refuses_bf16);
     tcase_add_test(tc, test_abi_1_0_backend);
     tcase_add_test(tc, test_precision_from_config);

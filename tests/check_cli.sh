@@ -42,7 +42,7 @@ fx="--no-plugins --plugin-dir $tmp/fx"
 # ---- dispatch, help, version ---------------------------------------------------------------
 run version
 expect_rc 0 "version"
-expect_in "$tmp/out" "plugin ABI 1.1" "version"
+expect_in "$tmp/out" "plugin ABI 1.2" "version"
 run --version
 expect_rc 0 "--version"
 run --help
@@ -159,7 +159,7 @@ cp "$fixtures/sm_fx_abi_major.so" "$tmp/pl/" && chmod 755 "$tmp/pl/sm_fx_abi_maj
 run plugins --no-plugins --plugin-dir "$tmp/pl"
 expect_rc 1 "plugins with a refused plugin"
 expect_in "$tmp/out" "refused plugins: 1" "plugins: refused"
-expect_in "$tmp/out" "sm_fx_abi_major.so: plugin built for ABI 2.0, this simmim provides ABI 1.1" \
+expect_in "$tmp/out" "sm_fx_abi_major.so: plugin built for ABI 2.0, this simmim provides ABI 1.2" \
     "plugins: both ABI versions"
 expect_in "$tmp/out" "optimizer fx_opt" "plugins: the good one still loads"
 run plugins --no-plugins --core

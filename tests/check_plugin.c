@@ -89,7 +89,7 @@ START_TEST(test_abi_major)
     sm_error e;
     ck_assert_int_eq(load_one("sm_fx_abi_major", &e, &reg), SM_EABI);
     ck_assert_str_eq(e.file, sm_test_err_file(real(fixture("sm_fx_abi_major"))));
-    ck_assert_str_eq(e.text, "plugin built for ABI 2.0, this simmim provides ABI 1.1 "
+    ck_assert_str_eq(e.text, "plugin built for ABI 2.0, this simmim provides ABI 1.2 "
                              "(major versions differ)");
     ck_assert_uint_eq(sm_registry_plugin_count(reg), 0);
     sm_registry_free(reg);
@@ -100,7 +100,7 @@ START_TEST(test_abi_newer_minor)
 {
     sm_error e;
     ck_assert_int_eq(load_one("sm_fx_abi_minor", &e, NULL), SM_EABI);
-    ck_assert_str_eq(e.text, "plugin built for ABI 1.2, this simmim provides ABI 1.1 "
+    ck_assert_str_eq(e.text, "plugin built for ABI 1.3, this simmim provides ABI 1.2 "
                              "(plugin needs a newer simmim)");
 }
 END_TEST

@@ -114,7 +114,7 @@ START_TEST(test_bad_headers)
     c.abi_major = SM_ABI_MAJOR + 1;
     ck_assert_int_eq(add_variant(c, &e), SM_EABI);
     ck_assert(strstr(e.text, "ABI major 2") != NULL);
-    ck_assert(strstr(e.text, "ABI 1.1") != NULL);
+    ck_assert(strstr(e.text, "ABI 1.2") != NULL);
     c = opt_a;
     c.kind = SM_KIND_BACKBONE; /* a bare header is smaller than a backbone vtable */
     ck_assert_int_eq(add_variant(c, &e), SM_EABI);

@@ -289,7 +289,9 @@ static double median_from(const double *v, long from, long n)
 
 /* Op families of the breakdown. GEMM is every backend GEMM called by an op (linear, matmul,
  * the convolutions) outside the core's parallel loops; the families are the rest of each op's
- * time ("bias" is the non-GEMM part of linear, matmul and conv1x1: bias rows, column sums). */
+ * time ("bias" is the non-GEMM part of linear, matmul and conv1x1: the bias gradient's column
+ * sums, conv1x1's bias rows). The linear layer's forward bias is part of its GEMM
+ * (sm_backend_sgemm_bias: added by the backend, or rows filled before a beta-1 GEMM). */
 enum { F_GEMM, F_ATTN, F_LN, F_GELU, F_SOFTMAX, F_BIAS, F_ELEM, F_OTHER, F_COUNT };
 static const char *const family_name[F_COUNT] = {"gemm",    "attention", "layernorm",
                                                  "gelu",    "softmax",   "bias",

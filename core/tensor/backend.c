@@ -128,6 +128,20 @@ void sm_backend_sgemm(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m, int64
     be->vt->sgemm(be->self, ta, tb, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
 }
 
+void sm_backend_sgemm_bias(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m, int64_t n,
+                           int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
+                           int64_t rsb, int64_t csb, const float *bias, float *c, int64_t rsc)
+{
+    if (m <= 0 || n <= 0) return;
+    if (k > 0 && SM_HAS_SLOT(be->vt, sm_backend_vtbl, sgemm_bias) && be->vt->sgemm_bias) {
+        be->vt->sgemm_bias(be->self, ta, tb, m, n, k, a, rsa, csa, b, rsb, csb, bias, c, rsc);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(be->threads) if (m * n >= (1 << 15))
+    for (int64_t i = 0; i < m; i++) memcpy(c + i * rsc, bias, (size_t)n * sizeof(float));
+    sm_backend_sgemm(be, ta, tb, m, n, k, 1.0f, a, rsa, csa, b, rsb, csb, 1.0f, c, rsc, 1);
+}
+
 void sm_backend_sgemm_batched(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m, int64_t n,
                               int64_t k, float alpha, const float *a, int64_t rsa, int64_t csa,
                               int64_t sa, const float *b, int64_t rsb, int64_t csb, int64_t sb,

@@ -343,6 +343,11 @@ int sm__threads_for(const sm_ctx *ctx, int64_t work);
 void sm__gemm(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t ar, int64_t ac, const float *b, int64_t br, int64_t bc, float beta,
               float *c, int64_t cr, int64_t cc);
+/* C (m×n, row stride cr, contiguous rows) := A·B + bias (n floats added to every row), same
+ * strides as sm__gemm: the backend adds the bias while writing C where it can. */
+void sm__gemm_bias(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, const float *a, int64_t ar,
+                   int64_t ac, const float *b, int64_t br, int64_t bc, const float *bias, float *c,
+                   int64_t cr);
 /* batch GEMMs, operand i at a + i·sa, b + i·sb, c + i·sc (sc != 0: outputs disjoint). */
 void sm__gemm_batched(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                       int64_t ar, int64_t ac, int64_t sa, const float *b, int64_t br, int64_t bc,

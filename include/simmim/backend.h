@@ -62,6 +62,15 @@ typedef struct sm_backend_vtbl {
      * GEMM, when the precision is not fp32. Returns 0, or refuses with SM_EUNSUPPORTED and a
      * message that names the backend, the key backend.precision and the reason. */
     int (*set_precision)(void *self, sm_precision p, sm_error *err);
+    /* ---- ABI 1.2 ---- */
+    /* Optional (absent or NULL: the core writes the bias into every row of C and runs sgemm
+     * with beta 1). C (m×n, row-major: element (i, j) at c[i·rsc + j], rsc >= n) :=
+     * op(A)·op(B) + bias, the n floats of bias added to every row, as the linear layer's
+     * forward wants: a backend that can add it while writing C saves a pass over C. Never
+     * called with m, n or k < 1. Same thread rules as sgemm. */
+    void (*sgemm_bias)(void *self, sm_trans ta, sm_trans tb, int64_t m, int64_t n, int64_t k,
+                       const float *a, int64_t rsa, int64_t csa, const float *b, int64_t rsb,
+                       int64_t csb, const float *bias, float *c, int64_t rsc);
 } sm_backend_vtbl;
 
 /* An open backend: the vtable plus its instance. */
@@ -120,6 +129,12 @@ SM_API void sm_backend_sgemm(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m
                              int64_t k, float alpha, const float *a, int64_t rsa, int64_t csa,
                              const float *b, int64_t rsb, int64_t csb, float beta, float *c,
                              int64_t rsc, int64_t csc);
+/* C (m×n, row-major, row stride rsc) := op(A)·op(B) + bias (n floats, every row): through the
+ * backend's sgemm_bias, or by filling C's rows with bias and running sgemm with beta 1. */
+SM_API void sm_backend_sgemm_bias(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m, int64_t n,
+                                  int64_t k, const float *a, int64_t rsa, int64_t csa,
+                                  const float *b, int64_t rsb, int64_t csb, const float *bias,
+                                  float *c, int64_t rsc);
 SM_API void sm_backend_sgemm_batched(sm_backend *be, sm_trans ta, sm_trans tb, int64_t m,
                                      int64_t n, int64_t k, float alpha, const float *a,
                                      int64_t rsa, int64_t csa, int64_t sa, const float *b,

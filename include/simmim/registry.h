@@ -23,9 +23,10 @@ extern "C" {
  * Major: bumped by any incompatible change (layout or meaning). Minor: bumped when slots are
  * appended at the end of a vtable; hosts check struct_size before using new slots.
  * 1.1: sm_backend_vtbl.set_precision, sm_backbone_vtbl.adapt_weight and .forward_features (with
- * sm_backbone_info.num_blocks), sm_scheduler_vtbl.lr_peak. */
+ * sm_backbone_info.num_blocks), sm_scheduler_vtbl.lr_peak.
+ * 1.2: sm_backend_vtbl.sgemm_bias. */
 #define SM_ABI_MAJOR 1
-#define SM_ABI_MINOR 1
+#define SM_ABI_MINOR 2
 
 /* True when a component's vtable `vt` of type `type` has `slot`: a component built against an
  * older minor ABI has a shorter vtable (hdr.struct_size), and slots past its end must not be

@@ -46,13 +46,14 @@ typedef struct gemm_key {
     int64_t m, n, k, batch;
     int64_t a[3], b[3], c[3]; /* row, column and batch stride of A, B, C (batch 0: broadcast) */
     uint32_t alpha, beta;     /* bit patterns */
-    int32_t bf16, threads;
+    int32_t bf16, threads, bias, pad;
 } gemm_key;
 
 typedef struct prim {
     gemm_key key;
     dnnl_primitive_t p;
     dnnl_memory_desc_t md_a, md_b, md_c, md_s; /* md_s: the scratchpad's (size 0: none) */
+    dnnl_memory_desc_t md_bias;                /* (1, n) f32 when key.bias */
     size_t scratch;                            /* its size in bytes */
     struct prim *next; /* bucket chain */
 } prim;
@@ -220,7 +221,8 @@ static void prim_free(prim *e)
  * Called with the thread count of the execution set. */
 static dnnl_status_t prim_create(onednn_be *be, const gemm_key *k, const dnnl_memory_desc_t *a,
                                  const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
-                                 float alpha, float beta, prim **out, bool *reference)
+                                 const dnnl_memory_desc_t *bias, float alpha, float beta,
+                                 prim **out, bool *reference)
 {
     *out = NULL;
     prim *e = calloc(1, sizeof *e);
@@ -229,11 +231,12 @@ static dnnl_status_t prim_create(onednn_be *be, const gemm_key *k, const dnnl_me
     e->md_a = *a;
     e->md_b = *b;
     e->md_c = *c;
+    if (bias) e->md_bias = *bias;
     dnnl_matmul_desc_t d;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_matmul_desc_init(&d, a, b, NULL, c);
+    dnnl_status_t st = dnnl_matmul_desc_init(&d, a, b, bias, c);
     if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
     /* our scratchpad, per thread: oneDNN's own ("library" mode) is one buffer shared by all
      * primitives, so two threads executing cached primitives at once would corrupt each
@@ -272,7 +275,8 @@ static dnnl_status_t prim_create(onednn_be *be, const gemm_key *k, const dnnl_me
  * cache is full). */
 static dnnl_status_t prim_get(onednn_be *be, const gemm_key *k, const dnnl_memory_desc_t *a,
                               const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
-                              float alpha, float beta, prim **out, bool *owned)
+                              const dnnl_memory_desc_t *bias, float alpha, float beta, prim **out,
+                              bool *owned)
 {
     *owned = false;
     pthread_rwlock_rdlock(&be->lock);
@@ -283,7 +287,7 @@ static dnnl_status_t prim_get(onednn_be *be, const gemm_key *k, const dnnl_memor
         return dnnl_success;
     }
     bool reference = false;
-    dnnl_status_t st = prim_create(be, k, a, b, c, alpha, beta, &e, &reference);
+    dnnl_status_t st = prim_create(be, k, a, b, c, bias, alpha, beta, &e, &reference);
     if (st != dnnl_success) return st;
     pthread_rwlock_wrlock(&be->lock);
     prim *other = cache_find(be, k); /* another thread may have made it meanwhile */
@@ -346,11 +350,22 @@ static size_t bytes_of(const operand *x, int64_t batch, bool bf16)
     return (n + 63) / 64 * 64;
 }
 
-/* The reference GEMM, item by item (when oneDNN cannot be used for a call). */
-static void fallback(onednn_be *be, const char *why, float alpha, const operand *a,
-                     const operand *b, float beta, float *c, int64_t cr, int64_t cc, int64_t sc,
-                     int64_t batch)
+/* c's rows (m × n, row stride rs) := bias (n floats) */
+static void fill_rows(float *c, int64_t m, int64_t n, int64_t rs, const float *bias)
 {
+    for (int64_t i = 0; i < m; i++) memcpy(c + i * rs, bias, (size_t)n * sizeof(float));
+}
+
+/* The reference GEMM, item by item (when oneDNN cannot be used for a call); bias (one item,
+ * C row-major, beta 0) is written into C first. */
+static void fallback(onednn_be *be, const char *why, float alpha, const operand *a,
+                     const operand *b, float beta, const float *bias, float *c, int64_t cr,
+                     int64_t cc, int64_t sc, int64_t batch)
+{
+    if (bias) {
+        fill_rows(c, a->rows, b->cols, cr, bias);
+        beta = 1.0f;
+    }
     atomic_fetch_add(&be->fallbacks, 1);
     if (!atomic_exchange(&be->warned, true))
         sm_log(SM_LOG_WARN, "onednn: %s; running such GEMMs on the reference backend (slow)",
@@ -363,9 +378,11 @@ static void fallback(onednn_be *be, const char *why, float alpha, const operand 
 }
 
 /* C (item t at c + t·sc, element (i, j) at [i·cr + j·cc]) := alpha·A·B + beta·C for each item
- * of the batch; A (m×k) and B (k×n) float operands. */
-static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, float *c,
-                 int64_t cr, int64_t cc, int64_t sc, int64_t batch)
+ * of the batch; A (m×k) and B (k×n) float operands. bias (n floats added to every row of C, as
+ * the primitive's bias argument): only with one item, alpha 1, beta 0 and C row-major (cc 1,
+ * n > 1), which onednn_sgemm_bias ensures. */
+static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, const float *bias,
+                 float *c, int64_t cr, int64_t cc, int64_t sc, int64_t batch)
 {
     bool bf16 = be->precision == SM_PRECISION_BF16;
     operand co = {c, a.rows, b.cols, cr, cc, sc};
@@ -386,7 +403,7 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, f
     size_t nc = temp_c ? (size_t)(batch * co.rows * co.cols) * 4 : 0;
     unsigned char *buf = t && na + nb + nc > 0 ? growbuf_get(&t->copy, na + nb + nc) : NULL;
     if (!t || (na + nb + nc > 0 && !buf)) {
-        fallback(be, "out of memory for the stream or copy buffers", alpha, &a, &b, beta,
+        fallback(be, "out of memory for the stream or copy buffers", alpha, &a, &b, beta, bias,
                  (float *)co.p, co.rs, co.cs, co.bs, batch);
         return;
     }
@@ -410,17 +427,24 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, f
     memcpy(&key.beta, &beta_p, 4);
     key.bf16 = bf16;
     key.threads = nt;
+    key.bias = bias != NULL;
 
     int saved = omp_get_max_threads();
     omp_set_num_threads(nt);
-    dnnl_memory_desc_t mda, mdb, mdc;
+    dnnl_memory_desc_t mda, mdb, mdc, mdbias;
     dnnl_status_t st = operand_md(&mda, &pa, batch, bf16);
     if (st == dnnl_success) st = operand_md(&mdb, &pb, batch, bf16);
     if (st == dnnl_success) st = operand_md(&mdc, &pc, batch, false);
+    if (st == dnnl_success && bias) {
+        dnnl_dims_t d = {1, pc.cols}, s = {pc.cols, 1};
+        st = dnnl_memory_desc_init_by_strides(&mdbias, 2, d, dnnl_f32, s);
+    }
     prim *e = NULL;
     bool owned = false;
-    if (st == dnnl_success) st = prim_get(be, &key, &mda, &mdb, &mdc, alpha, beta_p, &e, &owned);
-    dnnl_memory_t mem[4] = {NULL, NULL, NULL, NULL};
+    if (st == dnnl_success)
+        st = prim_get(be, &key, &mda, &mdb, &mdc, bias ? &mdbias : NULL, alpha, beta_p, &e,
+                      &owned);
+    dnnl_memory_t mem[5] = {NULL, NULL, NULL, NULL, NULL};
     void *scratch = NULL;
     if (st == dnnl_success && e->scratch > 0 && !(scratch = growbuf_get(&t->scratch, e->scratch)))
         st = dnnl_out_of_memory;
@@ -429,15 +453,18 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, f
     if (st == dnnl_success) st = dnnl_memory_create(&mem[2], &e->md_c, be->engine, (void *)pc.p);
     if (st == dnnl_success && scratch)
         st = dnnl_memory_create(&mem[3], &e->md_s, be->engine, scratch);
+    if (st == dnnl_success && bias)
+        st = dnnl_memory_create(&mem[4], &e->md_bias, be->engine, (void *)bias);
     if (st == dnnl_success) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mem[0]},
-                                   {DNNL_ARG_WEIGHTS, mem[1]},
-                                   {DNNL_ARG_DST, mem[2]},
-                                   {DNNL_ARG_SCRATCHPAD, mem[3]}};
-        st = dnnl_primitive_execute(e->p, t->stream, scratch ? 4 : 3, args);
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]},
+                                   {DNNL_ARG_DST, mem[2]}};
+        int nargs = 3;
+        if (scratch) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[3]};
+        if (bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[4]};
+        st = dnnl_primitive_execute(e->p, t->stream, nargs, args);
         if (st == dnnl_success) st = dnnl_stream_wait(t->stream);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (mem[i]) dnnl_memory_destroy(mem[i]);
     if (owned) prim_free(e);
     omp_set_num_threads(saved);
@@ -447,7 +474,7 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, f
         char why[96];
         snprintf(why, sizeof why, "oneDNN refused a %lldx%lldx%lld matmul (status %d)",
                  (long long)key.m, (long long)key.n, (long long)key.k, (int)st);
-        fallback(be, why, alpha, &a, &b, beta, (float *)co.p, co.rs, co.cs, co.bs, batch);
+        fallback(be, why, alpha, &a, &b, beta, bias, (float *)co.p, co.rs, co.cs, co.bs, batch);
         return;
     }
     if (temp_c) { /* C := T + beta·C (beta 0: C's old values, NaN included, are ignored) */
@@ -475,8 +502,24 @@ static void onednn_sgemm(void *self, sm_trans ta, sm_trans tb, int64_t m, int64_
                          int64_t rsb, int64_t csb, float beta, float *c, int64_t rsc,
                          int64_t csc)
 {
-    gemm(self, alpha, op_of(a, ta, m, k, rsa, csa, 0), op_of(b, tb, k, n, rsb, csb, 0), beta, c,
-         rsc, csc, 0, 1);
+    gemm(self, alpha, op_of(a, ta, m, k, rsa, csa, 0), op_of(b, tb, k, n, rsb, csb, 0), beta,
+         NULL, c, rsc, csc, 0, 1);
+}
+
+/* The bias as the primitive's bias argument: no pass over C before the GEMM, no sum post-op
+ * reading C back. A one-column C (whose layout the general path may transpose) gets its
+ * bias written first and a beta-1 GEMM instead. */
+static void onednn_sgemm_bias(void *self, sm_trans ta, sm_trans tb, int64_t m, int64_t n,
+                              int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
+                              int64_t rsb, int64_t csb, const float *bias, float *c, int64_t rsc)
+{
+    operand oa = op_of(a, ta, m, k, rsa, csa, 0), ob = op_of(b, tb, k, n, rsb, csb, 0);
+    if (n == 1) {
+        fill_rows(c, m, n, rsc, bias);
+        gemm(self, 1.0f, oa, ob, 1.0f, NULL, c, rsc, 1, 0, 1);
+    } else {
+        gemm(self, 1.0f, oa, ob, 0.0f, bias, c, rsc, 1, 0, 1);
+    }
 }
 
 static void onednn_sgemm_batched(void *self, sm_trans ta, sm_trans tb, int64_t m, int64_t n,
@@ -486,7 +529,7 @@ static void onednn_sgemm_batched(void *self, sm_trans ta, sm_trans tb, int64_t m
                                  int64_t batch)
 {
     gemm(self, alpha, op_of(a, ta, m, k, rsa, csa, batch > 1 ? sa : 0),
-         op_of(b, tb, k, n, rsb, csb, batch > 1 ? sb : 0), beta, c, rsc, csc, sc, batch);
+         op_of(b, tb, k, n, rsb, csb, batch > 1 ? sb : 0), beta, NULL, c, rsc, csc, sc, batch);
 }
 
 /* ---- the backend -------------------------------------------------------------------------- */
@@ -584,7 +627,8 @@ static int onednn_set_precision(void *self, sm_precision p, sm_error *err)
     dnnl_status_t st = dnnl_memory_desc_init_by_strides(&a, 2, d, dnnl_bf16, s);
     if (st == dnnl_success) st = dnnl_memory_desc_init_by_strides(&b, 2, d, dnnl_bf16, s);
     if (st == dnnl_success) st = dnnl_memory_desc_init_by_strides(&c, 2, d, dnnl_f32, s);
-    if (st == dnnl_success) st = prim_create(be, &key, &a, &b, &c, 1.0f, 0.0f, &e, &reference);
+    if (st == dnnl_success)
+        st = prim_create(be, &key, &a, &b, &c, NULL, 1.0f, 0.0f, &e, &reference);
     omp_set_num_threads(saved);
     prim_free(e);
     if (st != dnnl_success || reference)
@@ -625,6 +669,7 @@ static const sm_backend_vtbl onednn_vtbl = {
     .sgemm_batched = onednn_sgemm_batched,
     .describe = onednn_describe,
     .set_precision = onednn_set_precision,
+    .sgemm_bias = onednn_sgemm_bias,
 };
 
 static int onednn_register(sm_registry *reg, sm_error *err)

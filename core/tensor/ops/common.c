@@ -26,6 +26,17 @@ void sm__gemm(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const f
     if (prof) prof_gemm_done(ctx, t0, 2.0 * (double)m * (double)n * (double)k);
 }
 
+void sm__gemm_bias(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, const float *a, int64_t ar,
+                   int64_t ac, const float *b, int64_t br, int64_t bc, const float *bias, float *c,
+                   int64_t cr)
+{
+    bool prof = prof_gemm(ctx);
+    double t0 = prof ? sm_profile_now() : 0.0;
+    sm_backend_sgemm_bias(ctx->backend, SM_NO_TRANS, SM_NO_TRANS, m, n, k, a, ar, ac, b, br, bc,
+                          bias, c, cr);
+    if (prof) prof_gemm_done(ctx, t0, 2.0 * (double)m * (double)n * (double)k);
+}
+
 void sm__gemm_batched(sm_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                       int64_t ar, int64_t ac, int64_t sa, const float *b, int64_t br, int64_t bc,
                       int64_t sb, float beta, float *c, int64_t cr, int64_t cc, int64_t sc,

@@ -1,15 +1,9 @@
 /* core/tensor/ops/linear.c - y = x·wᵀ + b (torch.nn.functional.linear), as one GEMM each way.
  *   x (..., in) -> rows T = numel / in; w (out, in) [any strides]; b (out) or NULL
- *   forward:  Y (T, out) = b (broadcast rows) ; Y += X·Wᵀ          (beta = 1 on the bias)
+ *   forward:  Y (T, out) = X·Wᵀ + b (every row): one GEMM with a bias (the backend's
+ *             sgemm_bias, else Y filled with b and a GEMM with beta 1)
  *   backward: dX (T, in) += dY·W ; dW (out, in) += dYᵀ·X ; db += column sums of dY */
 #include "tensor/tensor_internal.h"
-
-/* every row of y (rows × n, contiguous) = b */
-static void fill_rows(sm_ctx *ctx, float *y, const float *b, int64_t rows, int64_t n)
-{
-#pragma omp parallel for schedule(static) num_threads(sm__threads_for(ctx, rows * n))
-    for (int64_t r = 0; r < rows; r++) memcpy(y + r * n, b, (size_t)n * sizeof(float));
-}
 
 sm_tensor *sm_linear(sm_ctx *ctx, sm_tensor *x, sm_tensor *w, sm_tensor *b)
 {
@@ -32,10 +26,13 @@ sm_tensor *sm_linear(sm_ctx *ctx, sm_tensor *x, sm_tensor *w, sm_tensor *b)
     y = sm__empty(ctx, x->ndim, sh);
     if (!y) return NULL;
     int64_t T = sm__rows(x);
-    if (b) fill_rows(ctx, y->data, b->data, T, nout);
-    /* Y (T×out) = X (T×in) · Wᵀ: Wᵀ(p, j) = w[j·s0 + p·s1] */
-    sm__gemm(ctx, T, nout, in, 1.0f, x->data, in, 1, w->data, w->stride[1], w->stride[0],
-             b ? 1.0f : 0.0f, y->data, nout, 1);
+    /* Y (T×out) = X (T×in) · Wᵀ (+ b): Wᵀ(p, j) = w[j·s0 + p·s1] */
+    if (b)
+        sm__gemm_bias(ctx, T, nout, in, x->data, in, 1, w->data, w->stride[1], w->stride[0],
+                      b->data, y->data, nout);
+    else
+        sm__gemm(ctx, T, nout, in, 1.0f, x->data, in, 1, w->data, w->stride[1], w->stride[0],
+                 0.0f, y->data, nout, 1);
     return sm__track(ctx, SM__OP_LINEAR, y, 3, ins, NULL, 0);
 }
 
