@@ -28,7 +28,10 @@ Modes:
           LayerNorm runs in fp32 on an fp32 copy of its input, as on our side and as later
           PyTorch versions' CPU autocast does: 1.13's leaves layer_norm out of its lists, so
           torchvision's Swin (a LayerNorm straight after the bf16 patch convolution) stops
-          with "expected scalar type BFloat16 but found Float".
+          with "expected scalar type BFloat16 but found Float". For the same error in ViT's
+          evaluation, nn.MultiheadAttention's inference fast path (torch 1.13's
+          _native_multi_head_attention, not autocast-aware) is turned off under --bf16 by
+          leaving those modules in training mode (their dropout is 0).
 Each timed step also records the CPU seconds used by OTHER processes during that step
 (from /proc/stat minus this process' own CPU time) and the VM steal time, so noisy steps
 can be seen.  Prints one JSON line at the end.
@@ -339,6 +342,10 @@ def main():
             return float(loss)
     else:
         model.eval()
+        if a.bf16:  # see --bf16 above: MultiheadAttention's inference fast path under autocast
+            for m in model.modules():
+                if isinstance(m, nn.MultiheadAttention):
+                    m.train()  # its dropout is 0: only the fast path is turned off
 
         def step():
             with torch.no_grad(), autocast():
