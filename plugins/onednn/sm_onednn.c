@@ -255,7 +255,8 @@ static dnnl_status_t prim_create(onednn_be *be, const gemm_key *k, const dnnl_me
         const char *impl = "";
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
         *reference = strncmp(impl, "ref", 3) == 0;
-        const dnnl_memory_desc_t *md_s = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        const dnnl_memory_desc_t *md_s =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         if (md_s) e->md_s = *md_s;
         e->scratch = md_s ? dnnl_memory_desc_get_size(md_s) : 0;
         st = dnnl_primitive_create(&e->p, pd);
