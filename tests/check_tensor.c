@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <string.h>
 
 START_TEST(test_tensor_basics)
@@ -402,6 +403,57 @@ START_TEST(test_backward_hook_and_first_reads)
 }
 END_TEST
 
+/* sm_fpenv_flush_subnormals: subnormal results written as 0 (FTZ), subnormal inputs read as 0
+ * (DAZ), in the calling thread and in a thread it creates afterwards; off restores IEEE. */
+static volatile float fp_tiny = 1e-30f, fp_small = 1e-10f; /* product 1e-40: subnormal */
+
+static float fp_subnormal(void)
+{
+    uint32_t bits = 1; /* the smallest positive subnormal */
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void *fp_thread(void *out)
+{
+    float *r = out;
+    r[0] = fp_tiny * fp_small;
+    r[1] = sm_fpenv_flushing() ? 1.0f : 0.0f;
+    return NULL;
+}
+
+START_TEST(test_fpenv_flush_subnormals)
+{
+    ck_assert_int_eq(sm_fpenv_flush_subnormals(false), 0);
+    ck_assert(!sm_fpenv_flushing());
+    volatile float sub = fp_subnormal();
+    ck_assert_float_ne(fp_tiny * fp_small, 0.0f);
+    ck_assert_float_ne(sub * 2.0f, 0.0f);
+    int rc = sm_fpenv_flush_subnormals(true);
+#if defined(__x86_64__) || defined(__aarch64__)
+    ck_assert_int_eq(rc, 0);
+#endif
+    if (rc == 0) {
+        ck_assert(sm_fpenv_flushing());
+        ck_assert_float_eq(fp_tiny * fp_small, 0.0f);
+#if defined(__x86_64__)
+        ck_assert_float_eq(sub * 2.0f, 0.0f); /* DAZ (AArch64's FZ also reads them as 0) */
+#endif
+        float r[2] = {-1.0f, -1.0f};
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, fp_thread, r), 0);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        ck_assert_float_eq(r[0], 0.0f);
+        ck_assert_float_eq(r[1], 1.0f);
+        ck_assert_float_eq_tol(fp_tiny * 1e10f, 1e-20f, 1e-26f); /* normal numbers as before */
+    }
+    ck_assert_int_eq(sm_fpenv_flush_subnormals(false), 0);
+    ck_assert(!sm_fpenv_flushing());
+    ck_assert_float_ne(fp_tiny * fp_small, 0.0f);
+}
+END_TEST
+
 static Suite *tensor_suite(void)
 {
     Suite *s = suite_create("tensor");
@@ -419,6 +471,7 @@ static Suite *tensor_suite(void)
     tc = tcase_create("limits");
     tcase_add_test(tc, test_arena_flat);
     tcase_add_test(tc, test_arena_alignment);
+    tcase_add_test(tc, test_fpenv_flush_subnormals);
     suite_add_tcase(s, tc);
     return s;
 }

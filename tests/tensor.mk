@@ -6,7 +6,7 @@ TESTS += tests/check_tensor tests/check_ops tests/check_memory tests/check_safet
 
 tests_check_tensor_SOURCES = tests/check_tensor.c
 tests_check_tensor_CFLAGS = $(TEST_CFLAGS)
-tests_check_tensor_LDADD = $(TEST_LIBS)
+tests_check_tensor_LDADD = $(TEST_LIBS) $(PTHREAD_LIBS)
 
 tests_check_ops_SOURCES = tests/check_ops.c
 tests_check_ops_CFLAGS = $(TEST_CFLAGS)

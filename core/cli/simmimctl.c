@@ -1,6 +1,7 @@
 /* core/cli/simmimctl.c - the command-line front end: dispatch, help, version. */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct sm_command {
@@ -72,6 +73,15 @@ int main(int argc, char **argv)
         return SM_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) return sm_cmd_version(1, argv + 1);
+    /* subnormal floats flushed to zero in this thread and so in every thread made later
+     * (OpenMP, BLIS, oneDNN, MPI): first, before any exists (sm_fpenv_flush_subnormals) */
+    const char *sub = getenv("SIMMIM_SUBNORMALS");
+    if (sub && strcmp(sub, "keep") != 0 && strcmp(sub, "flush") != 0) {
+        fprintf(stderr, "simmimctl: SIMMIM_SUBNORMALS is '%s': it must be 'flush' (the default) "
+                        "or 'keep'\n", sub);
+        return SM_EXIT_USAGE;
+    }
+    if (!(sub && strcmp(sub, "keep") == 0)) (void)sm_fpenv_flush_subnormals(true);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         sm_cli_log_install();

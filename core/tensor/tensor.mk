@@ -13,7 +13,8 @@ core_libsimmim_la_SOURCES += \
 	core/tensor/params.c \
 	core/tensor/backend.c \
 	core/tensor/backend_ref.c \
-	core/tensor/profile.c
+	core/tensor/profile.c \
+	core/tensor/fpenv.c
 
 # The kernels are built with GCC's full vectoriser cost model (-O2 alone only vectorises loops
 # that need no runtime checks or epilogues; the flag survives a later -O2 in CFLAGS) and

@@ -95,8 +95,9 @@ static void sm__log_setup(const sm__run *r)
 {
     char desc[256];
     sm_backend_describe(sm_trainer_backend(r->tr), desc, sizeof desc);
-    sm_log(SM_LOG_INFO, "%s: task %s, output %s, backend %s", sm_config_file(r->cfg),
-           r->set.task_name, r->set.out_dir, desc);
+    sm_log(SM_LOG_INFO, "%s: task %s, output %s, backend %s, subnormals %s",
+           sm_config_file(r->cfg), r->set.task_name, r->set.out_dir, desc,
+           sm_fpenv_flushing() ? "flushed to zero" : "kept (IEEE)");
     sm_model *m = sm_trainer_model(r->tr);
     const sm_backbone_info *info = sm_model_info(m);
     sm_log(SM_LOG_INFO, "model: %s %s, %lld parameters, patch %d, stride %d",
