@@ -284,6 +284,40 @@ START_TEST(test_onednn_bf16_bias)
 }
 END_TEST
 
+/* onednn bf16, batched, with the C items interleaved as attention writes its heads (item h at
+ * column h·k of rows H·k long: computed tight and copied in by the plugin), beta 0 over NaN and
+ * beta 1, against ref-bf16 on the same call. */
+START_TEST(test_onednn_bf16_interleaved_c)
+{
+    sm_backend *be = open_onednn_bf16(2);
+    if (!be) return;
+    sm_backend *ref = open_bf16("ref", 2);
+    const int64_t m = 70, k = 24, H = 3, rs = H * k;
+    float *p = malloc(H * m * m * 4), *v = malloc(m * rs * 4), *got = malloc(m * rs * 4),
+          *want = malloc(m * rs * 4);
+    fill(p, (size_t)(H * m * m), 11);
+    fill(v, (size_t)(m * rs), 12);
+    for (int beta = 0; beta < 2; beta++) {
+        for (int64_t i = 0; i < m * rs; i++) {
+            got[i] = beta ? 0.25f * (float)(i % 7) : NAN;
+            want[i] = beta ? got[i] : 0.0f;
+        }
+        sm_backend_sgemm_batched(be, SM_NO_TRANS, SM_NO_TRANS, m, k, m, 1.0f, p, m, 1, m * m, v,
+                                 rs, 1, k, (float)beta, got, rs, 1, k, H);
+        sm_backend_sgemm_batched(ref, SM_NO_TRANS, SM_NO_TRANS, m, k, m, 1.0f, p, m, 1, m * m, v,
+                                 rs, 1, k, (float)beta, want, rs, 1, k, H);
+        double e = sm_test_rel_err(got, want, m * rs);
+        ck_assert_msg(e < 1e-5, "interleaved C, beta %d: %g", beta, e);
+    }
+    free(p);
+    free(v);
+    free(got);
+    free(want);
+    sm_backend_free(be);
+    sm_backend_free(ref);
+}
+END_TEST
+
 /* C[t] (m×n row-major) = A[t]·B[t]ᵀ for t < batch, one dot product at a time, in double. */
 static void batch_exact(const float *a, int64_t sa, const float *b, int64_t sb, int64_t rsa,
                         int64_t rsb, int64_t m, int64_t n, int64_t k, int64_t batch, float *c)
@@ -672,6 +706,81 @@ START_TEST(test_ref_bf16_is_rounded_fp32)
 }
 END_TEST
 
+/* Attention with a bias that needs its gradient and a window mask (-100: subnormal weights), N
+ * above the small-matrix limit, its qkv also read by a second op (the gradient into qkv then
+ * accumulates): in bf16 the heads go to the backend as batched GEMMs. Returns the loss, fills
+ * the gradients of qkv and of the bias. */
+#define ATT_B 4
+#define ATT_N 70
+#define ATT_H 2
+#define ATT_C 24
+static float att_chain(sm_backend *be, float *gq, float *gb)
+{
+    sm_ctx *ctx = sm_ctx_new(be);
+    sm_ctx_set_threads(ctx, 2);
+    sm_rng r;
+    sm_rng_init(&r, 9, 0, 0, 0);
+    const int64_t B = ATT_B, N = ATT_N, H = ATT_H, C = ATT_C;
+    sm_tensor *qkv = sm_ctx_tensor(ctx, 3, SM_SHAPE(B, N, 3 * C));
+    sm_tensor *bias = sm_ctx_tensor(ctx, 3, SM_SHAPE(H, N, N));
+    sm_tensor *mask = sm_ctx_tensor(ctx, 3, SM_SHAPE(2, N, N));
+    sm_init_uniform(qkv, -1, 1, &r);
+    sm_init_uniform(bias, -0.5, 0.5, &r);
+    for (int64_t w = 0; w < 2; w++)
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t j = 0; j < N; j++)
+                mask->data[(w * N + i) * N + j] = i != j && (i + j + w) % 5 == 0 ? -100.0f : 0.0f;
+    qkv->flags |= SM_TENSOR_REQUIRES_GRAD;
+    bias->flags |= SM_TENSOR_REQUIRES_GRAD;
+    sm_tensor *att = sm_attention(ctx, qkv, (int)H, 0.3f, bias, mask);
+    sm_tensor *a = sm_mean(ctx, sm_reshape(ctx, sm_gelu(ctx, att), 1, SM_SHAPE(-1)), 0);
+    sm_tensor *b = sm_mean(ctx, sm_reshape(ctx, sm_mul(ctx, qkv, qkv), 1, SM_SHAPE(-1)), 0);
+    sm_tensor *loss = sm_add(ctx, a, b);
+    ck_assert_msg(loss != NULL, "%s", sm_ctx_error(ctx)->text);
+    ck_assert_int_eq(sm_backward(ctx, loss), 0);
+    memcpy(gq, sm_tensor_grad(ctx, qkv), (size_t)(B * N * 3 * C) * 4);
+    memcpy(gb, sm_tensor_grad(ctx, bias), (size_t)(H * N * N) * 4);
+    float l = loss->data[0];
+    sm_ctx_free(ctx);
+    return l;
+}
+
+START_TEST(test_attention_bf16_batched)
+{
+    /* ref-bf16 (batched heads) against fp32 ref (per (b, h)): bf16 noise only; onednn-bf16
+     * (batched, C of P·v and of the gradients copied in) against ref-bf16 */
+    enum { NQ = ATT_B * ATT_N * 3 * ATT_C, NB = ATT_H * ATT_N * ATT_N };
+    float *gq[3], *gb[3], l[3];
+    for (int i = 0; i < 3; i++) {
+        gq[i] = malloc(NQ * 4);
+        gb[i] = malloc(NB * 4);
+    }
+    sm_backend *r32 = open_be("ref", 2), *r16 = open_bf16("ref", 2);
+    l[0] = att_chain(r32, gq[0], gb[0]);
+    l[1] = att_chain(r16, gq[1], gb[1]);
+    double el = fabs(l[1] - l[0]) / fabs(l[0]), eq = sm_test_rel_err(gq[1], gq[0], NQ),
+           eb = sm_test_rel_err(gb[1], gb[0], NB);
+    ck_assert_msg(eq > 1e-6 && eb > 1e-6, "bf16 changed nothing: %g %g", eq, eb);
+    ck_assert_msg(el < 1e-2 && eq < 3e-2 && eb < 3e-2, "ref-bf16 vs fp32: loss %g, qkv %g, bias %g",
+                  el, eq, eb);
+    sm_backend *o16 = is_built("onednn") ? open_onednn_bf16(2) : NULL;
+    if (o16) {
+        l[2] = att_chain(o16, gq[2], gb[2]);
+        double e2 = fabs(l[2] - l[1]) / fabs(l[1]), q2 = sm_test_rel_err(gq[2], gq[1], NQ),
+               b2 = sm_test_rel_err(gb[2], gb[1], NB);
+        ck_assert_msg(e2 < 1e-4 && q2 < 1e-3 && b2 < 1e-3,
+                      "onednn-bf16 vs ref-bf16: loss %g, qkv %g, bias %g", e2, q2, b2);
+        sm_backend_free(o16);
+    }
+    sm_backend_free(r32);
+    sm_backend_free(r16);
+    for (int i = 0; i < 3; i++) {
+        free(gq[i]);
+        free(gb[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_ops_bf16)
 {
     /* the chain in bf16 on ref: close to fp32 (bf16's 2^-9 per input), but not equal; and on
@@ -966,9 +1075,11 @@ int main(void)
     tcase_add_test(tc, test_bf16_rounding);
     tcase_add_test(tc, test_ref_bf16_is_rounded_fp32);
     tcase_add_test(tc, test_ops_bf16);
+    tcase_add_test(tc, test_attention_bf16_batched);
     if (is_built("onednn")) {
         tcase_add_test(tc, test_onednn_bf16_vs_ref);
         tcase_add_test(tc, test_onednn_bf16_bias);
+        tcase_add_test(tc, test_onednn_bf16_interleaved_c);
     }
     if (is_built("blis")) tcase_add_test(tc, test_blis_refuses_bf16);
     tcase_add_test(tc, test_abi_1_0_backend);

@@ -206,12 +206,17 @@ static double sm__grad_norm(sm_params *p)
     int64_t nb = (n + BLOCK - 1) / BLOCK;
     double *part = malloc((size_t)(nb ? nb : 1) * sizeof *part);
     if (!part) return NAN;
+    /* eight running sums per block, element i into sum i % 8, combined in a fixed order: the
+     * loop vectorises (one chain of dependent double adds ran at a quarter of memory speed)
+     * and the value depends neither on the thread count nor on the machine's vector width */
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < nb; b++) {
-        double s = 0;
-        int64_t end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
-        for (int64_t i = b * BLOCK; i < end; i++) s += (double)g[i] * g[i];
-        part[b] = s;
+        double s[8] = {0};
+        int64_t i = b * BLOCK, end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
+        for (; i + 8 <= end; i += 8)
+            for (int l = 0; l < 8; l++) s[l] += (double)g[i + l] * g[i + l];
+        for (int l = 0; i < end; i++, l++) s[l] += (double)g[i] * g[i];
+        part[b] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     }
     double total = 0;
     for (int64_t b = 0; b < nb; b++) total += part[b];

@@ -398,7 +398,10 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, c
     }
     bool pack_a = bf16 || (!row_major(&a) && !col_major(&a));
     bool pack_b = bf16 || (!row_major(&b) && !col_major(&b));
-    bool temp_c = !row_major(&co);
+    /* a batch whose C items interleave (heads side by side in a row: batch stride below the
+     * item's extent) gets oneDNN's slower gemm:jit, not its brgemm (AMX) kernels: in bf16 it
+     * is computed tight and copied in */
+    bool temp_c = !row_major(&co) || (bf16 && batch > 1 && co.bs < co.rows * co.rs);
     tls *t = get_tls(be);
     size_t na = pack_a ? bytes_of(&a, batch, bf16) : 0, nb = pack_b ? bytes_of(&b, batch, bf16) : 0;
     size_t nc = temp_c ? (size_t)(batch * co.rows * co.cols) * 4 : 0;
@@ -481,13 +484,18 @@ static void gemm(onednn_be *be, float alpha, operand a, operand b, float beta, c
     if (temp_c) { /* C := T + beta·C (beta 0: C's old values, NaN included, are ignored) */
         const float *tc = pc.p;
         float *dst = (float *)co.p;
-        for (int64_t s = 0; s < batch; s++)
-            for (int64_t i = 0; i < co.rows; i++)
-                for (int64_t j = 0; j < co.cols; j++) {
-                    float *p = dst + s * co.bs + i * co.rs + j * co.cs;
-                    float v = tc[(s * co.rows + i) * co.cols + j];
-                    *p = beta == 0.0f ? v : v + beta * *p;
-                }
+        int64_t lines = batch * co.rows;
+        int ntc = lines * co.cols >= (1 << 16) ? nt : 1;
+#pragma omp parallel for schedule(static) num_threads(ntc) if (ntc > 1)
+        for (int64_t l = 0; l < lines; l++) {
+            float *p = dst + (l / co.rows) * co.bs + (l % co.rows) * co.rs;
+            const float *v = tc + l * co.cols;
+            if (co.cs == 1 && beta == 0.0f)
+                memcpy(p, v, (size_t)co.cols * sizeof *p);
+            else
+                for (int64_t j = 0; j < co.cols; j++)
+                    p[j * co.cs] = beta == 0.0f ? v[j] : v[j] + beta * p[j * co.cs];
+        }
     }
 }
 
