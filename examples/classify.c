@@ -164,6 +164,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: classify CONFIG CHECKPOINT IMAGE\n");
         return 2;
     }
+    /* as simmimctl does, before any thread exists: subnormal floats flushed to zero (faster on
+     * Intel cores, and the same numbers as `simmimctl extract`) */
+    sm_fpenv_flush_subnormals(true);
     app a = {0};
     sm_pipeline p;
     sm_error_clear(&a.err);

@@ -37,7 +37,10 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'simmimctl COMMAND --help' describes a command.\n"
-               "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n");
+               "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n"
+               "Environment: SIMMIM_PLUGIN_PATH (plugin directories, ':'-separated);\n"
+               "  SIMMIM_SUBNORMALS=flush|keep (subnormal floats flushed to zero, the default,\n"
+               "  or kept as IEEE: docs/performance.md).\n");
 }
 
 static int sm_cmd_version(int argc, char **argv)

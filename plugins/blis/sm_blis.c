@@ -9,8 +9,10 @@
  *   - a user-set BLIS_ARCH_TYPE is respected;
  *   - config `arch` other than "auto" selects that kernel set (refused if this CPU lacks its
  *     instructions or this BLIS lacks it);
- *   - "auto": on CPUs BLIS knows (Intel; AMD families 0x15, 0x17, 0x19) BLIS's own choice is
- *     kept; otherwise AVX-512 -> skx, AVX2+FMA -> zen3 (AMD) or haswell, else BLIS's choice.
+ *   - "auto": an Intel CPU with AVX-512 whose 512-bit FMAs run at >= 1.5x the 256-bit rate
+ *     (two AVX-512 units: fma_width_gain) -> skx; other CPUs BLIS knows (Intel; AMD families
+ *     0x15, 0x17, 0x19) keep BLIS's own choice; otherwise AVX-512 -> skx, AVX2+FMA -> zen3
+ *     (AMD) or haswell, else BLIS's choice.
  * The index is found by comparing bli_arch_string(i) for i < BLIS_NUM_ARCHS.
  *
  * Threads: every call uses an rntm_t with this instance's thread count, or one thread when
@@ -32,11 +34,13 @@
 #include <simmim/simmim.h>
 
 #include <cpuid.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef HAVE_BLIS_H
 #include <blis.h>
@@ -84,6 +88,45 @@ static void cpu_id(char vendor[13], unsigned *family)
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
     *family = (a >> 8) & 0xF;
     if (*family == 0xF) *family += (a >> 20) & 0xFF;
+}
+
+/* FMA lanes per second at one vector width: FMA_REPS rounds over 12 independent accumulators
+ * (more than latency × units on any x86 core, so the units, not the chains, set the rate). */
+#define FMA_REPS 100000
+#define FMA_RATE(NAME, TARGET, VT, SET1, FMA, LANES)                                        \
+    __attribute__((target(TARGET))) static double NAME(void)                                  \
+    {                                                                                         \
+        VT acc[12];                                                                           \
+        for (int k = 0; k < 12; k++) acc[k] = SET1((float)k);                                 \
+        const VT m = SET1(0.999999f), c = SET1(1e-6f);                                       \
+        struct timespec t0, t1;                                                               \
+        clock_gettime(CLOCK_MONOTONIC, &t0);                                                  \
+        for (int r = 0; r < FMA_REPS; r++) {                                                  \
+            _Pragma("GCC unroll 12") for (int k = 0; k < 12; k++) acc[k] = FMA(acc[k], m, c); \
+        }                                                                                     \
+        clock_gettime(CLOCK_MONOTONIC, &t1);                                                  \
+        volatile float sink = 0.0f;                                                           \
+        for (int k = 0; k < 12; k++) sink += acc[k][0];                                      \
+        double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec); \
+        return dt > 0.0 ? 12.0 * (LANES) * FMA_REPS / dt : 0.0;                               \
+    }
+FMA_RATE(fma_rate_512, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps, 16)
+FMA_RATE(fma_rate_256, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, 8)
+
+/* 512-bit FMA lanes per second over 256-bit ones, best of three each: about 2 with two AVX-512
+ * FMA units, about 1 with one (or with 512-bit operations split in two, as on Zen 4). BLIS 0.9
+ * tells the two apart on Intel from a table of model numbers and brand strings, and takes the
+ * AVX2 `haswell` kernels when it cannot (a virtual machine's CPU named "Intel(R) Xeon(R)
+ * Processor", say): half the FMA width on a Xeon with two units. ~2 ms, once per process. */
+static double fma_width_gain(void)
+{
+    double best512 = 0.0, best256 = 0.0;
+    for (int i = 0; i < 3; i++) {
+        double a = fma_rate_512(), b = fma_rate_256();
+        best512 = a > best512 ? a : best512;
+        best256 = b > best256 ? b : best256;
+    }
+    return best256 > 0.0 ? best512 / best256 : 0.0;
 }
 
 /* Instructions a kernel set needs (x86 sets only; others cannot run here). */
@@ -139,7 +182,14 @@ static int select_kernels(const char *arch, sm_error *err)
     } else {
         bool amd = strcmp(vendor, "AuthenticAMD") == 0, intel = strcmp(vendor, "GenuineIntel") == 0;
         bool known = intel || (amd && (family == 0x15 || family == 0x17 || family == 0x19));
-        if (known) {
+        double gain = intel && have == ISA_AVX512 ? fma_width_gain() : 0.0;
+        if (gain >= 1.5) { /* two AVX-512 FMA units: skx, whatever BLIS's tables say */
+            want = "skx";
+            snprintf(sel_how, sizeof sel_how,
+                     "selected by simmim: 512-bit FMAs run at %.1fx the 256-bit rate on this CPU "
+                     "(two AVX-512 units)",
+                     gain);
+        } else if (known) {
             snprintf(sel_how, sizeof sel_how, "BLIS's own choice for this CPU");
         } else {
             want = have == ISA_AVX512 ? "skx" : have == ISA_AVX2 ? (amd ? "zen3" : "haswell") : NULL;
