@@ -113,15 +113,16 @@ static void cpu_id(char vendor[13], unsigned *family)
 FMA_RATE(fma_rate_512, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps, 16)
 FMA_RATE(fma_rate_256, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, 8)
 
-/* 512-bit FMA lanes per second over 256-bit ones, best of three each: about 2 with two AVX-512
+/* 512-bit FMA lanes per second over 256-bit ones, best of five each (the best resists a
+ * preemption or another tenant in the middle of one measurement): about 2 with two AVX-512
  * FMA units, about 1 with one (or with 512-bit operations split in two, as on Zen 4). BLIS 0.9
  * tells the two apart on Intel from a table of model numbers and brand strings, and takes the
  * AVX2 `haswell` kernels when it cannot (a virtual machine's CPU named "Intel(R) Xeon(R)
- * Processor", say): half the FMA width on a Xeon with two units. ~2 ms, once per process. */
+ * Processor", say): half the FMA width on a Xeon with two units. ~5 ms, once per process. */
 static double fma_width_gain(void)
 {
     double best512 = 0.0, best256 = 0.0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         double a = fma_rate_512(), b = fma_rate_256();
         best512 = a > best512 ? a : best512;
         best256 = b > best256 ? b : best256;
@@ -188,6 +189,11 @@ static int select_kernels(const char *arch, sm_error *err)
             snprintf(sel_how, sizeof sel_how,
                      "selected by simmim: 512-bit FMAs run at %.1fx the 256-bit rate on this CPU "
                      "(two AVX-512 units)",
+                     gain);
+        } else if (known && gain > 0.0) {
+            snprintf(sel_how, sizeof sel_how,
+                     "BLIS's own choice for this CPU (512-bit FMAs at %.1fx the 256-bit rate: one "
+                     "AVX-512 unit)",
                      gain);
         } else if (known) {
             snprintf(sel_how, sizeof sel_how, "BLIS's own choice for this CPU");
