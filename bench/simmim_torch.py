@@ -23,6 +23,8 @@ Modes:
           classifier's logits (finetune)
   count : one training step under a TorchDispatchMode that counts GEMM/conv FLOPs and the
           bytes touched by every other (non-view) aten op; prints a table; no timing.
+--flush-denormal: torch.set_flush_denormal(True) first (FTZ/DAZ, as simmimctl runs); off by
+          default, as in PyTorch.
 --bf16: torch.autocast("cpu", dtype=torch.bfloat16) around the forward (and loss), as
           `backend.precision: bf16` does on our side; the master weights and AdamW stay fp32.
           LayerNorm runs in fp32 on an fp32 copy of its input, as on our side and as later
@@ -255,9 +257,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clip", type=float, default=5.0, help="gradient clipping max norm (0: off)")
     ap.add_argument("--bf16", action="store_true", help="autocast the forward to bfloat16")
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="torch.set_flush_denormal(True): subnormal floats read and written as "
+                         "zero, as simmimctl runs (docs/performance.md); PyTorch's default is off")
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.flush_denormal and not torch.set_flush_denormal(True):
+        sys.exit("simmim_torch.py: this CPU cannot flush subnormals (torch.set_flush_denormal)")
     torch.manual_seed(0)
     ft = a.task == "finetune"
     img = a.img or (224 if a.model == "vit" or ft else 192)
@@ -274,6 +281,7 @@ def main():
     mask = make_mask(a.batch, img, mp, gen=gen)
     labels = torch.randint(0, a.classes, (a.batch,), generator=gen)
     res = dict(model=a.model, task=a.task, img=img, batch=a.batch, mode=a.mode, threads=a.threads,
+               flush_denormal=a.flush_denormal,
                torch_threads=torch.get_num_threads(), params=nparam, tag=a.tag, bf16=a.bf16, clip=a.clip,
                torch=torch.__version__,
                env={k: os.environ[k] for k in sorted(os.environ) if k.startswith(("BLIS", "OMP", "OPENBLAS", "GOMP", "LD_"))},
