@@ -13,7 +13,8 @@
  * In bf16 the large heads go to the backend as batched GEMMs instead, one per product and batch
  * item b over its H heads (strided views of qkv, P and out: no copies in the core): there the
  * backend multiplies at 3-5x its fp32 rate (AMX: ~900 GFLOP/s) and a call per (b, h) spent more
- * in operand conversion and set-up than in arithmetic (ViT-B bf16 step on AMX: attention and its GEMMs 0.34 -> 0.18 s).
+ * in operand conversion and set-up than in arithmetic (ViT-B bf16 step on AMX: attention and
+ * its GEMMs 0.34 -> 0.18 s).
  * Only P is kept for backward (B·H·N·N floats); without gradients each thread reuses one N×N
  * scratch (batched: one H·N·N scratch). Backward, per (b, h):
  *   dv += Pᵀ·dO ; dP = dO·vᵀ ; dS = P ⊙ (dP - rowsum(dP ⊙ P))
