@@ -48,6 +48,17 @@ expect_rc 0 "--version"
 run --help
 expect_rc 0 "--help"
 expect_in "$tmp/out" "usage: simmimctl COMMAND" "--help"
+expect_in "$tmp/out" "SIMMIM_SUBNORMALS=flush|keep" "--help lists the environment"
+# SIMMIM_SUBNORMALS: flush (the default) or keep (IEEE); anything else is a usage error
+for v in flush keep; do
+    (cd "$work" && SIMMIM_SUBNORMALS=$v "$SIMMIMCTL" version) >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    expect_rc 0 "SIMMIM_SUBNORMALS=$v"
+done
+(cd "$work" && SIMMIM_SUBNORMALS=sometimes "$SIMMIMCTL" version) >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect_rc 2 "SIMMIM_SUBNORMALS=sometimes"
+expect_in "$tmp/err" "SIMMIM_SUBNORMALS is 'sometimes': it must be 'flush'" "SIMMIM_SUBNORMALS=sometimes"
 run
 expect_rc 2 "no command"
 run frobnicate
