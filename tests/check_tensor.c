@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 
 START_TEST(test_tensor_basics)
 {
@@ -153,7 +154,40 @@ static void small_step(sm_ctx *ctx, sm_params *p, int64_t extra)
     ck_assert_int_eq(sm_backward(ctx, loss), 0);
 }
 
-START_TEST(test_arena_flat)
+/* Runs f with the address space limited (a finite but huge RLIMIT_AS, harmless under ASan):
+ * the arenas then take their chunks from malloc instead of reserving an address range. */
+static void with_as_limit(void (*f)(bool), bool limited)
+{
+    struct rlimit old;
+    ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+    if (limited) {
+        struct rlimit lim = old;
+        lim.rlim_cur = (rlim_t)1 << 60;
+        if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < lim.rlim_cur)
+            lim.rlim_cur = lim.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_AS, &lim), 0);
+    }
+    f(limited);
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+}
+
+/* Whether the arenas can reserve an address range here (Linux without strict overcommit and
+ * without an address-space limit). */
+static bool can_reserve(void)
+{
+#ifdef __linux__
+    struct rlimit as;
+    if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur != RLIM_INFINITY) return false;
+    FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+    int mode = f ? fgetc(f) : '0';
+    if (f) fclose(f);
+    return mode != '2';
+#else
+    return false;
+#endif
+}
+
+static void arena_flat(bool limited)
 {
     sm_params *p = sm_params_new();
     sm_params_add(p, "w", 2, SM_SHAPE(48, 32), NULL);
@@ -161,10 +195,13 @@ START_TEST(test_arena_flat)
     ck_assert_int_eq(sm_params_finalize(p, NULL), 0);
     sm_init_const(sm_params_find(p, "w"), 0.01f);
     sm_ctx *ctx = sm_ctx_new(NULL);
-    /* step 1 spills over several chunks (2.5 MiB extra on top of the 1 MiB first chunk) */
+    /* step 1 needs 2.5 MiB more than the 1 MiB a first malloc chunk has: with malloc chunks
+     * it spills over several */
     small_step(ctx, p, 640 * 1024);
     size_t peak1 = sm_ctx_arena_peak(ctx);
     ck_assert_uint_gt(peak1, 2u << 20);
+    if (limited) /* chunks of 1, 1, 1 and 2.5 MiB at least */
+        ck_assert_uint_gt(sm_ctx_arena_reserved(ctx), peak1 + (1u << 20));
     size_t reserved = 0, peak = 0, used = 0;
     for (int step = 2; step <= 101; step++) {
         small_step(ctx, p, 640 * 1024);
@@ -174,8 +211,8 @@ START_TEST(test_arena_flat)
             used = sm_ctx_arena_used(ctx);
             ck_assert_uint_eq(peak, peak1);
             ck_assert_uint_ge(reserved, peak);
-            /* the activation arena: one chunk of exactly its need; the gradient arena: its
-             * first chunk (1 MiB) */
+            /* the activation arena: one chunk of exactly its need (or the part of its range it
+             * touched); the gradient arena: its first chunk (1 MiB) or what it touched */
             ck_assert_uint_le(reserved, peak1 + (1u << 20));
         }
         ck_assert_uint_eq(sm_ctx_arena_reserved(ctx), reserved);
@@ -188,6 +225,43 @@ START_TEST(test_arena_flat)
     ck_assert_uint_lt(sm_ctx_arena_used(ctx), used);
     sm_ctx_free(ctx);
     sm_params_free(p);
+}
+
+START_TEST(test_arena_flat) { with_as_limit(arena_flat, false); }
+END_TEST
+
+START_TEST(test_arena_flat_malloc_chunks) { with_as_limit(arena_flat, true); }
+END_TEST
+
+/* 900 KiB then 200 KiB: malloc chunks hold 2 MiB for the 1.1 MiB (the second request does not
+ * fit the first 1 MiB chunk); a reserved range holds what was touched, 1.1 MiB, and stays
+ * usable however large the step grows. */
+static void arena_touched(bool limited)
+{
+    sm_ctx *ctx = sm_ctx_new(NULL);
+    for (int step = 0; step < 2; step++) {
+        sm_ctx_reset(ctx);
+        float *a = sm_ctx_alloc(ctx, 900 << 10), *b = sm_ctx_alloc(ctx, 200 << 10);
+        ck_assert(a && b);
+        memset(a, 1, 900 << 10);
+        memset(b, 2, 200 << 10);
+        ck_assert_uint_eq(sm_ctx_arena_peak(ctx), 1100u << 10);
+        if (limited)
+            ck_assert_uint_eq(sm_ctx_arena_reserved(ctx), step == 0 ? 2u << 20 : 1100u << 10);
+        else if (can_reserve())
+            ck_assert_uint_eq(sm_ctx_arena_reserved(ctx), 1100u << 10);
+    }
+    /* 64 MiB more in one request: a new chunk, or the same range */
+    ck_assert_ptr_nonnull(sm_ctx_alloc(ctx, 64u << 20));
+    if (!limited && can_reserve())
+        ck_assert_uint_eq(sm_ctx_arena_reserved(ctx), (1100u << 10) + (64u << 20));
+    sm_ctx_free(ctx);
+}
+
+START_TEST(test_arena_reserved_is_touched)
+{
+    with_as_limit(arena_touched, false);
+    with_as_limit(arena_touched, true);
 }
 END_TEST
 
@@ -470,6 +544,8 @@ static Suite *tensor_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("limits");
     tcase_add_test(tc, test_arena_flat);
+    tcase_add_test(tc, test_arena_flat_malloc_chunks);
+    tcase_add_test(tc, test_arena_reserved_is_touched);
     tcase_add_test(tc, test_arena_alignment);
     tcase_add_test(tc, test_fpenv_flush_subnormals);
     suite_add_tcase(s, tc);

@@ -212,8 +212,9 @@ static void print_step(const model_run *r, long i)
     if (r->mode == RUN_TRAIN)
         fprintf(r->out, "%s %.3f s, step %.3f s", r->profile ? ", optimizer" : "",
                 r->profile ? r->opt_s[i] : 0.0, r->step_s[i]);
-    fprintf(r->out, ", %.2f img/s, arena peak %.1f MiB%s\n", (double)r->batch / r->step_s[i],
-            (double)sm_ctx_arena_peak(r->ctx) / (1024.0 * 1024.0),
+    fprintf(r->out, ", %.2f img/s, arena peak %.1f MiB (reserved %.1f)%s\n",
+            (double)r->batch / r->step_s[i], (double)sm_ctx_arena_peak(r->ctx) / (1024.0 * 1024.0),
+            (double)sm_ctx_arena_reserved(r->ctx) / (1024.0 * 1024.0),
             i < r->warmup ? " (warm-up)" : "");
     fflush(r->out);
 }
@@ -386,6 +387,8 @@ static void print_json(const model_run *r, const sm_cli_session *s, double step_
     json_object_set_new(o, "img_s", json_real((double)r->batch / step_s));
     json_object_set_new(o, "arena_peak_mib",
                         json_real((double)sm_ctx_arena_peak(r->ctx) / (1024.0 * 1024.0)));
+    json_object_set_new(o, "arena_reserved_mib",
+                        json_real((double)sm_ctx_arena_reserved(r->ctx) / (1024.0 * 1024.0)));
     if (r->profile && n > 0) {
         const sm_profile *p = &r->prof;
         double flop = (p->flop[0] + p->flop[1]) / n, fam[F_COUNT][SM_PROFILE_PHASES];

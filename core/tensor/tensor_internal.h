@@ -48,6 +48,8 @@
 typedef struct sm__chunk {
     struct sm__chunk *next;
     size_t size, used;
+    size_t high;         /* high-water mark of used (the pages touched of a mapped chunk) */
+    bool mapped;         /* a reserved address range (pages come when touched), else malloc */
     unsigned char *data; /* 64-byte aligned */
 } sm__chunk;
 
@@ -59,7 +61,7 @@ typedef struct sm__arena {
     sm__chunk *chunks, *cur;
     size_t used;      /* bytes bumped (released free-list blocks included) */
     size_t step_peak; /* high-water mark of used since the last reset */
-    size_t reserved;  /* bytes of all chunks */
+    size_t reserved;  /* bytes of the malloc chunks, and what the mapped one has touched */
     sm__free *free;   /* released blocks (sm__arena_put), newest first */
 } sm__arena;
 
