@@ -734,12 +734,36 @@ START_TEST(test_gelu_softmax_accuracy)
     sm_tensor *x = sm_ctx_tensor(ctx, 1, SM_SHAPE(n));
     for (int64_t i = 0; i < n; i++) x->data[i] = -10.0f + 20.0f * (float)i / (float)(n - 1);
     sm_tensor *y = sm_gelu(ctx, x);
-    double worst = 0;
+    double worst = 0, worst_pos = 0;
     for (int64_t i = 0; i < n; i++) {
+        /* erf is good to 3.5e-7 absolute (sm__erff), so y = x·(1 + erf)/2 to 1.75e-7·|x| plus
+         * the rounding of the result; x >= 0: to 3e-7 relative */
         double v = x->data[i], r = 0.5 * v * (1 + erf(v / sqrt(2.0)));
-        worst = fmax(worst, fabs(y->data[i] - r) / fmax(1.0, fabs(r)));
+        worst = fmax(worst, fabs(y->data[i] - r) / (1.75e-7 * fabs(v) + 1.2e-7 * fmax(1.0, fabs(r))));
+        if (v >= 0) worst_pos = fmax(worst_pos, fabs(y->data[i] - r) / fmax(1.0, fabs(r)));
     }
-    ck_assert_msg(worst < 3e-7, "gelu: worst error %g", worst);
+    ck_assert_msg(worst <= 1.0, "gelu: worst error %g of its bound", worst);
+    ck_assert_msg(worst_pos < 3e-7, "gelu: worst error %g for x >= 0", worst_pos);
+    /* its backward (dy = 1 over the same points, with and without an accumulating gradient):
+     * the slope Φ(x) + x·φ(x) in double */
+    for (int acc = 0; acc < 2; acc++) {
+        sm_ctx_reset(ctx);
+        sm_tensor *xg = sm_ctx_tensor(ctx, 1, SM_SHAPE(n));
+        for (int64_t i = 0; i < n; i++) xg->data[i] = -10.0f + 20.0f * (float)i / (float)(n - 1);
+        xg->flags |= SM_TENSOR_REQUIRES_GRAD;
+        sm_tensor *g = sm_gelu(ctx, xg);
+        /* n·mean(gelu(x)) (+ n·mean(x)): x's gradient is the slope (+ 1 accumulated) */
+        sm_tensor *tot = sm_scale(ctx, sm_mean(ctx, g, 0), (float)n);
+        if (acc) tot = sm_add(ctx, tot, sm_scale(ctx, sm_mean(ctx, xg, 0), (float)n));
+        ck_assert_int_eq(sm_backward(ctx, tot), 0);
+        worst = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double v = xg->data[i];
+            double r = 0.5 * (1 + erf(v / sqrt(2.0))) + v * exp(-0.5 * v * v) / sqrt(2 * M_PI);
+            worst = fmax(worst, fabs(xg->grad[i] - acc - r));
+        }
+        ck_assert_msg(worst < 4e-7, "gelu backward (acc %d): worst error %g", acc, worst);
+    }
     /* softmax over rows spanning exp's whole range */
     sm_tensor *s = sm_ctx_tensor(ctx, 2, SM_SHAPE(200, 100));
     for (int64_t i = 0; i < 20000; i++) s->data[i] = (float)((i * 37 % 1000) / 10.0 - 50.0);

@@ -434,24 +434,32 @@ static inline float sm__expf(float x)
     return p * u.f;
 }
 
-/* erf(x) for float, absolute error below 2e-7 (rational approximation of erfc on |x| plus
- * exp; Numerical Recipes' erfc Chebyshev fit). */
+/* erf(x) for float: x·P(x²)/Q(x²) for |x| <= 3.925 and ±1 beyond (erf(3.925) is 1 to float
+ * precision). P (degree 6 in x²) and Q (degree 4) are our own minimax fit of erf on [0, 3.925]
+ * (linear programming over 6000 points, bisecting on the error bound). Error of the float
+ * evaluation with FMAs below 3.5e-7 over [0, 5] in steps of 2.5e-6 (2e-7 for |x| < 3). One
+ * division and no exp: GELU's forward was bound by the vector ports (an exp and a 10-term
+ * polynomial per element before; ~3x faster now on AVX-512). NaN stays NaN. */
 static inline float sm__erff(float x)
 {
-    float z = fabsf(x); /* fabsf/copysignf, not ?:, so that AVX2 loops vectorise */
-    float t = 1.0f / (1.0f + 0.5f * z);
-    float p = 0.17087277f;
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    float erfc = t * sm__expf(-z * z + p);
-    return copysignf(1.0f - erfc, x);
+    float c = x > 3.925f ? 3.925f : x; /* plain selects: vectorise (AVX2 too) */
+    c = c < -3.925f ? -3.925f : c;
+    float s = c * c;
+    float p = 1.992182943e-08f;
+    p = p * s - 1.971091714e-06f;
+    p = p * s + 1.443977995e-04f;
+    p = p * s + 3.796286910e-03f;
+    p = p * s + 5.085234957e-02f;
+    p = p * s + 2.020695655e-01f;
+    p = p * s + 1.128378997e+00f;
+    float q = 9.800889363e-04f;
+    q = q * s + 1.453714353e-02f;
+    q = q * s + 1.158822340e-01f;
+    q = q * s + 5.124101646e-01f;
+    q = q * s + 1.0f;
+    float r = c * p / q;
+    r = r > 1.0f ? 1.0f : r; /* the fit overshoots 1 by up to 2e-7 near the clamp */
+    return r < -1.0f ? -1.0f : r;
 }
 
 #endif /* SIMMIM_OPS_INTERNAL_H */
