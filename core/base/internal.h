@@ -9,6 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, picked at load time
+ * (the binary must run on any x86-64, so no -march=native). Results may differ between
+ * machines by rounding, never between thread counts. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SM__KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SM__KERNEL
+#endif
+
 #define SM__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SM__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SM__MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -13,14 +13,7 @@
 
 /* ---- kernels: ISA clones and threading ------------------------------------------------- */
 
-/* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, picked at load time
- * (the binary must run on any x86-64, so no -march=native). Results may differ between
- * machines by rounding, never between thread counts. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SM__KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SM__KERNEL
-#endif
+/* SM__KERNEL (ISA clones of hot loops): base/internal.h */
 
 /* Rows per block for reductions over rows (column sums): the partition never depends on the
  * thread count, and block partials are combined in block order, so sums are bitwise

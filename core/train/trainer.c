@@ -198,6 +198,21 @@ int sm_trainer_param_hparams(const sm_trainer *t, size_t i, sm_param_hparams *ou
 }
 
 /* Global L2 norm of all gradients, summed in fixed blocks (thread-count independent). */
+/* Σ g² over one block: eight running sums (element i into sum i % 8) combined in a fixed
+ * order. The ISA clones do the same operations in the same order (one chain of dependent
+ * double adds ran at a quarter of memory speed; the baseline clone, 2 doubles a vector, at
+ * 7 GB/s), so the value depends neither on the thread count nor on the vector width; CPUs
+ * without FMA round the products apart. */
+SM__KERNEL static double sumsq_block(const float *g, int64_t n)
+{
+    double s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) s[l] += (double)g[i + l] * g[i + l];
+    for (int l = 0; i < n; i++, l++) s[l] += (double)g[i] * g[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 static double sm__grad_norm(sm_params *p)
 {
     const float *g = sm_params_grads(p);
@@ -206,18 +221,9 @@ static double sm__grad_norm(sm_params *p)
     int64_t nb = (n + BLOCK - 1) / BLOCK;
     double *part = malloc((size_t)(nb ? nb : 1) * sizeof *part);
     if (!part) return NAN;
-    /* eight running sums per block, element i into sum i % 8, combined in a fixed order: the
-     * loop vectorises (one chain of dependent double adds ran at a quarter of memory speed)
-     * and the value depends neither on the thread count nor on the machine's vector width */
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        double s[8] = {0};
-        int64_t i = b * BLOCK, end = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
-        for (; i + 8 <= end; i += 8)
-            for (int l = 0; l < 8; l++) s[l] += (double)g[i + l] * g[i + l];
-        for (int l = 0; i < end; i++, l++) s[l] += (double)g[i] * g[i];
-        part[b] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    }
+    for (int64_t b = 0; b < nb; b++)
+        part[b] = sumsq_block(g + b * BLOCK, SM__MIN(BLOCK, n - b * BLOCK));
     double total = 0;
     for (int64_t b = 0; b < nb; b++) total += part[b];
     free(part);
