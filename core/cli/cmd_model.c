@@ -492,11 +492,12 @@ static int model_setup(sm_cli_session *s, model_run *r)
     char desc[256];
     sm_backend_describe(s->be, desc, sizeof desc);
     fprintf(r->out, "  backend: %s\n", desc);
-    fprintf(r->out, "  mode: %s, %d core threads, subnormals %s\n",
+    fprintf(r->out, "  mode: %s, %d core thread%s, subnormals %s\n",
             r->mode == RUN_TRAIN  ? "training step (forward, backward, clipping, optimizer)"
             : r->mode == RUN_EVAL ? "evaluation forward (no gradients)"
                                   : "forward + backward",
-            sm_ctx_threads(r->ctx), sm_fpenv_flushing() ? "flushed to zero" : "kept (IEEE)");
+            sm_ctx_threads(r->ctx), sm_ctx_threads(r->ctx) == 1 ? "" : "s",
+            sm_fpenv_flushing() ? "flushed to zero" : "kept (IEEE)");
     if (sm_ctx_recompute(r->ctx))
         fprintf(r->out, "  recompute: on (block activations recomputed in backward)\n");
     return 0;
