@@ -135,7 +135,8 @@ SM_API int sm_fpenv_flush_subnormals(bool on);
 SM_API bool sm_fpenv_flushing(void);
 
 /* Arena statistics in bytes (activation and gradient arenas together): in use now, the
- * high-water mark since creation, and the memory reserved from the system. */
+ * high-water mark since creation, and the memory held from the system (malloc'd chunks whole;
+ * of an arena's reserved address range, the part it has touched). */
 SM_API size_t sm_ctx_arena_used(const sm_ctx *ctx);
 SM_API size_t sm_ctx_arena_peak(const sm_ctx *ctx);
 SM_API size_t sm_ctx_arena_reserved(const sm_ctx *ctx);
