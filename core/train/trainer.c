@@ -197,7 +197,6 @@ int sm_trainer_param_hparams(const sm_trainer *t, size_t i, sm_param_hparams *ou
     return 0;
 }
 
-/* Global L2 norm of all gradients, summed in fixed blocks (thread-count independent). */
 /* Σ g² over one block: eight running sums (element i into sum i % 8) combined in a fixed
  * order. The ISA clones do the same operations in the same order (one chain of dependent
  * double adds ran at a quarter of memory speed; the baseline clone, 2 doubles a vector, at
@@ -213,6 +212,7 @@ SM__KERNEL static double sumsq_block(const float *g, int64_t n)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+/* Global L2 norm of all gradients, summed in fixed blocks (thread-count independent). */
 static double sm__grad_norm(sm_params *p)
 {
     const float *g = sm_params_grads(p);
