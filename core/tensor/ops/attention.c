@@ -88,13 +88,12 @@ static void att_fwd_item(sm_ctx *ctx, const att_geom *g, const float *qkv, float
 
 /* The backward of batch item b, its H heads batched (the per-(b, h) formulas at the top);
  * dP: H·N·N scratch. dS goes into Pb when gbias (its sum over b is made afterwards). */
-static void att_bwd_item(sm_ctx *ctx, const sm_tensor *qkv, int64_t H, float scale, float *Pb,
+static void att_bwd_item(sm_ctx *ctx, const att_geom *g, const float *qkv, float scale, float *Pb,
                          const float *dO, float *gq, float beta, bool gbias, int64_t b, float *dP,
                          int nt)
 {
-    int64_t N = qkv->shape[1], D = qkv->shape[2] / (3 * H), HD = H * D, NN = N * N;
-    int64_t sB = qkv->stride[0], sN = qkv->stride[1];
-    const float *q = qkv->data + b * sB, *k = q + HD, *v = q + 2 * HD, *dOb = dO + b * N * HD;
+    int64_t N = g->N, H = g->H, D = g->D, HD = H * D, NN = N * N, sB = g->sB, sN = g->sN;
+    const float *q = qkv + b * sB, *k = q + HD, *v = q + 2 * HD, *dOb = dO + b * N * HD;
     if (gq) /* dv[h] (N×D) += P[h]ᵀ (N×N) · dO[h] (N×D) */
         sm__gemm_batched(ctx, N, D, N, 1.0f, Pb, 1, N, NN, dOb, HD, 1, D, beta,
                          gq + b * sB + 2 * HD, sN, 1, D, H);
@@ -204,9 +203,10 @@ void sm__attention_backward(sm_ctx *ctx, sm__node *node)
                                  : sm_ctx_alloc(ctx, (size_t)(nt * 4 * N * D) * sizeof(float));
     if (!dP || ctx->err.code) return;
     if (batched) { /* the GEMMs count their FLOPs */
+        att_geom g = {.B = B, .N = N, .H = H, .D = D, .sB = sB, .sN = sN, .nW = 1};
         for (int64_t b = 0; b < B; b++)
-            att_bwd_item(ctx, qkv, H, scale, P + b * H * NN, dO, gq, beta, gbias != NULL, b,
-                         dP, nt);
+            att_bwd_item(ctx, &g, qkv->data, scale, P + b * H * NN, dO, gq, beta, gbias != NULL,
+                         b, dP, nt);
     } else {
 #pragma omp parallel for schedule(static) num_threads(nt)
         for (int64_t bh = 0; bh < BH; bh++) {
